@@ -1,0 +1,77 @@
+"""Canonical column names and metric keys, defined once for every stage."""
+
+from __future__ import annotations
+
+# --- prepared dataset: sequences.parquet -------------------------------------------
+USER_ID = "user_id"
+ITEMS = "items"  # list[int], chronological
+RATINGS = "ratings"  # list[float], aligned with ITEMS (optional)
+TIMESTAMPS = "timestamps"  # list[int] (Unix seconds), aligned with ITEMS (optional)
+
+# --- prepared dataset: items.parquet -----------------------------------------------
+ITEM_ID = "item_id"  # int, dense from 1
+SOURCE_ID = "source_id"  # str: the source's own id (ASIN, MovieLens id, ...)
+TEXT = "text"  # the unique, cleaned text that prompts use
+TITLE = "title"
+SHORT_TEXT = "short_text"
+BRAND = "brand"
+CATEGORIES = "categories"
+# Where TEXT came from: "title", "short_text" or "id" (the `item <id>` fallback).
+TEXT_SOURCE = "text_source"
+# True where TEXT carries a disambiguator because another item had the same text.
+DISAMBIGUATED = "disambiguated"
+
+# --- prepared dataset files --------------------------------------------------------
+SEQUENCES_FILE = "sequences.parquet"
+ITEMS_FILE = "items.parquet"
+STATS_FILE = "stats.json"
+MANIFEST_FILE = "manifest.json"
+CONFIG_FILE = "config.yaml"
+
+# --- leave-one-out split views -----------------------------------------------------
+HISTORY = "history"  # list[int]
+TARGET_ITEM = "target_item"  # int (nullable in samples)
+MIN_SEQUENCE_LENGTH = 3  # one train item, one valid item, one test item
+
+# --- generated samples -------------------------------------------------------------
+TASK = "task"
+TEMPLATE = "template"
+INPUT = "input"
+TARGET = "target"
+CANDIDATES = "candidates"  # list[int] (ranking samples)
+SPLITS = ("train", "valid", "test")
+
+# --- evaluation --------------------------------------------------------------------
+RANKED = "ranked"
+SCORES = "scores"
+RATING = "rating"
+PREDICTION = "prediction"
+PREDICTIONS_FILE = "predictions.jsonl"
+METRICS_FILE = "metrics.json"
+MRR = "mrr"
+RMSE = "rmse"
+MAE = "mae"
+
+
+def hit_at(k: int) -> str:
+    return f"hit@{k}"
+
+
+def ndcg_at(k: int) -> str:
+    return f"ndcg@{k}"
+
+
+RANKING_CUTOFFS = (1, 5, 10)
+RANKING_METRICS = (
+    hit_at(1),
+    hit_at(5),
+    hit_at(10),
+    ndcg_at(5),
+    ndcg_at(10),
+    MRR,
+)
+RATING_METRICS = (RMSE, MAE)
+
+# --- environment -------------------------------------------------------------------
+DATA_DIR_ENV = "RECALIGN_DATA_DIR"
+CACHE_DIR_ENV = "RECALIGN_CACHE"

@@ -1,0 +1,13 @@
+"""The data stage: readers, item text, splits, stats and the prepared-dataset store."""
+
+from recalign.data.split import LeaveOneOut, leave_one_out, split_sequence
+from recalign.data.store import PreparedDataset, load_prepared, write_prepared
+
+__all__ = [
+    "LeaveOneOut",
+    "PreparedDataset",
+    "leave_one_out",
+    "load_prepared",
+    "split_sequence",
+    "write_prepared",
+]

@@ -1,0 +1,55 @@
+"""Dataset statistics: what `recalign data stats` prints and `stats.json` holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from recalign.constants import (
+    DISAMBIGUATED,
+    ITEM_ID,
+    ITEMS,
+    RATINGS,
+    TEXT_SOURCE,
+    TIMESTAMPS,
+)
+
+_QUANTILES = {"min": 0.0, "p25": 0.25, "median": 0.5, "p75": 0.75, "p90": 0.9, "max": 1.0}
+
+
+def compute_stats(sequences: pl.DataFrame, items: pl.DataFrame) -> dict[str, Any]:
+    lengths = sequences.get_column(ITEMS).list.len()
+    users = sequences.height
+    n_items = items.height
+    interactions = int(lengths.sum()) if users else 0
+    interacted = (
+        sequences.select(pl.col(ITEMS).explode().n_unique()).item() if interactions else 0
+    )
+    text_sources = (
+        dict(items.get_column(TEXT_SOURCE).value_counts().iter_rows())
+        if TEXT_SOURCE in items.columns
+        else {}
+    )
+    disambiguated = (
+        int(items.get_column(DISAMBIGUATED).sum()) if DISAMBIGUATED in items.columns else 0
+    )
+    quantiles = {
+        name: float(lengths.quantile(q, interpolation="nearest")) if users else 0.0
+        for name, q in _QUANTILES.items()
+    }
+    return {
+        "users": users,
+        "items": n_items,
+        "items_interacted": int(interacted),
+        "interactions": interactions,
+        "density": interactions / (users * n_items) if users and n_items else 0.0,
+        "sequence_length": {**quantiles, "mean": float(lengths.mean()) if users else 0.0},
+        "has_ratings": RATINGS in sequences.columns,
+        "has_timestamps": TIMESTAMPS in sequences.columns,
+        "title_coverage": text_sources.get("title", 0) / n_items if n_items else 0.0,
+        "text_sources": {k: int(v) for k, v in sorted(text_sources.items())},
+        "text_fallbacks": n_items - int(text_sources.get("title", n_items)),
+        "text_disambiguated": disambiguated,
+        "max_item_id": int(items.get_column(ITEM_ID).max()) if n_items else 0,
+    }

@@ -1,0 +1,192 @@
+"""The prepared-dataset directory: the contract later stages and outside tools read.
+
+    DIR/sequences.parquet   user_id, items (list[int], chronological), [ratings], [timestamps]
+    DIR/items.parquet       item_id (dense from 1), source_id, text (unique), metadata...
+    DIR/stats.json          what `recalign data stats --json` prints
+    DIR/manifest.json       source, options, input file hashes, versions, data_hash
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from recalign.constants import (
+    ITEM_ID,
+    ITEMS,
+    ITEMS_FILE,
+    MANIFEST_FILE,
+    RATINGS,
+    SEQUENCES_FILE,
+    SOURCE_ID,
+    STATS_FILE,
+    TEXT,
+    TIMESTAMPS,
+    USER_ID,
+)
+from recalign.data.split import LeaveOneOut, leave_one_out
+from recalign.data.stats import compute_stats
+from recalign.errors import DataFormatError, MissingColumnError, RecalignError
+from recalign.manifest import build_manifest, file_sha256, files_sha256, write_json
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    """A prepared dataset in memory (sequences + items), optionally backed by a directory."""
+
+    name: str
+    sequences: pl.DataFrame
+    items: pl.DataFrame
+    path: Path | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_ratings(self) -> bool:
+        return RATINGS in self.sequences.columns
+
+    @property
+    def has_timestamps(self) -> bool:
+        return TIMESTAMPS in self.sequences.columns
+
+    @property
+    def num_items(self) -> int:
+        return self.items.height
+
+    @property
+    def data_hash(self) -> str | None:
+        """Hash of the prepared files; samples and runs record it to refuse mismatches."""
+        return self.manifest.get("data_hash")
+
+    @cached_property
+    def split(self) -> LeaveOneOut:
+        return leave_one_out(self.sequences)
+
+    @cached_property
+    def item_texts(self) -> np.ndarray:
+        """Item texts indexed by item id (index 0 unused, empty string)."""
+        ids = self.items.get_column(ITEM_ID).to_numpy()
+        texts = np.empty(int(ids.max()) + 1 if len(ids) else 1, dtype=object)
+        texts[:] = ""
+        texts[ids] = self.items.get_column(TEXT).to_list()
+        return texts
+
+    @cached_property
+    def text_to_item(self) -> dict[str, int]:
+        return dict(zip(self.items.get_column(TEXT), self.items.get_column(ITEM_ID), strict=True))
+
+    def stats(self) -> dict[str, Any]:
+        return compute_stats(self.sequences, self.items)
+
+
+def validate_tables(sequences: pl.DataFrame, items: pl.DataFrame, where: str = "") -> None:
+    """Check the contract; raise a `DataFormatError` naming what is wrong."""
+    for column in (USER_ID, ITEMS):
+        if column not in sequences.columns:
+            raise MissingColumnError(column, path=where or SEQUENCES_FILE, available=sequences.columns)
+    for column in (ITEM_ID, SOURCE_ID, TEXT):
+        if column not in items.columns:
+            raise MissingColumnError(column, path=where or ITEMS_FILE, available=items.columns)
+    ids = items.get_column(ITEM_ID)
+    if ids.null_count() or ids.n_unique() != ids.len():
+        raise DataFormatError("item ids must be unique and non-null", path=ITEMS_FILE, field=ITEM_ID)
+    texts = items.get_column(TEXT)
+    if texts.null_count() or (texts.str.len_chars() == 0).any():
+        raise DataFormatError("every item needs a non-empty text", path=ITEMS_FILE, field=TEXT)
+    if texts.n_unique() != texts.len():
+        dupes = texts.filter(texts.is_duplicated()).unique().head(3).to_list()
+        raise DataFormatError(
+            f"item texts must be unique (text -> item is a bijection); duplicated: {dupes}",
+            path=ITEMS_FILE,
+            field=TEXT,
+        )
+    used = sequences.select(pl.col(ITEMS).explode().unique()).to_series().drop_nulls()
+    unknown = used.filter(~used.is_in(ids.implode()))
+    if unknown.len():
+        raise DataFormatError(
+            f"{unknown.len()} item id(s) in sequences are not in items, e.g. {unknown.head(5).to_list()}",
+            path=SEQUENCES_FILE,
+            field=ITEMS,
+        )
+    for column in (RATINGS, TIMESTAMPS):
+        if column in sequences.columns:
+            mismatch = sequences.filter(
+                pl.col(column).list.len() != pl.col(ITEMS).list.len()
+            ).height
+            if mismatch:
+                raise DataFormatError(
+                    f"{mismatch} user(s) have {column} not aligned with items",
+                    path=SEQUENCES_FILE,
+                    field=column,
+                )
+
+
+def write_prepared(
+    out_dir: str | Path,
+    name: str,
+    sequences: pl.DataFrame,
+    items: pl.DataFrame,
+    *,
+    source: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    input_files: Mapping[str, str | Path] | None = None,
+    report: Mapping[str, Any] | None = None,
+) -> PreparedDataset:
+    """Validate and write a prepared dataset; returns it re-read from disk."""
+    validate_tables(sequences, items)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sequences = sequences.sort(USER_ID)
+    items = items.sort(ITEM_ID)
+    sequences.write_parquet(out / SEQUENCES_FILE, statistics=False)
+    items.write_parquet(out / ITEMS_FILE, statistics=False)
+    stats = compute_stats(sequences, items)
+    write_json(out / STATS_FILE, stats)
+    manifest = build_manifest(
+        "dataset",
+        name=name,
+        source=dict(source or {}),
+        options=dict(options or {}),
+        input_files={
+            key: {"path": str(path), "sha256": file_sha256(path)}
+            for key, path in (input_files or {}).items()
+        },
+        report=dict(report or {}),
+        data_hash=files_sha256([out / SEQUENCES_FILE, out / ITEMS_FILE]),
+        stats=stats,
+    )
+    write_json(out / MANIFEST_FILE, manifest)
+    return load_prepared(out)
+
+
+def load_prepared(path: str | Path) -> PreparedDataset:
+    """Read a prepared-dataset directory, with a clear error when it is not one."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RecalignError(f"{path} is not a directory (expected a prepared dataset)")
+    for required in (SEQUENCES_FILE, ITEMS_FILE):
+        if not (path / required).is_file():
+            raise RecalignError(
+                f"{path} has no {required}: not a prepared dataset "
+                "(make one with `recalign data prepare`)"
+            )
+    sequences = pl.read_parquet(path / SEQUENCES_FILE)
+    items = pl.read_parquet(path / ITEMS_FILE)
+    validate_tables(sequences, items, where=str(path))
+    manifest_path = path / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    if "data_hash" not in manifest:
+        manifest["data_hash"] = files_sha256([path / SEQUENCES_FILE, path / ITEMS_FILE])
+    return PreparedDataset(
+        name=manifest.get("name", path.name),
+        sequences=sequences,
+        items=items,
+        path=path,
+        manifest=manifest,
+    )
