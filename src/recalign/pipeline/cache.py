@@ -1,0 +1,68 @@
+"""Stage caching: a stage's directory is reused when the hash of its inputs and config
+matches the one recorded when it last completed.
+
+A stage that started with the same key but did not complete (killed, or failed) is
+handed back to its function with `resume=True`, so training continues from its last
+checkpoint; a stage whose key changed is cleared and run again. Earlier stages are never
+touched by a later stage's failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recalign.manifest import config_hash, write_json
+
+STAGE_FILE = ".stage.json"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    name: str
+    directory: Path
+    key: str
+    reused: bool
+    info: dict[str, Any]
+
+
+def stage_key(name: str, config: Mapping[str, Any], upstream: Mapping[str, str]) -> str:
+    """Hash of the stage's own config and the keys of the stages it reads."""
+    return config_hash({"stage": name, "config": dict(config), "upstream": dict(upstream)})
+
+
+def _read_state(directory: Path) -> dict[str, Any] | None:
+    path = directory / STAGE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def run_stage(
+    name: str,
+    directory: Path,
+    key: str,
+    fn: Callable[[Path, bool], Mapping[str, Any] | None],
+) -> StageResult:
+    """Run `fn(directory, resume)` unless `directory` already holds this key's result."""
+    state = _read_state(directory)
+    if state and state.get("key") == key and state.get("complete"):
+        log.info("%s: up to date, reusing %s", name, directory)
+        return StageResult(name, directory, key, True, state.get("info", {}))
+    resume = bool(state and state.get("key") == key)
+    if directory.exists() and not resume:
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(directory / STAGE_FILE, {"stage": name, "key": key, "complete": False})
+    info = dict(fn(directory, resume) or {})
+    write_json(directory / STAGE_FILE, {"stage": name, "key": key, "complete": True, "info": info})
+    return StageResult(name, directory, key, False, info)

@@ -1,0 +1,114 @@
+"""The typed configuration of `recalign run` (and `recalign ablate`).
+
+Every section rejects unknown keys, so a typo is an error naming the key rather than a
+silently ignored setting. The resolved configuration is written into the run directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recalign.errors import ConfigError
+
+PROTOCOLS = ("retrieval", "ranking", "sampled", "rating")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSection(_Section):
+    name: str = "synthetic"
+    """Dataset name, as listed by `recalign data list`."""
+    source: str | None = None
+    """Local source directory; downloadable datasets are fetched when it is empty."""
+    options: dict[str, Any] = Field(default_factory=lambda: {"users": 2000, "items": 500})
+    """Reader options (e.g. `users`/`items` for the synthetic shop, column names for custom)."""
+
+
+class SamplesSection(_Section):
+    preset: str = "paper"
+    """Task mixture: paper, rec-only, rec+mim, rec+bpr, rec+mlm."""
+    config: dict[str, Any] | None = None
+    """Per-task overrides of the mixture (the same keys as `samples generate --config`)."""
+    item_repr: Literal["title", "id", "id+title"] = "title"
+    max_history: int = Field(20, ge=1)
+
+
+class ModelSection(_Section):
+    spec: str = "tiny-t5"
+    """tiny-t5, tiny-causal, a local model directory, or a hub name (downloads)."""
+    tokenizer: str | None = None
+    """Tokenizer path for the tiny presets (default: trained on the dataset's text)."""
+
+
+class EvaluationSection(_Section):
+    protocols: list[Literal["retrieval", "ranking", "sampled", "rating"]] = Field(
+        default_factory=lambda: list(PROTOCOLS)
+    )
+    """Protocols to run; those the data cannot support (rating without ratings) are skipped."""
+    split: Literal["valid", "test"] = "test"
+    max_users: int | None = Field(None, ge=1)
+    """Evaluate on a seeded sample of users (None: all)."""
+    exclude_history: bool = True
+    num_beams: int = Field(20, ge=1)
+    batch_size: int = Field(16, ge=1)
+
+
+class BaselinesSection(_Section):
+    models: list[str] = Field(default_factory=lambda: ["pop", "bprmf", "sasrec-bce", "sasrec-ce"])
+    """Baselines to train and evaluate on the same split (see `recalign baseline --help`)."""
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per-baseline options, e.g. {sasrec-bce: {epochs: 20}}."""
+
+
+class RunConfig(_Section):
+    name: str = "demo"
+    seed: int = 0
+    data: DataSection = Field(default_factory=DataSection)
+    samples: SamplesSection = Field(default_factory=SamplesSection)
+    model: ModelSection = Field(default_factory=ModelSection)
+    training: dict[str, Any] = Field(default_factory=lambda: {"max_steps": 300})
+    """Training options (see `recalign train --help` / docs/training.md)."""
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    baselines: BaselinesSection = Field(default_factory=BaselinesSection)
+    report: bool = True
+
+
+def _format_validation_error(error: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration in {origin}:"]
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"])
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"  - unknown key {key!r}")
+        else:
+            expected = problem["msg"]
+            lines.append(f"  - {key}: {expected} (got {problem.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_config(raw: dict[str, Any] | None, origin: str = "<config>") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw or {})
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, origin)) from None
+
+
+def load_config(path: str | Path | None) -> RunConfig:
+    """Read a YAML run configuration; `None` gives the built-in demo."""
+    if path is None:
+        return parse_config({}, "the built-in demo")
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    return parse_config(raw, str(path))
