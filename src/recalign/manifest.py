@@ -106,5 +106,7 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     if not path.is_file():
         from recalign.errors import RecalignError
 
-        raise RecalignError(f"{directory} has no {MANIFEST_FILE}: not a recalign artefact directory")
+        raise RecalignError(
+            f"{directory} has no {MANIFEST_FILE}: not a recalign artefact directory"
+        )
     return json.loads(path.read_text())

@@ -23,9 +23,7 @@ def compute_stats(sequences: pl.DataFrame, items: pl.DataFrame) -> dict[str, Any
     users = sequences.height
     n_items = items.height
     interactions = int(lengths.sum()) if users else 0
-    interacted = (
-        sequences.select(pl.col(ITEMS).explode().n_unique()).item() if interactions else 0
-    )
+    interacted = sequences.select(pl.col(ITEMS).explode().n_unique()).item() if interactions else 0
     text_sources = (
         dict(items.get_column(TEXT_SOURCE).value_counts().iter_rows())
         if TEXT_SOURCE in items.columns

@@ -1,9 +1,9 @@
 """The prepared-dataset directory: the contract later stages and outside tools read.
 
-    DIR/sequences.parquet   user_id, items (list[int], chronological), [ratings], [timestamps]
-    DIR/items.parquet       item_id (dense from 1), source_id, text (unique), metadata...
-    DIR/stats.json          what `recalign data stats --json` prints
-    DIR/manifest.json       source, options, input file hashes, versions, data_hash
+DIR/sequences.parquet   user_id, items (list[int], chronological), [ratings], [timestamps]
+DIR/items.parquet       item_id (dense from 1), source_id, text (unique), metadata...
+DIR/stats.json          what `recalign data stats --json` prints
+DIR/manifest.json       source, options, input file hashes, versions, data_hash
 """
 
 from __future__ import annotations
@@ -89,13 +89,17 @@ def validate_tables(sequences: pl.DataFrame, items: pl.DataFrame, where: str = "
     """Check the contract; raise a `DataFormatError` naming what is wrong."""
     for column in (USER_ID, ITEMS):
         if column not in sequences.columns:
-            raise MissingColumnError(column, path=where or SEQUENCES_FILE, available=sequences.columns)
+            raise MissingColumnError(
+                column, path=where or SEQUENCES_FILE, available=sequences.columns
+            )
     for column in (ITEM_ID, SOURCE_ID, TEXT):
         if column not in items.columns:
             raise MissingColumnError(column, path=where or ITEMS_FILE, available=items.columns)
     ids = items.get_column(ITEM_ID)
     if ids.null_count() or ids.n_unique() != ids.len():
-        raise DataFormatError("item ids must be unique and non-null", path=ITEMS_FILE, field=ITEM_ID)
+        raise DataFormatError(
+            "item ids must be unique and non-null", path=ITEMS_FILE, field=ITEM_ID
+        )
     texts = items.get_column(TEXT)
     if texts.null_count() or (texts.str.len_chars() == 0).any():
         raise DataFormatError("every item needs a non-empty text", path=ITEMS_FILE, field=TEXT)
