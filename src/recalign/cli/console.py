@@ -1,0 +1,37 @@
+"""Console output shared by the commands: one rich console, the results table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+_SHOWN = ("hit@10", "ndcg@10", "mrr", "hit@1", "rmse", "mae")
+
+
+def print_results(run_dir: Path) -> None:
+    """The metrics of every evaluation in a run directory, one row per model and protocol."""
+    from recalign.report.collect import find_evaluations
+
+    evaluations = [
+        e
+        for sub in ("eval", "baselines")
+        if (run_dir / sub).is_dir()
+        for e in find_evaluations(run_dir / sub)
+    ]
+    if not evaluations:
+        console.print("no evaluations in", run_dir)
+        return
+    keys = [k for k in _SHOWN if any(k in e.metrics for e in evaluations)]
+    table = Table("protocol", "model", "users", *keys, title=f"Results ({run_dir})")
+    for e in sorted(evaluations, key=lambda e: (e.protocol, e.model)):
+        table.add_row(
+            e.protocol,
+            e.model,
+            str(e.users),
+            *[f"{e.metrics[k]:.4f}" if k in e.metrics else "–" for k in keys],
+        )
+    console.print(table)

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from recalign.errors import ConfigError
+from recalign.pipeline.config import load_config, parse_config
+
+
+def test_default_config_is_the_demo():
+    config = load_config(None)
+    assert config.data.name == "synthetic"
+    assert config.model.spec == "tiny-t5"
+    assert config.samples.preset == "paper"
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("samples:\n  presett: rec-only\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert "samples.presett" in str(error.value)
+    assert "unknown key" in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_wrong_type_names_key_and_expected_type():
+    with pytest.raises(ConfigError) as error:
+        parse_config({"evaluation": {"max_users": "many"}})
+    message = str(error.value)
+    assert "evaluation.max_users" in message
+    assert "integer" in message
+
+
+def test_invalid_protocol_is_rejected():
+    with pytest.raises(ConfigError, match=r"evaluation\.protocols"):
+        parse_config({"evaluation": {"protocols": ["retrieval", "magic"]}})
+
+
+def test_not_a_mapping(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
