@@ -8,4 +8,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "train"]
+
+
+def __getattr__(name: str):
+    # `recalign.train(...)` without importing torch when the package is imported.
+    if name == "train":
+        from recalign.training.run import train
+
+        return train
+    raise AttributeError(f"module 'recalign' has no attribute {name!r}")
