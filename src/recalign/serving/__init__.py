@@ -1,0 +1,30 @@
+"""Serving: the `Recommender` Python API over a run directory, the HTTP API and a web page.
+
+`fastapi`/`uvicorn` are only needed for `recalign.serving.app`; the `Recommender`
+works without them.
+"""
+
+from recalign.serving.backends import Backend, BaselineBackend, PopularityBackend
+from recalign.serving.recommender import (
+    InvalidRequestError,
+    RatingResult,
+    Recommendation,
+    Recommender,
+    RecommendResult,
+)
+from recalign.serving.resolve import ItemCatalog, ItemMatch, ResolvedItem, UnknownItemsError
+
+__all__ = [
+    "Backend",
+    "BaselineBackend",
+    "InvalidRequestError",
+    "ItemCatalog",
+    "ItemMatch",
+    "PopularityBackend",
+    "RatingResult",
+    "RecommendResult",
+    "Recommendation",
+    "Recommender",
+    "ResolvedItem",
+    "UnknownItemsError",
+]

@@ -1,0 +1,419 @@
+"""`Recommender`: top-K lists, candidate ranking and ratings from a run directory.
+
+    rec = Recommender.load("runs/beauty-t5")
+    rec.recommend(["Maybelline Great Lash Mascara", 1234], k=10)
+    rec.rank(history, candidates=[5, 17, 99])
+    rec.rate(history, item=17)
+    rec.search_items("mascara")
+
+One class over a small `Backend` protocol (a baseline or a language model), so the
+CLI and the HTTP API never care which model a run holds. Entries of a history may be
+item ids or texts; texts are resolved exactly or by a fuzzy title search, and every
+result reports how each entry matched.
+
+Thread-safety: the catalogue is read-only; backend calls are serialised by a lock,
+because a torch model shares its buffers (and CPU threads) between callers anyway —
+concurrency comes from *batching* callers (see `recalign.serving.app`), not from
+running the model twice at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recalign.constants import MANIFEST_FILE
+from recalign.errors import IncompatibleArtifactError, RecalignError
+from recalign.serving.backends import Backend, PopularityBackend
+from recalign.serving.resolve import ItemCatalog, ItemMatch, ResolvedItem, UnknownItemsError
+
+logger = logging.getLogger(__name__)
+
+ItemRef = int | str
+
+
+class InvalidRequestError(RecalignError):
+    """A request that is well-formed but cannot be answered as asked (k < 1, duplicates...)."""
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item_id: int
+    text: str
+    score: float
+    rank: int  # 1 = best
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RecommendResult:
+    items: list[Recommendation]
+    history: list[ResolvedItem] = field(default_factory=list)
+
+    @property
+    def item_ids(self) -> list[int]:
+        return [r.item_id for r in self.items]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "items": [r.to_dict() for r in self.items],
+            "history": [h.to_dict() for h in self.history],
+        }
+
+
+@dataclass(frozen=True)
+class RatingResult:
+    item: ResolvedItem
+    rating: float
+    history: list[ResolvedItem] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "item": self.item.to_dict(),
+            "rating": self.rating,
+            "history": [h.to_dict() for h in self.history],
+        }
+
+
+def _ranked(catalog: ItemCatalog, ids: np.ndarray, scores: np.ndarray) -> list[Recommendation]:
+    return [
+        Recommendation(int(i), catalog.text(int(i)), float(s), rank)
+        for rank, (i, s) in enumerate(zip(ids.tolist(), scores.tolist(), strict=True), start=1)
+    ]
+
+
+class Recommender:
+    """Recommendations from one model over one catalogue; safe to share between threads."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        catalog: ItemCatalog,
+        *,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.catalog = catalog
+        self.info = dict(info or {})
+        self._lock = threading.Lock()
+
+    # --- loading -------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        run_dir: str | Path,
+        *,
+        data_dir: str | Path | None = None,
+        device: str | None = None,
+    ) -> Recommender:
+        """Open a run directory (LLM run, baseline run, or a prepared dataset -> popularity).
+
+        `data_dir` overrides the prepared dataset the run's manifest points to. Raises a
+        `RecalignError` saying what is missing or broken, before any request is served.
+        """
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise RecalignError(
+                f"{run_dir} does not exist or is not a directory (expected a run dir)"
+            )
+        manifest = _read_manifest(run_dir)
+        kind = manifest.get("kind")
+        loader = LOADERS.get(str(kind))
+        if loader is None:
+            raise RecalignError(
+                f"{run_dir / MANIFEST_FILE}: kind {kind!r} cannot be served; expected one of "
+                f"{sorted(LOADERS)} (a training run, a baseline run or a prepared dataset)"
+            )
+        return loader(run_dir, manifest, data_dir, device)
+
+    # --- single requests -------------------------------------------------------------
+    def resolve(
+        self, entries: Sequence[ItemRef], *, fuzzy: bool = True, field: str = "history"
+    ) -> list[ResolvedItem]:
+        return self.catalog.resolve(entries, fuzzy=fuzzy, field=field)
+
+    def recommend(
+        self,
+        history: Sequence[ItemRef],
+        k: int = 10,
+        *,
+        exclude_history: bool = True,
+        fuzzy: bool = True,
+    ) -> RecommendResult:
+        """Top-`k` items after `history` (ids or texts, oldest first)."""
+        return self.recommend_batch([history], k, exclude_history=exclude_history, fuzzy=fuzzy)[0]
+
+    def rank(
+        self,
+        history: Sequence[ItemRef],
+        candidates: Sequence[ItemRef],
+        *,
+        fuzzy: bool = True,
+    ) -> RecommendResult:
+        """`candidates` re-ordered best first, with the model's score for each."""
+        return self.rank_batch([history], [candidates], fuzzy=fuzzy)[0]
+
+    def rate(
+        self,
+        history: Sequence[ItemRef],
+        item: ItemRef,
+        *,
+        ratings: Sequence[float] | None = None,
+        fuzzy: bool = True,
+    ) -> RatingResult:
+        """Predicted rating of `item` for a user with `history` (and its `ratings`, if known)."""
+        return self.rate_batch([history], [item], ratings=[ratings], fuzzy=fuzzy)[0]
+
+    def search_items(self, query: str, limit: int = 10) -> list[ItemMatch]:
+        return self.catalog.search(query, limit)
+
+    # --- batched: many users in one model call ---------------------------------------
+    def recommend_batch(
+        self,
+        histories: Sequence[Sequence[ItemRef]],
+        k: int = 10,
+        *,
+        exclude_history: bool = True,
+        fuzzy: bool = True,
+    ) -> list[RecommendResult]:
+        resolved = [self.resolve(h, fuzzy=fuzzy) for h in histories]
+        ids = [[r.item_id for r in h] for h in resolved]
+        lists = self.recommend_ids(ids, k, exclude_history=exclude_history)
+        return [RecommendResult(items, h) for items, h in zip(lists, resolved, strict=True)]
+
+    def rank_batch(
+        self,
+        histories: Sequence[Sequence[ItemRef]],
+        candidates: Sequence[Sequence[ItemRef]],
+        *,
+        fuzzy: bool = True,
+    ) -> list[RecommendResult]:
+        if len(histories) != len(candidates):
+            raise InvalidRequestError("one candidate list per history is needed")
+        resolved = [self.resolve(h, fuzzy=fuzzy) for h in histories]
+        cands = [self.resolve(c, fuzzy=fuzzy, field="candidates") for c in candidates]
+        lists = self.rank_ids(
+            [[r.item_id for r in h] for h in resolved], [[r.item_id for r in c] for c in cands]
+        )
+        return [RecommendResult(items, h) for items, h in zip(lists, resolved, strict=True)]
+
+    def rate_batch(
+        self,
+        histories: Sequence[Sequence[ItemRef]],
+        items: Sequence[ItemRef],
+        *,
+        ratings: Sequence[Sequence[float] | None] | None = None,
+        fuzzy: bool = True,
+    ) -> list[RatingResult]:
+        if len(histories) != len(items):
+            raise InvalidRequestError("one item per history is needed")
+        resolved = [self.resolve(h, fuzzy=fuzzy) for h in histories]
+        targets = [self.catalog.resolve([i], fuzzy=fuzzy, field="item")[0] for i in items]
+        values = self.rate_ids(
+            [[r.item_id for r in h] for h in resolved],
+            [t.item_id for t in targets],
+            ratings=ratings,
+        )
+        return [RatingResult(t, v, h) for t, v, h in zip(targets, values, resolved, strict=True)]
+
+    # --- on resolved ids (what the HTTP batcher calls) -------------------------------
+    def recommend_ids(
+        self, histories: Sequence[Sequence[int]], k: int, *, exclude_history: bool = True
+    ) -> list[list[Recommendation]]:
+        if k < 1:
+            raise InvalidRequestError(f"k must be at least 1, got {k}")
+        self._check_ids(histories)
+        with self._lock:
+            top = self.backend.recommend(histories, k, exclude_history)
+        return [_ranked(self.catalog, ids, scores) for ids, scores in top]
+
+    def rank_ids(
+        self, histories: Sequence[Sequence[int]], candidates: Sequence[Sequence[int]]
+    ) -> list[list[Recommendation]]:
+        self._check_ids(histories)
+        self._check_ids(candidates, field="candidates")
+        for cands in candidates:
+            if not len(cands):
+                raise InvalidRequestError("candidates must not be empty")
+            if len(set(cands)) != len(cands):
+                dupes = sorted({c for c in cands if list(cands).count(c) > 1})
+                raise InvalidRequestError(f"duplicate candidates: {dupes}")
+        with self._lock:
+            scores = self.backend.rank(histories, candidates)
+        out = []
+        for cands, row in zip(candidates, scores, strict=True):
+            cands_arr = np.asarray(cands, dtype=np.int64)
+            # Stable: equal scores keep the caller's candidate order.
+            order = np.argsort(-np.asarray(row, dtype=np.float64), kind="stable")
+            out.append(_ranked(self.catalog, cands_arr[order], np.asarray(row)[order]))
+        return out
+
+    def rate_ids(
+        self,
+        histories: Sequence[Sequence[int]],
+        items: Sequence[int],
+        *,
+        ratings: Sequence[Sequence[float] | None] | None = None,
+    ) -> list[float]:
+        self._check_ids(histories)
+        self._check_ids([items], field="item")
+        ratings = list(ratings) if ratings is not None else [None] * len(histories)
+        for history, rated in zip(histories, ratings, strict=True):
+            if rated is not None and len(rated) != len(history):
+                raise InvalidRequestError(
+                    f"ratings must align with history ({len(rated)} ratings for "
+                    f"{len(history)} items)"
+                )
+        with self._lock:
+            values = self.backend.rate(histories, items, ratings)
+        return [float(v) for v in np.asarray(values, dtype=np.float64)]
+
+    def _check_ids(self, lists: Sequence[Sequence[int]], field: str = "history") -> None:
+        unknown = sorted({int(i) for ids in lists for i in ids if int(i) not in self.catalog})
+        if unknown:
+            raise UnknownItemsError(unknown, field=field)
+
+    def describe(self) -> dict[str, Any]:
+        """What `/health` reports: which model, which catalogue, what it can do."""
+        return {
+            "kind": self.backend.kind,
+            "model": self.backend.name,
+            "num_items": len(self.catalog),
+            "can_rate": bool(self.backend.can_rate),
+            **self.info,
+        }
+
+
+# --- run-directory loaders (explicit registry, keyed by the manifest's `kind`) -------
+
+
+def _read_manifest(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / MANIFEST_FILE
+    if not path.is_file():
+        raise RecalignError(
+            f"{run_dir} has no {MANIFEST_FILE}: not a recalign run directory "
+            "(train one with `recalign train` or `recalign baseline`)"
+        )
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RecalignError(
+            f"{path} is corrupt (not valid JSON: {error}); re-create the run"
+        ) from None
+    if not isinstance(manifest, dict):
+        raise RecalignError(f"{path} is corrupt: expected a JSON object")
+    return manifest
+
+
+# Where run manifests record their prepared dataset (different stages use different keys).
+_DATA_KEYS = ("data_dir", "data", "dataset_dir", "dataset_path")
+
+
+def find_data_dir(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
+    """The prepared dataset a run was made from, as recorded in its manifest."""
+    places = [manifest, manifest.get("config") or {}, manifest.get("dataset") or {}]
+    for place in places:
+        if not isinstance(place, dict):
+            continue
+        for key in _DATA_KEYS:
+            value = place.get(key)
+            if isinstance(value, str) and value:
+                path = Path(value)
+                return path if path.is_absolute() else (run_dir / path)
+    return None
+
+
+def _load_dataset_for(run_dir: Path, manifest: dict[str, Any], data_dir: str | Path | None) -> Any:
+    from recalign.data import load_prepared
+
+    path = Path(data_dir) if data_dir is not None else find_data_dir(run_dir, manifest)
+    if path is None:
+        raise RecalignError(
+            f"{run_dir / MANIFEST_FILE} does not say which prepared dataset the run used; "
+            "pass it with --data DATA_DIR"
+        )
+    if not path.is_dir():
+        raise RecalignError(
+            f"the prepared dataset of {run_dir} ({path}) is missing; pass its location with --data"
+        )
+    dataset = load_prepared(path)
+    expected = manifest.get("data_hash")
+    if expected and dataset.data_hash and expected != dataset.data_hash:
+        raise IncompatibleArtifactError(
+            f"{run_dir} was trained on data {expected[:12]}…, but {path} is {dataset.data_hash[:12]}…; "
+            "serve it with the prepared dataset it was trained on"
+        )
+    return dataset
+
+
+def _load_dataset_dir(run_dir: Path, manifest: dict[str, Any], data_dir, device) -> Recommender:
+    """A prepared dataset on its own: serve training popularity (no model needed)."""
+    from recalign.data import load_prepared
+
+    dataset = load_prepared(run_dir)
+    return Recommender(
+        PopularityBackend.from_dataset(dataset),
+        ItemCatalog.from_dataset(dataset),
+        info={"run_dir": str(run_dir), "dataset": dataset.name},
+    )
+
+
+def _load_baseline_run(run_dir: Path, manifest: dict[str, Any], data_dir, device) -> Recommender:
+    from recalign.serving.backends import BaselineBackend
+
+    dataset = _load_dataset_for(run_dir, manifest, data_dir)
+    from recalign.baselines import load_baseline
+
+    # The saved model sits in RUN_DIR/model/ (or RUN_DIR itself for a bare `save(dir)`).
+    model_dir = run_dir / "model" if (run_dir / "model" / "model.json").is_file() else run_dir
+    model = load_baseline(model_dir)
+    if getattr(model, "kind", "ranking") != "ranking":
+        raise RecalignError(
+            f"{run_dir} holds the rating baseline {model.name!r}, which predicts ratings of "
+            "known users only; serve a ranking baseline (pop, bprmf, sasrec) or an LLM run"
+        )
+    if getattr(model, "num_items", dataset.num_items) != dataset.num_items:
+        raise IncompatibleArtifactError(
+            f"{run_dir} was fitted on {model.num_items} items but {dataset.path} has "
+            f"{dataset.num_items}; serve it with the prepared dataset it was fitted on"
+        )
+    backend: Backend = BaselineBackend(model, str(model.name))
+    return Recommender(
+        backend,
+        ItemCatalog.from_dataset(dataset),
+        info={"run_dir": str(run_dir), "dataset": dataset.name},
+    )
+
+
+def _load_llm_run(run_dir: Path, manifest: dict[str, Any], data_dir, device) -> Recommender:
+    from recalign.serving.llm_backend import LLMBackend
+
+    dataset = _load_dataset_for(run_dir, manifest, data_dir)
+    if not (run_dir / "model").is_dir():
+        raise RecalignError(
+            f"{run_dir} has no model/ directory: the run did not finish or was moved; "
+            "train it again or resume it"
+        )
+    backend = LLMBackend.from_run(run_dir, manifest, dataset, device=device)
+    return Recommender(
+        backend,
+        ItemCatalog.from_dataset(dataset),
+        info={"run_dir": str(run_dir), "dataset": dataset.name, "family": backend.family},
+    )
+
+
+Loader = Callable[[Path, dict[str, Any], "str | Path | None", "str | None"], Recommender]
+LOADERS: dict[str, Loader] = {
+    "dataset": _load_dataset_dir,
+    "baseline": _load_baseline_run,
+    "run": _load_llm_run,
+}
