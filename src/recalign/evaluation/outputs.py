@@ -1,0 +1,352 @@
+"""Per-user predictions and `metrics.json`: one format for LLM evaluations and baselines.
+
+    DIR/predictions.jsonl   one JSON object per user
+        ranking-like:  {"user_id", "target", "ranked": [item ids, best first], "scores": [...]}
+        rating:        {"user_id", "item", "rating", "prediction"}
+    DIR/metrics.json        protocol, split, model, users, exclude_history, template,
+                            metrics, intervals, bootstrap, plus any extra keys
+
+Metrics are always computed over the predictions sorted by user id, so the bootstrap
+draws (and hence the intervals) do not depend on the order in which users were
+evaluated, and user-sharded evaluations merge to exactly the unsharded result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recalign.constants import (
+    METRICS_FILE,
+    PREDICTION,
+    PREDICTIONS_FILE,
+    RANKED,
+    RATING,
+    SCORES,
+    TARGET,
+    USER_ID,
+)
+from recalign.errors import DataFormatError, IncompatibleArtifactError, RecalignError
+from recalign.evaluation.metrics import (
+    per_user_ranking_metrics,
+    per_user_rating_errors,
+    summarize,
+    target_ranks,
+)
+from recalign.evaluation.protocols import RATING_PROTOCOLS, check_protocol
+from recalign.manifest import write_json
+
+logger = logging.getLogger(__name__)
+
+ITEM = "item"  # the rated item in rating predictions
+# Keys of metrics.json that write_evaluation owns; `extra` may not override them.
+CORE_KEYS = (
+    "protocol",
+    "split",
+    "model",
+    "users",
+    "exclude_history",
+    "template",
+    "metrics",
+    "intervals",
+    "bootstrap",
+)
+# Keys that must agree between the shards of one evaluation.
+_IDENTITY_KEYS = ("protocol", "split", "model", "exclude_history", "template")
+_UNSET = object()
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars and arrays come straight out of models and baselines.
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _check_record(record: Mapping[str, Any], rating: bool, where: str, line: int | None) -> None:
+    required = (USER_ID, ITEM, RATING, PREDICTION) if rating else (USER_ID, TARGET, RANKED)
+    for key in required:
+        if key not in record:
+            kind = "rating" if rating else "ranking"
+            raise DataFormatError(
+                f"a {kind} prediction needs the keys {list(required)}; {key!r} is missing",
+                path=where,
+                line=line,
+                field=key,
+            )
+    if not rating:
+        ranked = record[RANKED]
+        if not isinstance(ranked, Sequence | np.ndarray) or isinstance(ranked, str):
+            raise DataFormatError("'ranked' must be a list of item ids", path=where, line=line)
+        scores = record.get(SCORES)
+        if scores is not None and len(scores) != len(ranked):
+            raise DataFormatError(
+                f"'scores' has {len(scores)} values for {len(ranked)} ranked items",
+                path=where,
+                line=line,
+                field=SCORES,
+            )
+
+
+def _sorted_by_user(predictions: Sequence[Mapping[str, Any]], where: str) -> list[Mapping]:
+    ordered = sorted(predictions, key=lambda r: int(r[USER_ID]))
+    users = np.fromiter((int(r[USER_ID]) for r in ordered), dtype=np.int64, count=len(ordered))
+    if users.size > 1 and (dupes := users[1:][users[1:] == users[:-1]]).size:
+        raise DataFormatError(
+            f"{np.unique(dupes).size} user(s) have more than one prediction, "
+            f"e.g. user {int(dupes[0])}; one prediction per user is expected",
+            path=where,
+            field=USER_ID,
+        )
+    return ordered
+
+
+def per_user_metrics(
+    predictions: Sequence[Mapping[str, Any]], protocol: str, where: str = "predictions"
+) -> dict[str, np.ndarray]:
+    """Per-user metric arrays for a protocol's predictions, in user-id order."""
+    rating = check_protocol(protocol) in RATING_PROTOCOLS
+    for i, record in enumerate(predictions):
+        _check_record(record, rating, where, line=i + 1)
+    ordered = _sorted_by_user(predictions, where)
+    if rating:
+        return per_user_rating_errors(
+            [float(r[RATING]) for r in ordered], [float(r[PREDICTION]) for r in ordered]
+        )
+    ranks = target_ranks([r[RANKED] for r in ordered], [int(r[TARGET]) for r in ordered])
+    return per_user_ranking_metrics(ranks)
+
+
+def compute_metrics(
+    predictions: Sequence[Mapping[str, Any]],
+    *,
+    protocol: str,
+    split: str,
+    model: str,
+    exclude_history: bool | None,
+    template: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+) -> dict[str, Any]:
+    """The `metrics.json` payload for a list of predictions (pure; writes nothing)."""
+    if not predictions:
+        raise RecalignError(f"no predictions to evaluate for model {model!r} ({protocol})")
+    clash = sorted(set(extra or {}) & set(CORE_KEYS))
+    if clash:
+        raise RecalignError(f"extra metrics.json keys {clash} would override the standard keys")
+    per_user = per_user_metrics(predictions, protocol)
+    means, intervals = summarize(per_user, n_boot=n_boot, seed=seed, ci=ci)
+    return {
+        "protocol": protocol,
+        "split": split,
+        "model": model,
+        "users": len(predictions),
+        "exclude_history": exclude_history,
+        "template": template,
+        "metrics": means,
+        "intervals": intervals,
+        "bootstrap": {"resamples": n_boot, "confidence": ci, "seed": seed},
+        **dict(extra or {}),
+    }
+
+
+def write_predictions(path: str | Path, predictions: Iterable[Mapping[str, Any]]) -> Path:
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as handle:
+        for record in predictions:
+            handle.write(json.dumps(dict(record), default=_json_default) + "\n")
+    tmp.replace(path)  # atomic: a killed evaluation never leaves half a file behind
+    return path
+
+
+def write_evaluation(
+    out_dir: str | Path,
+    predictions: list[dict],
+    *,
+    protocol: str,
+    split: str,
+    model: str,
+    exclude_history: bool | None,
+    template: str | None = None,
+    extra: dict | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    ci: float = 0.95,
+) -> dict:
+    """Write `predictions.jsonl` and `metrics.json` into `out_dir`; return the metrics dict."""
+    metrics = compute_metrics(
+        predictions,
+        protocol=protocol,
+        split=split,
+        model=model,
+        exclude_history=exclude_history,
+        template=template,
+        extra=extra,
+        n_boot=n_boot,
+        seed=seed,
+        ci=ci,
+    )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_predictions(out / PREDICTIONS_FILE, predictions)
+    # Round-trip through JSON so the returned dict equals what metrics.json holds.
+    metrics = json.loads(json.dumps(metrics, default=_json_default))
+    write_json(out / METRICS_FILE, metrics)
+    logger.info(
+        "%s %s/%s: %d users, %s",
+        model,
+        protocol,
+        split,
+        metrics["users"],
+        ", ".join(f"{k}={v:.4f}" for k, v in metrics["metrics"].items()),
+    )
+    return metrics
+
+
+def _predictions_path(path_or_dir: str | Path) -> Path:
+    path = Path(path_or_dir)
+    if path.is_dir():
+        path = path / PREDICTIONS_FILE
+    if not path.is_file():
+        raise RecalignError(f"{path} not found: not an evaluation output (no {PREDICTIONS_FILE})")
+    return path
+
+
+def read_predictions(path_or_dir: str | Path) -> list[dict]:
+    """Read `predictions.jsonl` (a file or an evaluation directory)."""
+    path = _predictions_path(path_or_dir)
+    records = []
+    with open(path) as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataFormatError(
+                    f"not valid JSON ({err.msg})", path=path, line=line_no
+                ) from None
+            if not isinstance(record, dict) or USER_ID not in record:
+                raise DataFormatError(
+                    f"expected a JSON object with {USER_ID!r}", path=path, line=line_no
+                )
+            records.append(record)
+    return records
+
+
+def read_metrics(path_or_dir: str | Path) -> dict:
+    path = Path(path_or_dir)
+    if path.is_dir():
+        path = path / METRICS_FILE
+    if not path.is_file():
+        raise RecalignError(f"{path} not found: not an evaluation output (no {METRICS_FILE})")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataFormatError(f"not valid JSON ({err.msg})", path=path, line=err.lineno) from None
+
+
+def metrics_from_predictions(
+    path_or_dir: str | Path,
+    *,
+    protocol: str | None = None,
+    split: str | None = None,
+    model: str | None = None,
+    exclude_history: Any = _UNSET,
+    template: Any = _UNSET,
+    extra: dict | None = None,
+    n_boot: int | None = None,
+    seed: int | None = None,
+    ci: float | None = None,
+) -> dict:
+    """Recompute the metrics from `predictions.jsonl`.
+
+    Options left out are taken from the `metrics.json` next to the predictions (so
+    `metrics_from_predictions(dir) == read_metrics(dir)` for an untouched directory);
+    without one, `protocol`, `split` and `model` must be given.
+    """
+    path = _predictions_path(path_or_dir)
+    stored = read_metrics(path.parent) if (path.parent / METRICS_FILE).is_file() else {}
+    bootstrap = stored.get("bootstrap", {})
+    options = {
+        "protocol": protocol if protocol is not None else stored.get("protocol"),
+        "split": split if split is not None else stored.get("split"),
+        "model": model if model is not None else stored.get("model"),
+    }
+    missing = [key for key, value in options.items() if value is None]
+    if missing:
+        raise RecalignError(
+            f"{path.parent} has no {METRICS_FILE}: pass {', '.join(missing)} explicitly"
+        )
+    if extra is None:
+        extra = {k: v for k, v in stored.items() if k not in CORE_KEYS}
+    return compute_metrics(
+        read_predictions(path),
+        **options,
+        exclude_history=stored.get("exclude_history")
+        if exclude_history is _UNSET
+        else exclude_history,
+        template=stored.get("template") if template is _UNSET else template,
+        extra=extra,
+        n_boot=n_boot if n_boot is not None else int(bootstrap.get("resamples", 1000)),
+        seed=seed if seed is not None else int(bootstrap.get("seed", 0)),
+        ci=ci if ci is not None else float(bootstrap.get("confidence", 0.95)),
+    )
+
+
+def merge_evaluations(dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
+    """Merge user-sharded evaluations into one and recompute the metrics.
+
+    The shards must share protocol, split, model, history rule, template and bootstrap
+    settings, and no user may appear in two shards. Extra keys are kept where every
+    shard agrees on them; `merged_from` lists the shard directories.
+    """
+    if not dirs:
+        raise RecalignError("nothing to merge: give at least one evaluation directory")
+    shards = [read_metrics(d) for d in dirs]
+    first = shards[0]
+    for directory, shard in zip(dirs[1:], shards[1:], strict=True):
+        for key in (*_IDENTITY_KEYS, "bootstrap"):
+            if shard.get(key) != first.get(key):
+                raise IncompatibleArtifactError(
+                    f"cannot merge {directory} with {dirs[0]}: {key} differs "
+                    f"({shard.get(key)!r} vs {first.get(key)!r})"
+                )
+    owner: dict[int, str] = {}
+    predictions: list[dict] = []
+    for directory in dirs:
+        for record in read_predictions(directory):
+            user = int(record[USER_ID])
+            if user in owner:
+                raise IncompatibleArtifactError(
+                    f"user {user} appears in both {owner[user]} and {directory}: "
+                    "shards must split the users without overlap"
+                )
+            owner[user] = str(directory)
+            predictions.append(record)
+    extra_keys = set.intersection(*(set(s) - set(CORE_KEYS) for s in shards))
+    extra = {k: first[k] for k in sorted(extra_keys) if all(s[k] == first[k] for s in shards)}
+    extra["merged_from"] = [str(d) for d in dirs]
+    bootstrap = first.get("bootstrap", {})
+    predictions.sort(key=lambda r: int(r[USER_ID]))
+    return write_evaluation(
+        out_dir,
+        predictions,
+        **{key: first.get(key) for key in _IDENTITY_KEYS},
+        extra=extra,
+        n_boot=int(bootstrap.get("resamples", 1000)),
+        seed=int(bootstrap.get("seed", 0)),
+        ci=float(bootstrap.get("confidence", 0.95)),
+    )

@@ -1,0 +1,65 @@
+"""Helpers every evaluation protocol shares (LLM evaluators and baselines alike)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+
+from recalign.errors import ConfigError
+
+PROTOCOLS = ("retrieval", "ranking", "sampled", "rating", "full")
+# Protocols whose predictions are ranked lists; "rating" predicts a number instead.
+RANKING_PROTOCOLS = frozenset({"retrieval", "ranking", "sampled", "full"})
+RATING_PROTOCOLS = frozenset({"rating"})
+
+
+def check_protocol(protocol: str) -> str:
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+    return protocol
+
+
+def sampled_candidates(
+    user_items: Collection[int],
+    target: int,
+    num_items: int,
+    n: int,
+    rng: np.random.Generator,
+) -> list[int]:
+    """The target followed by `n` distinct seeded negatives the user never interacted with.
+
+    Item ids are 1..num_items (the prepared-dataset contract). This is the candidate set
+    of the 1 + 99 ("sampled") protocol; the target comes first, so a scorer must not
+    break ties by position (give ties the pessimistic rank, or shuffle).
+    """
+    if n < 0:
+        raise ConfigError(f"the number of negatives must be >= 0, got {n}")
+    if not 1 <= int(target) <= num_items:
+        raise ConfigError(f"target item {target} is outside the catalogue 1..{num_items}")
+    excluded = {int(i) for i in user_items if 1 <= int(i) <= num_items}
+    excluded.add(int(target))
+    available = num_items - len(excluded)
+    if available < n:
+        raise ConfigError(
+            f"cannot sample {n} negatives: only {available} of {num_items} items are unseen "
+            "by this user; lower the number of candidates"
+        )
+    if available <= 2 * n:
+        # Dense case: sampling without replacement from the complement is cheaper than
+        # rejection, which would keep hitting seen items.
+        pool = np.setdiff1d(np.arange(1, num_items + 1), np.fromiter(excluded, dtype=np.int64))
+        negatives = rng.choice(pool, size=n, replace=False).tolist()
+    else:
+        # Sparse case (a catalogue of thousands, a history of tens): rejection sampling
+        # touches O(n) ids instead of materialising the whole catalogue per user.
+        negatives: list[int] = []
+        chosen: set[int] = set()
+        while len(negatives) < n:
+            for item in rng.integers(1, num_items + 1, size=2 * (n - len(negatives)) + 8).tolist():
+                if item not in excluded and item not in chosen:
+                    chosen.add(item)
+                    negatives.append(item)
+                    if len(negatives) == n:
+                        break
+    return [int(target), *(int(i) for i in negatives)]
