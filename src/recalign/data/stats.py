@@ -47,7 +47,7 @@ def compute_stats(sequences: pl.DataFrame, items: pl.DataFrame) -> dict[str, Any
         "has_timestamps": TIMESTAMPS in sequences.columns,
         "title_coverage": text_sources.get("title", 0) / n_items if n_items else 0.0,
         "text_sources": {k: int(v) for k, v in sorted(text_sources.items())},
-        "text_fallbacks": n_items - int(text_sources.get("title", n_items)),
+        "text_fallbacks": n_items - int(text_sources.get("title", 0)) if text_sources else 0,
         "text_disambiguated": disambiguated,
         "max_item_id": int(items.get_column(ITEM_ID).max()) if n_items else 0,
     }

@@ -1,0 +1,163 @@
+"""Your own interaction log: CSV or Parquet, with configurable column names.
+
+Interactions need a user and an item column; a timestamp and a rating column are
+optional. Without a timestamp, each user's rows keep file order. The optional items
+file maps the item column to a title (and any other metadata, kept as is). Item ids
+are assigned by `prepare`: dense from 1 in sorted source-id order (numeric order when
+every id is an integer), so they do not depend on the order of the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from recalign.constants import BRAND, CATEGORIES, SHORT_TEXT, SOURCE_ID, TITLE
+from recalign.data.readers.base import (
+    ITEM_KEY,
+    RAW_ITEM,
+    RAW_ORDER,
+    RAW_RATING,
+    RAW_TIMESTAMP,
+    RAW_USER,
+    SourceData,
+    require_columns,
+)
+from recalign.errors import DataFormatError
+
+
+@dataclass(frozen=True)
+class CustomColumns:
+    """Column names in the user's files."""
+
+    user: str = "user_id"
+    item: str = "item_id"
+    timestamp: str | None = None
+    rating: str | None = None
+    title: str = "title"
+    short_text: str | None = None
+
+
+def read_table(path: Path) -> pl.DataFrame:
+    """CSV (or TSV) or Parquet, chosen by suffix; parse errors name the file."""
+    if not path.is_file():
+        raise DataFormatError("file not found", path=path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in {".parquet", ".pq"}:
+            return pl.read_parquet(path)
+        if suffix in {".csv", ".tsv", ".txt"}:
+            separator = "\t" if suffix == ".tsv" else ","
+            # Everything as text first: ids may be strings, and a bad number must be
+            # reported with its line rather than silently inferred as a string column.
+            return pl.read_csv(path, separator=separator, infer_schema=False)
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise DataFormatError(f"cannot read table ({error})", path=path) from error
+    raise DataFormatError("unsupported file type (use .csv, .tsv or .parquet)", path=path)
+
+
+def _numeric(
+    table: pl.DataFrame, column: str, dtype: pl.DataType, path: Path, header_lines: int
+) -> pl.Series:
+    values = table.get_column(column)
+    if values.dtype.is_numeric():
+        converted = values.cast(dtype, strict=False)
+        bad = converted.is_null()
+    else:
+        text = values.cast(pl.Utf8).str.strip_chars()
+        as_float = text.cast(pl.Float64, strict=False)
+        converted = as_float.cast(dtype, strict=False)
+        bad = as_float.is_null()
+        if dtype.is_integer():
+            bad = bad | (as_float != as_float.floor())
+    if bad.any():
+        row = int(bad.arg_true()[0])
+        # Line numbers for CSV count the header; Parquet has rows, not lines.
+        kind = "line" if header_lines else "row"
+        raise DataFormatError(
+            f"expected a number, found {values[row]!r} ({kind} {row + 1 + header_lines})",
+            path=path,
+            line=row + 1 + header_lines if header_lines else None,
+            field=column,
+        )
+    return converted
+
+
+def read_custom(
+    interactions_path: Path, items_path: Path | None = None, columns: CustomColumns | None = None
+) -> SourceData:
+    columns = columns or CustomColumns()
+    table = read_table(interactions_path)
+    header_lines = 0 if interactions_path.suffix.lower() in {".parquet", ".pq"} else 1
+    required = [columns.user, columns.item]
+    require_columns(table, required, interactions_path)
+    for optional in (columns.timestamp, columns.rating):
+        if optional is not None:
+            require_columns(table, [optional], interactions_path)
+    for column in required:
+        nulls = table.get_column(column).is_null()
+        if nulls.any():
+            row = int(nulls.arg_true()[0])
+            raise DataFormatError(
+                "empty value",
+                path=interactions_path,
+                line=row + 1 + header_lines if header_lines else None,
+                field=column,
+            )
+    selected = [
+        table.get_column(columns.user).cast(pl.Utf8).alias(RAW_USER),
+        table.get_column(columns.item).cast(pl.Utf8).alias(RAW_ITEM),
+        pl.int_range(table.height, dtype=pl.Int64, eager=True).alias(RAW_ORDER),
+    ]
+    if columns.timestamp is not None:
+        selected.append(
+            _numeric(table, columns.timestamp, pl.Int64, interactions_path, header_lines).alias(
+                RAW_TIMESTAMP
+            )
+        )
+    if columns.rating is not None:
+        selected.append(
+            _numeric(table, columns.rating, pl.Float64, interactions_path, header_lines).alias(
+                RAW_RATING
+            )
+        )
+    interactions = pl.DataFrame(selected)
+    files = {"interactions": interactions_path}
+
+    if items_path is None:
+        items = pl.DataFrame(
+            {ITEM_KEY: [], SOURCE_ID: [], TITLE: []},
+            schema={ITEM_KEY: pl.Utf8, SOURCE_ID: pl.Utf8, TITLE: pl.Utf8},
+        )
+    else:
+        raw_items = read_table(items_path)
+        require_columns(raw_items, [columns.item], items_path)
+        renames = {columns.title: TITLE}
+        if columns.short_text:
+            renames[columns.short_text] = SHORT_TEXT
+        if columns.title not in raw_items.columns and columns.short_text is None:
+            require_columns(raw_items, [columns.title], items_path)
+        keys = raw_items.get_column(columns.item).cast(pl.Utf8)
+        if keys.is_duplicated().any():
+            row = int(keys.is_duplicated().arg_true()[1])
+            raise DataFormatError(
+                f"duplicate item {keys[row]!r}", path=items_path, field=columns.item
+            )
+        items = raw_items.rename({k: v for k, v in renames.items() if k in raw_items.columns})
+        # A metadata column named like one of ours would clash with the ones we build.
+        items = items.drop(
+            [
+                c
+                for c in (ITEM_KEY, SOURCE_ID, "item_id")
+                if c in items.columns and c != columns.item
+            ]
+        )
+        items = items.with_columns(keys.alias(ITEM_KEY), keys.alias(SOURCE_ID)).drop(columns.item)
+        if CATEGORIES in items.columns and items.schema[CATEGORIES] == pl.Utf8:
+            items = items.with_columns(pl.col(CATEGORIES).str.split("|"))
+        if BRAND in items.columns:
+            items = items.with_columns(pl.col(BRAND).cast(pl.Utf8))
+        files["items"] = items_path
+    return SourceData(interactions=interactions, items=items, files=files)
