@@ -1,0 +1,93 @@
+"""Per-run setup shared by generation and evaluation: item strings, sampler, task contexts."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from recalign.data.store import PreparedDataset
+from recalign.errors import ConfigError
+from recalign.samples.negatives import make_sampler
+from recalign.samples.representation import item_representations
+from recalign.samples.tasks import TASKS, TaskContext
+from recalign.samples.templates import TemplateSet
+
+logger = logging.getLogger(__name__)
+
+SPLIT_INDEX = {"train": 0, "valid": 1, "test": 2}
+FAMILIES = ("seq2seq", "causal")
+
+
+def user_rng(seed: int, task_index: int, split: str, user_id: int) -> np.random.Generator:
+    """The one generator of a (seed, task, split, user): sharding cannot change its draws."""
+    return np.random.default_rng([seed, task_index, SPLIT_INDEX[split], user_id])
+
+
+def check_family(family: str) -> None:
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown model family {family!r}; choose from {FAMILIES}")
+
+
+def natural_positions(dataset: PreparedDataset) -> int:
+    """Train positions t >= 1 over all users: the 100% of a task's `ratio`."""
+    lengths = dataset.split.train.get_column("items").list.len()
+    return int((lengths - 1).clip(lower_bound=0).sum())
+
+
+def check_options(task: str, options: Any, num_items: int) -> None:
+    k = getattr(options, "num_candidates", None)
+    if k is not None and k > num_items:
+        raise ConfigError(
+            f"tasks.{task}.num_candidates = {k} is larger than the catalogue ({num_items} items)"
+        )
+
+
+def build_contexts(
+    dataset: PreparedDataset,
+    task_options: dict[str, Any],
+    templates: TemplateSet,
+    *,
+    item_repr: str = "title",
+    id_seed: int = 0,
+    negatives: str = "uniform",
+    max_history: int = 20,
+    family: str = "seq2seq",
+    separator: str = "; ",
+) -> dict[str, TaskContext]:
+    """One `TaskContext` per task; the item strings and the sampler are shared."""
+    check_family(family)
+    reprs = item_representations(dataset.item_texts, item_repr, id_seed)
+    texts = [str(t) for t in dataset.item_texts.tolist()]
+    train_items = (
+        dataset.split.train.get_column("items").to_list() if negatives == "popularity" else None
+    )
+    sampler = make_sampler(negatives, len(reprs) - 1, train_items)
+    total = None
+    contexts: dict[str, TaskContext] = {}
+    for task, options in task_options.items():
+        check_options(task, options, len(reprs) - 1)
+        ratio = 1.0 if options.ratio is None else options.ratio
+        if options.count is not None:
+            total = natural_positions(dataset) if total is None else total
+            ratio = min(1.0, options.count / total) if total else 0.0
+            logger.info(
+                "%s: count %d -> ratio %.4f of %d positions", task, options.count, ratio, total
+            )
+        contexts[task] = TaskContext(
+            reprs=reprs,
+            texts=texts,
+            templates=templates.select(task, options.templates),
+            sampler=sampler,
+            options=options,
+            max_history=max_history,
+            ratio=ratio,
+            family=family,
+            separator=separator,
+        )
+    return contexts
+
+
+def default_options(task: str, **overrides: Any) -> Any:
+    return TASKS[task].options.model_validate(overrides)

@@ -1,0 +1,198 @@
+"""Evaluation samples for the evaluator and one-off prompts for serving.
+
+`build_eval_samples` renders the valid or test case of each user with one fixed template
+(`default`: the first training template; `unseen`: the held-out one). Its candidates are
+those of `generate_samples` for the same seed: the task draws content before the template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from recalign.constants import (
+    CANDIDATES,
+    HISTORY,
+    INPUT,
+    ITEMS,
+    RATING,
+    RATINGS,
+    TARGET,
+    TARGET_ITEM,
+    TEMPLATE,
+    USER_ID,
+)
+from recalign.data.store import PreparedDataset
+from recalign.errors import ConfigError
+from recalign.samples.context import build_contexts, default_options, user_rng
+from recalign.samples.tasks import REC_TASKS, TASK_INDEX, TASKS, EvalQuery, TaskContext
+from recalign.samples.tasks.rating import rated_history
+from recalign.samples.templates import TemplateSet, load_templates
+
+FULL_HISTORY = "full_history"  # every item before the target (the prompt may cut it)
+ITEM = "item"  # rating rows: the item being rated
+EVAL_TASKS = ("retrieval", "ranking", "rating")
+_DEFAULT_SEPARATOR = "; "
+
+
+def _select_users(
+    user_ids: np.ndarray, users: Sequence[int] | None, max_users: int | None, seed: int
+) -> np.ndarray:
+    """Row indices of the chosen users, in ascending user order."""
+    rows = np.arange(len(user_ids))
+    if users is not None:
+        wanted = np.asarray(list(users), dtype=np.int64)
+        missing = np.setdiff1d(wanted, user_ids)
+        if len(missing):
+            raise ConfigError(f"unknown user id(s) {missing[:5].tolist()} (not in the dataset)")
+        rows = rows[np.isin(user_ids, wanted)]
+    if max_users is not None and max_users < len(rows):
+        # A seeded subset, so two evaluations of the same seed score the same users.
+        rng = np.random.default_rng([seed, 0x5E1EC7])
+        rows = np.sort(rng.choice(rows, size=max_users, replace=False))
+    return rows[np.argsort(user_ids[rows], kind="stable")]
+
+
+def build_eval_samples(
+    dataset: PreparedDataset,
+    task: str,
+    split: str = "test",
+    *,
+    template: str = "default",
+    users: Sequence[int] | None = None,
+    max_users: int | None = None,
+    num_candidates: int = 20,
+    item_repr: str = "title",
+    max_history: int = 20,
+    seed: int = 0,
+    templates: TemplateSet | None = None,
+    id_seed: int = 0,
+    negatives: str = "uniform",
+) -> pl.DataFrame:
+    """One row per user: `user_id, template, input, target, target_item, candidates, history`.
+
+    `history` holds the item ids in the prompt (the last `max_history`), `full_history`
+    every item before the target: `valid` -> the train part, `test` -> train + valid.
+    Rating rows have `target_item` null (the target is a rating) and the rated item in
+    `item`. `candidates` is null except for ranking.
+    """
+    if task not in EVAL_TASKS:
+        raise ConfigError(f"evaluation task must be one of {EVAL_TASKS}, got {task!r}")
+    if split not in ("valid", "test"):
+        raise ConfigError(f"split must be 'valid' or 'test', got {split!r}")
+    if TASKS[task].needs_ratings and not dataset.has_ratings:
+        raise ConfigError(f"task {task!r} needs ratings, but dataset {dataset.name!r} has none")
+    templates = templates or load_templates()
+    chosen = templates.resolve(task, template)
+    overrides = {"num_candidates": num_candidates} if task == "ranking" else {}
+    ctx = build_contexts(
+        dataset,
+        {task: default_options(task, **overrides)},
+        templates,
+        item_repr=item_repr,
+        id_seed=id_seed,
+        negatives=negatives,
+        max_history=max_history,
+    )[task]
+    view = dataset.split.valid if split == "valid" else dataset.split.test
+    user_ids = view.get_column(USER_ID).to_numpy()
+    rows = pl.Series(_select_users(user_ids, users, max_users, seed))
+    view = view[rows]
+    sequences = dataset.sequences.select(
+        USER_ID, ITEMS, *([RATINGS] if dataset.has_ratings else [])
+    )
+    sequences = view.select(USER_ID).join(sequences, on=USER_ID, how="left", maintain_order="left")
+    histories = view.get_column(HISTORY).to_list()
+    targets = view.get_column(TARGET_ITEM).to_list()
+    target_ratings = view.get_column(RATING).to_list() if dataset.has_ratings else None
+    all_items = sequences.get_column(ITEMS).to_list()
+    all_ratings = sequences.get_column(RATINGS).to_list() if dataset.has_ratings else None
+
+    columns: dict[str, list] = {
+        k: []
+        for k in (USER_ID, TEMPLATE, INPUT, TARGET, TARGET_ITEM, CANDIDATES, HISTORY, FULL_HISTORY)
+    }
+    columns[ITEM] = []
+    spec, index = TASKS[task], TASK_INDEX[task]
+    for j, user_id in enumerate(view.get_column(USER_ID).to_list()):
+        history = histories[j]
+        query = EvalQuery(
+            user_id,
+            history,
+            None if all_ratings is None else all_ratings[j][: len(history)],
+            targets[j],
+            None if target_ratings is None else target_ratings[j],
+            set(all_items[j]),
+        )
+        row = spec.evaluate(query, user_rng(seed, index, split, user_id), ctx, chosen)
+        columns[USER_ID].append(user_id)
+        columns[TEMPLATE].append(row.template)
+        columns[INPUT].append(row.input)
+        columns[TARGET].append(row.target)
+        columns[TARGET_ITEM].append(row.target_item)
+        columns[CANDIDATES].append(row.candidates)
+        columns[HISTORY].append(row.prompt_history)
+        columns[FULL_HISTORY].append(history)
+        columns[ITEM].append(query.target)
+    schema = {
+        USER_ID: pl.Int64,
+        TEMPLATE: pl.String,
+        INPUT: pl.String,
+        TARGET: pl.String,
+        TARGET_ITEM: pl.Int64,
+        CANDIDATES: pl.List(pl.Int64),
+        HISTORY: pl.List(pl.Int64),
+        FULL_HISTORY: pl.List(pl.Int64),
+        ITEM: pl.Int64,
+    }
+    frame = pl.DataFrame(columns, schema=schema)
+    if task != "rating":
+        frame = frame.drop(ITEM)
+    if task != "ranking":
+        frame = frame.drop(CANDIDATES)
+    return frame
+
+
+def render_prompt(
+    task: str,
+    history_texts: list[str],
+    *,
+    template: str = "default",
+    candidates: list[str] | None = None,
+    item: str | None = None,
+    ratings: list[float] | None = None,
+    templates: TemplateSet | None = None,
+) -> str:
+    """The input prompt for an arbitrary history of item strings (serving).
+
+    The strings are used as given (pass the item representation the model was trained
+    with); `ratings` align with `history_texts` for the rating task.
+    """
+    if task not in REC_TASKS:
+        raise ConfigError(f"prompts can be rendered for {REC_TASKS}, not {task!r}")
+    chosen = (templates or load_templates()).resolve(task, template)
+    sep = _DEFAULT_SEPARATOR
+    values: dict[str, object] = {"history": sep.join(history_texts), "target": ""}
+    if task == "ranking":
+        if not candidates:
+            raise ConfigError("the ranking prompt needs candidates")
+        values["candidates"] = sep.join(candidates)
+        values["num_candidates"] = len(candidates)
+    if task == "rating":
+        if item is None:
+            raise ConfigError("the rating prompt needs the item to rate")
+        if ratings is None or len(ratings) != len(history_texts):
+            raise ConfigError("the rating prompt needs one rating per history item")
+        ctx = TaskContext(
+            reprs=["", *history_texts],
+            texts=[],
+            templates=[chosen],
+            sampler=None,  # type: ignore[arg-type]
+            options=None,
+            separator=sep,
+        )
+        values["history"] = rated_history(ctx, range(1, len(history_texts) + 1), ratings)
+        values["item"] = item
+    return chosen.render_input(values)

@@ -1,0 +1,262 @@
+"""Sharded, deterministic generation of the sample splits.
+
+Row order (canonical): users ascending, then tasks in `TASKS` order, then positions.
+Shards are contiguous blocks of that user order, so concatenating shard 0..N-1 gives the
+unsharded files row for row; every random draw comes from the (seed, task, split, user)
+generator, so which process handles a user never matters. Users are processed in chunks
+and each chunk is written as Parquet row groups: memory does not grow with the users.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recalign.constants import ITEM_ID, ITEMS, RATING, RATINGS, SPLITS, TARGET_ITEM, TEXT, USER_ID
+from recalign.data.store import PreparedDataset, load_prepared
+from recalign.errors import ConfigError
+from recalign.manifest import build_manifest, config_hash, write_manifest
+from recalign.samples.buffer import SCHEMA, SampleBuffer
+from recalign.samples.context import build_contexts, check_family, user_rng
+from recalign.samples.mixture import Mixture, resolve_mixture
+from recalign.samples.tasks import TASK_INDEX, TASKS, EvalQuery, UserData
+from recalign.samples.templates import TemplateSet, load_templates
+
+logger = logging.getLogger(__name__)
+
+ITEM_TEXTS_FILE = "item_texts.parquet"  # item_id -> the string prompts show (for the trie)
+CHUNK_USERS = 1024
+
+
+def shard_users(user_ids: np.ndarray, shard: int | None, num_shards: int | None) -> np.ndarray:
+    """Row indices of the users in `shard` (contiguous blocks of the sorted users)."""
+    if shard is None and num_shards is None:
+        return np.arange(len(user_ids))
+    if shard is None or num_shards is None:
+        raise ConfigError("give both --shard and --num-shards")
+    if num_shards < 1 or not 0 <= shard < num_shards:
+        raise ConfigError(f"shard {shard} is out of range for {num_shards} shard(s)")
+    return np.array_split(np.arange(len(user_ids)), num_shards)[shard]
+
+
+def _active_tasks(mixture: Mixture, dataset: PreparedDataset) -> tuple[dict[str, Any], dict]:
+    tasks = dict(mixture.tasks)
+    skipped: dict[str, str] = {}
+    for name in list(tasks):
+        if TASKS[name].needs_ratings and not dataset.has_ratings:
+            message = f"dataset {dataset.name!r} has no ratings"
+            if name in mixture.explicit:
+                raise ConfigError(f"task {name!r} needs ratings, but {message}")
+            logger.warning("skipping task %r: %s", name, message)
+            skipped[name] = message
+            del tasks[name]
+    if not tasks:
+        raise ConfigError("the mixture has no task left to generate")
+    return tasks, skipped
+
+
+class _SplitWriters:
+    """One ParquetWriter per split, writing to temporary names renamed on success."""
+
+    def __init__(self, out: Path, compression: str) -> None:
+        self.paths = {split: out / f"{split}.parquet" for split in SPLITS}
+        self.tmp = {split: out / f".{split}.parquet.tmp" for split in SPLITS}
+        self.writers = {
+            split: pq.ParquetWriter(
+                self.tmp[split],
+                SCHEMA,
+                compression=compression,
+                use_dictionary=["task", "template", "target"],
+                write_statistics=["user_id", "target_item"],
+            )
+            for split in SPLITS
+        }
+
+    def write(self, split: str, table: pa.Table) -> None:
+        if table.num_rows:
+            self.writers[split].write_table(table, row_group_size=table.num_rows)
+
+    def close(self, ok: bool) -> None:
+        for split, writer in self.writers.items():
+            writer.close()
+            if ok:
+                self.tmp[split].replace(self.paths[split])
+            else:
+                self.tmp[split].unlink(missing_ok=True)
+
+
+def _chunks(dataset: PreparedDataset, rows: np.ndarray, size: int):
+    """Per chunk of users: plain Python lists of everything the tasks read."""
+    split = dataset.split
+    train, valid, test = split.train, split.valid, split.test
+    sequences = dataset.sequences
+    has_ratings = dataset.has_ratings
+    for start in range(0, len(rows), size):
+        idx = pl.Series(rows[start : start + size])
+        t, v, s = train[idx], valid[idx], test[idx]
+        yield {
+            "user_id": t.get_column(USER_ID).to_list(),
+            "train": t.get_column(ITEMS).to_list(),
+            "train_ratings": t.get_column(RATINGS).to_list() if has_ratings else None,
+            "valid": v.get_column(TARGET_ITEM).to_list(),
+            "valid_rating": v.get_column(RATING).to_list() if has_ratings else None,
+            "test": s.get_column(TARGET_ITEM).to_list(),
+            "test_rating": s.get_column(RATING).to_list() if has_ratings else None,
+            "all": sequences[idx].get_column(ITEMS).to_list(),
+        }
+
+
+def generate_samples(
+    data: str | Path | PreparedDataset,
+    out_dir: str | Path,
+    preset: str = "paper",
+    seed: int = 0,
+    config: str | Path | dict[str, Any] | None = None,
+    shard: int | None = None,
+    num_shards: int | None = None,
+    family: str = "seq2seq",
+    *,
+    item_repr: str | None = None,
+    templates: TemplateSet | Sequence[str | Path] | None = None,
+    chunk_users: int = CHUNK_USERS,
+    compression: str = "zstd",
+    on_progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Write `out_dir/{train,valid,test}.parquet` and `manifest.json`; returns the manifest."""
+    dataset = data if isinstance(data, PreparedDataset) else load_prepared(data)
+    check_family(family)
+    mixture = resolve_mixture(preset, config)
+    cfg = mixture.config
+    if item_repr is not None:
+        cfg = cfg.model_copy(update={"item_repr": item_repr})
+        mixture.config = cfg
+    if not isinstance(templates, TemplateSet):
+        templates = load_templates([*cfg.templates, *(templates or [])])
+    task_options, skipped = _active_tasks(mixture, dataset)
+    contexts = build_contexts(
+        dataset,
+        task_options,
+        templates,
+        item_repr=cfg.item_repr,
+        id_seed=cfg.id_seed,
+        negatives=cfg.negatives,
+        max_history=cfg.max_history,
+        family=family,
+        separator=cfg.separator,
+    )
+    user_ids = dataset.split.train.get_column(USER_ID).to_numpy()
+    if not np.all(np.diff(user_ids) > 0):
+        order = np.argsort(user_ids, kind="stable")
+    else:
+        order = np.arange(len(user_ids))
+    rows = order[shard_users(user_ids, shard, num_shards)]
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    buffers = {split: SampleBuffer() for split in SPLITS}
+    counts: dict[str, Counter[str]] = {split: Counter() for split in SPLITS}
+    plan = [(name, TASK_INDEX[name], TASKS[name], contexts[name]) for name in contexts]
+    rec_plan = [p for p in plan if p[2].evaluate is not None]
+    writers = _SplitWriters(out, compression)
+    ok = False
+    try:
+        for chunk in _chunks(dataset, rows, chunk_users):
+            _generate_chunk(chunk, plan, rec_plan, seed, buffers)
+            for split, buffer in buffers.items():
+                counts[split].update(buffer.counts)
+                buffer.counts.clear()
+                writers.write(split, buffer.to_table())
+            if on_progress is not None:
+                on_progress(len(chunk["user_id"]))
+        ok = True
+    finally:
+        writers.close(ok)
+
+    pl.DataFrame(
+        {
+            ITEM_ID: np.arange(1, len(contexts[plan[0][0]].reprs)),
+            TEXT: contexts[plan[0][0]].reprs[1:],
+        }
+    ).write_parquet(out / ITEM_TEXTS_FILE)
+    resolved = mixture.to_dict()
+    resolved["tasks"] = {k: v for k, v in resolved["tasks"].items() if k in contexts}
+    manifest = build_manifest(
+        "samples",
+        dataset=dataset.name,
+        data_path=None if dataset.path is None else str(dataset.path),
+        data_hash=dataset.data_hash,
+        preset=cfg.preset,
+        seed=seed,
+        family=family,
+        item_repr=cfg.item_repr,
+        id_seed=cfg.id_seed,
+        max_history=cfg.max_history,
+        shard=shard,
+        num_shards=num_shards,
+        users=len(rows),
+        tasks=list(contexts),
+        skipped=skipped,
+        counts={split: dict(counts[split]) for split in SPLITS},
+        totals={split: sum(counts[split].values()) for split in SPLITS},
+        templates={name: {t.id: t.version for t in contexts[name].templates} for name in contexts},
+        config=resolved,
+        config_hash=config_hash({**resolved, "seed": seed, "family": family}),
+        files={split: f"{split}.parquet" for split in SPLITS} | {"item_texts": ITEM_TEXTS_FILE},
+    )
+    write_manifest(out, manifest)
+    logger.info("wrote %s: %s", out, manifest["totals"])
+    return manifest
+
+
+def _generate_chunk(chunk: dict, plan: list, rec_plan: list, seed: int, buffers: dict) -> None:
+    train_out, valid_out, test_out = buffers["train"], buffers["valid"], buffers["test"]
+    ratings = chunk["train_ratings"]
+    for j, user_id in enumerate(chunk["user_id"]):
+        seen = set(chunk["all"][j])
+        train = chunk["train"][j]
+        train_r = None if ratings is None else ratings[j]
+        user = UserData(user_id, train, train_r, seen)
+        for name, index, spec, ctx in plan:
+            spec.train(user, user_rng(seed, index, "train", user_id), ctx, train_out)
+        if not rec_plan:
+            continue
+        valid, test = chunk["valid"][j], chunk["test"][j]
+        valid_r = None if ratings is None else chunk["valid_rating"][j]
+        test_r = None if ratings is None else chunk["test_rating"][j]
+        queries = (
+            ("valid", valid_out, EvalQuery(user_id, train, train_r, valid, valid_r, seen)),
+            (
+                "test",
+                test_out,
+                EvalQuery(
+                    user_id,
+                    [*train, valid],
+                    None if train_r is None else [*train_r, valid_r],
+                    test,
+                    test_r,
+                    seen,
+                ),
+            ),
+        )
+        for split, out, query in queries:
+            for name, index, spec, ctx in rec_plan:
+                row = spec.evaluate(query, user_rng(seed, index, split, user_id), ctx, None)
+                shown = [*row.prompt_history, *(row.candidates or ()), query.target]
+                out.add(
+                    name,
+                    row.template,
+                    user_id,
+                    row.input,
+                    row.target,
+                    row.target_item,
+                    row.candidates,
+                    shown,
+                )

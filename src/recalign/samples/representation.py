@@ -1,0 +1,43 @@
+"""How an item is shown to a model: its text, a random id token, or both.
+
+Id tokens come from a seeded random permutation of the catalogue (`<item_4821>`), never
+the sequential dataset ids: P5 showed sequential ids leak answers, because items bought
+together get neighbouring ids and share sub-word tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from recalign.errors import ConfigError
+
+ItemRepr = Literal["title", "id", "id+title"]
+ITEM_REPRS: tuple[str, ...] = ("title", "id", "id+title")
+
+# Salt mixed into the id seed so the permutation is independent of other seeded streams.
+_ID_STREAM = 0x1D
+
+
+def id_tokens(num_items: int, seed: int = 0) -> list[str]:
+    """`tokens[i]` is item i's id token (index 0 unused); a permutation of 1..num_items."""
+    rng = np.random.default_rng([seed, _ID_STREAM])
+    perm = rng.permutation(num_items) + 1
+    return ["", *(f"<item_{n}>" for n in perm.tolist())]
+
+
+def item_representations(item_texts: np.ndarray, mode: str = "title", seed: int = 0) -> list[str]:
+    """The string shown for each item id (index 0 unused), as a list for fast indexing.
+
+    `item_texts` is `PreparedDataset.item_texts` (indexed by dense item id).
+    """
+    if mode not in ITEM_REPRS:
+        raise ConfigError(f"unknown item representation {mode!r}; choose from {ITEM_REPRS}")
+    texts = [str(t) for t in item_texts.tolist()]
+    if mode == "title":
+        return texts
+    tokens = id_tokens(len(texts) - 1, seed)
+    if mode == "id":
+        return tokens
+    return ["", *(f"{tok} {text}" for tok, text in zip(tokens[1:], texts[1:], strict=True))]

@@ -1,0 +1,299 @@
+"""Prompt templates as data: YAML files of Jinja strings, validated when loaded.
+
+A template file holds the templates of one task:
+
+    task: retrieval
+    placeholders: [history, target]      # what every template in the file uses
+    templates:
+      - id: retrieval-1
+        version: 1
+        split: train                     # `train` or `unseen` (held out for evaluation)
+        input: "The user bought {{ history }}. What will they buy next?"
+        target: "{{ target }}"
+
+Loading checks each template: the Jinja syntax, that the placeholders it uses are exactly
+the declared ones (an undeclared one is a typo, an unused one a forgotten field), and that
+the task provides every declared placeholder. Errors name the file and the template id.
+
+Speed: generation renders hundreds of thousands of prompts a second, and a Jinja render
+costs ~10 us. Templates that are plain text with `{{ name }}` substitutions (all the
+shipped ones) are therefore compiled once into Python format strings (~0.5 us); templates
+using Jinja control flow or filters keep the compiled Jinja template. Both give the same
+text (tested).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+import jinja2.meta
+import jinja2.nodes
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recalign.errors import ConfigError, DataFormatError
+
+logger = logging.getLogger(__name__)
+
+TemplateSplit = Literal["train", "unseen"]
+
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+class _TemplateSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    version: int = Field(ge=1)
+    split: TemplateSplit = "train"
+    input: str
+    target: str
+    placeholders: list[str] | None = None  # overrides the file-level list
+
+
+class _TemplateFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: str
+    placeholders: list[str] = Field(default_factory=list)
+    templates: list[_TemplateSpec] = Field(min_length=1)
+
+
+def _format_string(ast: jinja2.nodes.Template) -> str | None:
+    """The template as a `str.format` string, or None if it needs Jinja proper."""
+    parts: list[str] = []
+    for node in ast.body:
+        if not isinstance(node, jinja2.nodes.Output):
+            return None
+        for child in node.nodes:
+            if isinstance(child, jinja2.nodes.TemplateData):
+                parts.append(child.data.replace("{", "{{").replace("}", "}}"))
+            elif isinstance(child, jinja2.nodes.Name) and child.ctx == "load":
+                parts.append("{" + child.name + "}")
+            else:
+                return None
+    return "".join(parts)
+
+
+class _Renderer:
+    """One compiled string: a format string when possible, else a Jinja template."""
+
+    __slots__ = ("fmt", "jinja")
+
+    def __init__(self, source: str, ast: jinja2.nodes.Template) -> None:
+        self.fmt = _format_string(ast)
+        self.jinja = None if self.fmt is not None else _ENV.from_string(source)
+
+    def __call__(self, values: Mapping[str, Any]) -> str:
+        if self.fmt is not None:
+            return self.fmt.format_map(values)
+        return self.jinja.render(values)
+
+
+@dataclass(frozen=True)
+class Template:
+    """A validated, compiled template. `render(values)` -> (input, target)."""
+
+    id: str
+    version: int
+    task: str
+    split: TemplateSplit
+    input: str
+    target: str
+    placeholders: frozenset[str]
+    source: str = ""
+    _input: _Renderer = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    _target: _Renderer = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+
+    def render(self, values: Mapping[str, Any]) -> tuple[str, str]:
+        return self._input(values), self._target(values)
+
+    def render_input(self, values: Mapping[str, Any]) -> str:
+        return self._input(values)
+
+    def render_jinja(self, values: Mapping[str, Any]) -> tuple[str, str]:
+        """Render with Jinja itself (the reference the fast path is tested against)."""
+        return (
+            _ENV.from_string(self.input).render(values),
+            _ENV.from_string(self.target).render(values),
+        )
+
+    @property
+    def fast(self) -> bool:
+        return self._input.fmt is not None and self._target.fmt is not None
+
+
+def _available_placeholders() -> dict[str, frozenset[str]]:
+    from recalign.samples.tasks import TASKS  # the tasks say what they provide
+
+    return {name: spec.placeholders for name, spec in TASKS.items()}
+
+
+def _parse(source: str, where: str) -> jinja2.nodes.Template:
+    try:
+        return _ENV.parse(source)
+    except jinja2.TemplateSyntaxError as error:
+        raise ConfigError(f"{where}: Jinja syntax error: {error.message}") from None
+
+
+def parse_template_file(
+    text: str, path: str | Path, available: Mapping[str, frozenset[str]] | None = None
+) -> list[Template]:
+    """Validate and compile the templates of one YAML document."""
+    available = available if available is not None else _available_placeholders()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        line = getattr(getattr(error, "problem_mark", None), "line", None)
+        raise DataFormatError(
+            f"not valid YAML: {error}", path=path, line=None if line is None else line + 1
+        ) from None
+    try:
+        spec = _TemplateFile.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise ConfigError(f"{path}: {key}: {first['msg']}") from None
+    if spec.task not in available:
+        raise ConfigError(
+            f"{path}: unknown task {spec.task!r}; known tasks: {', '.join(sorted(available))}"
+        )
+    provided = available[spec.task]
+    templates: list[Template] = []
+    seen: set[str] = set()
+    for item in spec.templates:
+        where = f"{path}: template {item.id!r}"
+        if item.id in seen:
+            raise ConfigError(f"{where}: duplicate template id")
+        seen.add(item.id)
+        declared = set(item.placeholders if item.placeholders is not None else spec.placeholders)
+        unknown = declared - provided
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown placeholder(s) {sorted(unknown)}; task {spec.task!r} "
+                f"provides {sorted(provided)}"
+            )
+        input_ast = _parse(item.input, f"{where} (input)")
+        target_ast = _parse(item.target, f"{where} (target)")
+        used = jinja2.meta.find_undeclared_variables(
+            input_ast
+        ) | jinja2.meta.find_undeclared_variables(target_ast)
+        if used - declared:
+            raise ConfigError(
+                f"{where}: uses undeclared placeholder(s) {sorted(used - declared)} "
+                f"(declared: {sorted(declared)}; task {spec.task!r} provides {sorted(provided)})"
+            )
+        if declared - used:
+            raise ConfigError(f"{where}: declared placeholder(s) {sorted(declared - used)} unused")
+        templates.append(
+            Template(
+                id=item.id,
+                version=item.version,
+                task=spec.task,
+                split=item.split,
+                input=item.input,
+                target=item.target,
+                placeholders=frozenset(declared),
+                source=str(path),
+                _input=_Renderer(item.input, input_ast),
+                _target=_Renderer(item.target, target_ast),
+            )
+        )
+    if not any(t.split == "train" for t in templates):
+        raise ConfigError(f"{path}: task {spec.task!r} needs at least one `split: train` template")
+    return templates
+
+
+def load_template_file(path: str | Path) -> list[Template]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"template file {path} does not exist")
+    return parse_template_file(path.read_text(encoding="utf-8"), path)
+
+
+class TemplateSet:
+    """Templates by task. Order is the file order: the first `train` one is the default."""
+
+    def __init__(self, templates: Iterable[Template]) -> None:
+        self._by_task: dict[str, list[Template]] = {}
+        self._by_id: dict[str, Template] = {}
+        for template in templates:
+            if template.id in self._by_id:
+                raise ConfigError(
+                    f"template id {template.id!r} defined twice "
+                    f"({self._by_id[template.id].source} and {template.source})"
+                )
+            self._by_id[template.id] = template
+            self._by_task.setdefault(template.task, []).append(template)
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self._by_task)
+
+    def all(self) -> list[Template]:
+        return [t for templates in self._by_task.values() for t in templates]
+
+    def for_task(self, task: str, split: TemplateSplit | None = "train") -> list[Template]:
+        if task not in self._by_task:
+            raise ConfigError(f"no templates for task {task!r} (have: {', '.join(self.tasks)})")
+        return [t for t in self._by_task[task] if split is None or t.split == split]
+
+    def resolve(self, task: str, template: str = "default") -> Template:
+        """`default` (first training template), `unseen` (first held-out one) or an id."""
+        if template == "default":
+            return self.for_task(task, "train")[0]
+        if template == "unseen":
+            unseen = self.for_task(task, "unseen")
+            if not unseen:
+                raise ConfigError(f"task {task!r} has no held-out (`split: unseen`) template")
+            return unseen[0]
+        found = self._by_id.get(template)
+        if found is None or found.task != task:
+            ids = [t.id for t in self._by_task.get(task, [])]
+            raise ConfigError(f"no template {template!r} for task {task!r}; choose from {ids}")
+        return found
+
+    def select(self, task: str, ids: Sequence[str] | None) -> list[Template]:
+        """The training templates of a task, restricted to `ids` when given."""
+        train = self.for_task(task, "train")
+        if ids is None:
+            return train
+        known = {t.id: t for t in self.for_task(task, None)}
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise ConfigError(f"task {task!r} has no template(s) {missing}; have {list(known)}")
+        return [known[i] for i in ids]
+
+    def versions(self) -> dict[str, int]:
+        return {t.id: t.version for t in self.all()}
+
+    def replace(self, others: Iterable[Template]) -> TemplateSet:
+        """A new set where the tasks defined by `others` use only those templates."""
+        others = list(others)
+        tasks = {t.task for t in others}
+        kept = [t for t in self.all() if t.task not in tasks]
+        return TemplateSet([*kept, *others])
+
+
+def default_template_files() -> list[Path]:
+    folder = resources.files("recalign") / "templates"
+    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_templates(
+    paths: Sequence[str | Path] | None = None, *, include_defaults: bool = True
+) -> TemplateSet:
+    """The shipped templates, with the tasks of the user's files replaced by theirs."""
+    base = TemplateSet([])
+    if include_defaults:
+        base = TemplateSet(t for path in default_template_files() for t in load_template_file(path))
+    for path in paths or ():
+        base = base.replace(load_template_file(path))
+        logger.info("using templates from %s", path)
+    return base
