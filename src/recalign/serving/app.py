@@ -233,10 +233,12 @@ def create_app(
             "batched_requests": batcher.requests,
         }
 
+    default_limit = min(10, limits.max_search_results)
+
     @app.get("/items", summary="Search items by text")
     async def items(
         query: Annotated[str, Query(max_length=limits.max_query_length)] = "",
-        limit: Annotated[int, Query(ge=1, le=limits.max_search_results)] = 10,
+        limit: Annotated[int, Query(ge=1, le=limits.max_search_results)] = default_limit,
     ) -> dict[str, Any]:
         hits = await run_in_threadpool(recommender.search_items, query, limit)
         return {"query": query, "items": [hit.to_dict() for hit in hits]}

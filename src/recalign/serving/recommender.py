@@ -395,14 +395,14 @@ def _load_baseline_run(run_dir: Path, manifest: dict[str, Any], data_dir, device
 
 
 def _load_llm_run(run_dir: Path, manifest: dict[str, Any], data_dir, device) -> Recommender:
-    from recalign.serving.llm_backend import LLMBackend
-
     dataset = _load_dataset_for(run_dir, manifest, data_dir)
     if not (run_dir / "model").is_dir():
         raise RecalignError(
             f"{run_dir} has no model/ directory: the run did not finish or was moved; "
             "train it again or resume it"
         )
+    from recalign.serving.llm_backend import LLMBackend
+
     backend = LLMBackend.from_run(run_dir, manifest, dataset, device=device)
     return Recommender(
         backend,

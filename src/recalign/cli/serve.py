@@ -1,0 +1,202 @@
+"""`recalign recommend` and `recalign serve`: top-K lists from a run, on the command line or over HTTP.
+
+    recalign recommend RUN_DIR --history "Lash Mascara" --history 1234 -k 10 [--json]
+    recalign recommend RUN_DIR --users users.jsonl --out recs.jsonl
+    recalign serve RUN_DIR [--host 127.0.0.1] [--port 8000]
+
+`--users` reads JSON lines `{"user_id": ..., "history": [ids or texts]}` and writes one
+line per user: `{"user_id", "items": [ids], "texts": [...], "scores": [...]}`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from recalign.errors import DataFormatError, RecalignError
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(help="Recommend from a trained run, or serve it over HTTP.", no_args_is_help=True)
+
+_BATCH = 64  # users per model call in --users mode
+
+
+def _history_entry(raw: str) -> int | str:
+    """CLI values are strings: a bare number is an item id, anything else a text."""
+    stripped = raw.strip()
+    return int(stripped) if stripped.isdigit() else raw
+
+
+def _read_users(path: Path) -> list[tuple[Any, list[int | str], int]]:
+    if not path.is_file():
+        raise RecalignError(f"{path} does not exist (expected JSON lines with user_id and history)")
+    users = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataFormatError(
+                    f"not valid JSON ({error.msg})", path=path, line=number
+                ) from None
+            if not isinstance(row, dict) or not isinstance(row.get("history"), list):
+                raise DataFormatError(
+                    'expected an object with a "history" list',
+                    path=path,
+                    line=number,
+                    field="history",
+                )
+            if not row["history"]:
+                raise DataFormatError("empty history", path=path, line=number, field="history")
+            users.append((row.get("user_id", number), row["history"], number))
+    if not users:
+        raise DataFormatError("no users in the file", path=path)
+    return users
+
+
+def _recommend_file(
+    rec: Any, users_file: Path, out: Path, k: int, exclude: bool, fuzzy: bool
+) -> int:
+    from recalign.serving.resolve import UnknownItemsError
+
+    users = _read_users(users_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for start in range(0, len(users), _BATCH):
+            chunk = users[start : start + _BATCH]
+            histories = []
+            for _, history, number in chunk:
+                try:
+                    histories.append([r.item_id for r in rec.resolve(history, fuzzy=fuzzy)])
+                except UnknownItemsError as error:
+                    raise DataFormatError(
+                        str(error), path=users_file, line=number, field="history"
+                    ) from None
+            lists = rec.recommend_ids(histories, k, exclude_history=exclude)
+            for (user_id, _, _), items in zip(chunk, lists, strict=True):
+                row = {
+                    "user_id": user_id,
+                    "items": [r.item_id for r in items],
+                    "texts": [r.text for r in items],
+                    "scores": [r.score for r in items],
+                }
+                handle.write(json.dumps(row) + "\n")
+    tmp.replace(out)  # never leave half an output file behind
+    return len(users)
+
+
+def recommend(
+    run_dir: Path = typer.Argument(..., help="A run directory (LLM or baseline run)."),
+    history: list[str] = typer.Option(
+        None, "--history", "-h", help="A history item (id or text), oldest first; repeat it."
+    ),
+    k: int = typer.Option(10, "-k", "--k", min=1, help="How many items to recommend."),
+    users: Path | None = typer.Option(None, "--users", help="JSON lines of users (batch mode)."),
+    out: Path | None = typer.Option(None, "--out", help="Where batch mode writes JSON lines."),
+    data: Path | None = typer.Option(None, "--data", help="Prepared dataset, if the run moved."),
+    include_history: bool = typer.Option(False, "--include-history", help="Allow history items."),
+    no_fuzzy: bool = typer.Option(False, "--exact", help="Refuse texts that do not match exactly."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, ... (LLM runs)."),
+) -> None:
+    """Top-K recommendations for one history, or for every user of a file."""
+    from recalign.serving import Recommender
+
+    if (users is None) == (not history):
+        raise RecalignError("give either --history (one or more) or --users FILE")
+    if users is not None and out is None:
+        raise RecalignError("--users needs --out FILE for the recommendations")
+    rec = Recommender.load(run_dir, data_dir=data, device=device)
+    if users is not None:
+        assert out is not None
+        count = _recommend_file(rec, users, out, k, not include_history, not no_fuzzy)
+        typer.echo(f"wrote recommendations for {count} users to {out}", err=True)
+        return
+    result = rec.recommend(
+        [_history_entry(h) for h in history],
+        k,
+        exclude_history=not include_history,
+        fuzzy=not no_fuzzy,
+    )
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    _print_table(result)
+
+
+def _print_table(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for entry in result.history:
+        if entry.match in ("fuzzy", "casefold"):
+            console.print(
+                f"[yellow]{entry.query!r} -> {entry.text!r} ({entry.match}, {entry.similarity:.2f})"
+            )
+    table = Table("rank", "item", "text", "score")
+    for item in result.items:
+        table.add_row(str(item.rank), str(item.item_id), item.text, f"{item.score:.4f}")
+    console.print(table)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    run_dir: Path = typer.Argument(..., help="A run directory (LLM or baseline run)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Interface to bind (loopback by default)."
+    ),
+    port: int = typer.Option(8000, "--port", min=0, max=65535),
+    data: Path | None = typer.Option(None, "--data", help="Prepared dataset, if the run moved."),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, ... (LLM runs)."),
+    max_history: int = typer.Option(100, "--max-history", min=1),
+    max_k: int = typer.Option(100, "--max-k", min=1),
+    max_candidates: int = typer.Option(200, "--max-candidates", min=1),
+    max_body_bytes: int = typer.Option(64 * 1024, "--max-body-bytes", min=256),
+    batch_window_ms: float = typer.Option(
+        2.0, "--batch-window-ms", min=0.0, help="How long to gather concurrent requests."
+    ),
+    max_batch: int = typer.Option(32, "--max-batch", min=1, help="Requests per model call."),
+) -> None:
+    """Serve a run over HTTP: /recommend, /rank, /rate, /items, /health, a page at /."""
+    import uvicorn
+
+    from recalign.serving import Recommender
+    from recalign.serving.app import ServeLimits, create_app
+
+    # Load before binding: a missing or corrupt run dir fails here, with its message.
+    rec = Recommender.load(run_dir, data_dir=data, device=device)
+    limits = ServeLimits(
+        max_history=max_history,
+        max_k=max_k,
+        max_candidates=max_candidates,
+        max_body_bytes=max_body_bytes,
+    )
+    if not _is_loopback(host):
+        logger.warning("binding %s: the API is reachable from other machines (no auth)", host)
+    web = create_app(rec, limits, batch_window_ms=batch_window_ms, max_batch=max_batch)
+    typer.echo(
+        f"serving {rec.backend.name} ({len(rec.catalog)} items) on http://{host}:{port}/", err=True
+    )
+    uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+app.command("recommend")(recommend)
+app.command("serve")(serve)

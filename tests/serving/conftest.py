@@ -1,0 +1,104 @@
+"""A small prepared dataset with hand-countable popularity, and recommenders over it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recalign.data import write_prepared
+from recalign.serving import ItemCatalog, Recommender
+
+TEXTS = [
+    "Red Velvet Lipstick",
+    "Blue Waterproof Mascara",
+    "Green Nail Polish",
+    "Yellow Citrus Shampoo",
+    "Purple Liquid Eyeliner",
+    "Rose Face Cream",
+    "Mint Lip Balm",
+    "Charcoal Face Mask",
+    "Argan Hair Oil",
+    "Vanilla Body Lotion",
+    "Coconut Hair Conditioner",
+    "Lavender Bath Salts",
+]
+
+# Train parts (all but the last two items) give counts: item 3 x4, item 1 x3, item 2 x2,
+# items 4, 5 x1; everything else 0 — popularity order 3, 1, 2, 4, 5, then 6.. by id.
+SEQUENCES = [
+    [1, 3, 2, 11, 12],
+    [3, 1, 4, 9, 10],
+    [3, 2, 1, 7, 8],
+    [3, 5, 6, 7],
+]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    sequences = pl.DataFrame(
+        {"user_id": list(range(1, len(SEQUENCES) + 1)), "items": SEQUENCES},
+        schema={"user_id": pl.Int64, "items": pl.List(pl.Int64)},
+    )
+    items = pl.DataFrame(
+        {
+            "item_id": list(range(1, len(TEXTS) + 1)),
+            "source_id": [f"S{i}" for i in range(1, len(TEXTS) + 1)],
+            "text": TEXTS,
+        }
+    )
+    out = tmp_path / "data"
+    write_prepared(out, "fixture", sequences, items)
+    return out
+
+
+@pytest.fixture
+def rec(data_dir: Path) -> Recommender:
+    """Popularity over the fixture dataset, loaded the way `recalign serve DATA` would."""
+    return Recommender.load(data_dir)
+
+
+class FakeLLMBackend:
+    """A deterministic stand-in with ratings: score(item) = item id / 100, rating = 1 + id % 5."""
+
+    kind = "llm"
+    name = "fake-llm"
+    can_rate = True
+
+    def __init__(self, num_items: int) -> None:
+        self.num_items = num_items
+        self.calls: list[int] = []  # batch size of every call
+
+    def recommend(self, histories, k, exclude_history):
+        self.calls.append(len(histories))
+        out = []
+        for history in histories:
+            ids = [
+                i for i in range(self.num_items, 0, -1) if not (exclude_history and i in history)
+            ]
+            ids = np.asarray(ids[:k], dtype=np.int64)
+            out.append((ids, ids / 100.0))
+        return out
+
+    def rank(self, histories, candidates):
+        self.calls.append(len(histories))
+        return [np.asarray(c, dtype=np.float64) / 100.0 for c in candidates]
+
+    def rate(self, histories, items, ratings):
+        self.calls.append(len(histories))
+        return np.asarray([1 + i % 5 for i in items], dtype=np.float64)
+
+
+@pytest.fixture
+def fake_rec() -> Recommender:
+    catalog = ItemCatalog(list(range(1, len(TEXTS) + 1)), TEXTS)
+    return Recommender(FakeLLMBackend(len(TEXTS)), catalog)
+
+
+def write_run_manifest(run_dir: Path, **fields) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "manifest.json").write_text(json.dumps(fields))
+    return run_dir

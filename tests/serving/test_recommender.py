@@ -1,0 +1,176 @@
+"""`Recommender`: hand-computed popularity lists, batching, threads, and run-dir errors."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from tests.serving.conftest import TEXTS, write_run_manifest
+
+from recalign.errors import IncompatibleArtifactError, RecalignError
+from recalign.serving import InvalidRequestError, Recommender, UnknownItemsError
+from recalign.serving.backends import UnsupportedOperationError
+
+
+def test_popularity_top_k_hand_computed(rec):
+    # Train counts: 3 x4, 1 x3, 2 x2, 4 x1, 5 x1, the rest 0 (ties by lower id).
+    result = rec.recommend([12], k=6)
+    assert result.item_ids == [3, 1, 2, 4, 5, 6]
+    assert [r.score for r in result.items] == [4.0, 3.0, 2.0, 1.0, 1.0, 0.0]
+    assert [r.rank for r in result.items] == [1, 2, 3, 4, 5, 6]
+    assert result.items[0].text == "Green Nail Polish"
+
+
+def test_history_excluded_by_default_and_included_on_request(rec):
+    assert rec.recommend([3, "Red Velvet Lipstick"], k=3).item_ids == [2, 4, 5]
+    assert rec.recommend([3, 1], k=3, exclude_history=False).item_ids == [3, 1, 2]
+
+
+def test_history_by_text_reports_the_match(rec):
+    result = rec.recommend(["green nail polish", "Red Velvet Lipstik"], k=1)
+    assert [(h.item_id, h.match) for h in result.history] == [(3, "casefold"), (1, "fuzzy")]
+    assert result.item_ids == [2]
+
+
+def test_k_beyond_catalogue_returns_what_is_left(rec):
+    result = rec.recommend(list(range(1, 11)), k=50)
+    assert result.item_ids == [11, 12]
+
+
+def test_bad_requests(rec):
+    with pytest.raises(UnknownItemsError, match="99"):
+        rec.recommend([1, 99])
+    with pytest.raises(InvalidRequestError, match="k must be"):
+        rec.recommend([1], k=0)
+    with pytest.raises(InvalidRequestError, match="duplicate"):
+        rec.rank([1], [2, 2, 3])
+    with pytest.raises(UnsupportedOperationError, match="ratings"):
+        rec.rate([1], 2)
+
+
+def test_rank_orders_candidates_by_score(rec):
+    result = rec.rank([7], ["Mint Lip Balm", 2, 3, 12])
+    assert result.item_ids == [3, 2, 7, 12]  # counts 4, 2, 0, 0 (ties keep given order)
+    assert [r.score for r in result.items] == [4.0, 2.0, 0.0, 0.0]
+
+
+def test_batch_equals_single_calls(rec):
+    histories = [[1], [3, 2], ["Argan Hair Oil"], [12, 11, 10]]
+    batched = rec.recommend_batch(histories, k=4)
+    assert [b.item_ids for b in batched] == [rec.recommend(h, k=4).item_ids for h in histories]
+
+
+def test_rate_through_a_rating_backend(fake_rec):
+    result = fake_rec.rate([1, 2], "Mint Lip Balm", ratings=[5.0, 3.0])
+    assert (result.item.item_id, result.rating) == (7, 3.0)  # 1 + 7 % 5
+    with pytest.raises(InvalidRequestError, match="align"):
+        fake_rec.rate([1, 2], 7, ratings=[5.0])
+
+
+def test_concurrent_callers_get_their_own_answers(fake_rec):
+    histories = [[i] for i in range(1, len(TEXTS) + 1)] * 5
+    expected = [fake_rec.recommend(h, k=3).item_ids for h in histories]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda h: fake_rec.recommend(h, k=3).item_ids, histories))
+    assert got == expected
+
+
+def test_search_items(rec):
+    assert [m.item_id for m in rec.search_items("lip", limit=2)] == [7, 1]
+
+
+# --- loading run directories ---------------------------------------------------------
+
+
+def test_load_missing_dir(tmp_path):
+    with pytest.raises(RecalignError, match="does not exist"):
+        Recommender.load(tmp_path / "nope")
+
+
+def test_load_dir_without_manifest(tmp_path):
+    with pytest.raises(RecalignError, match=r"no manifest\.json"):
+        Recommender.load(tmp_path)
+
+
+def test_load_corrupt_manifest(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"kind": "run", ')
+    with pytest.raises(RecalignError, match="corrupt"):
+        Recommender.load(tmp_path)
+
+
+def test_load_unknown_kind(tmp_path):
+    write_run_manifest(tmp_path, kind="samples")
+    with pytest.raises(RecalignError, match="cannot be served"):
+        Recommender.load(tmp_path)
+
+
+def test_run_without_data_dir_asks_for_it(tmp_path):
+    write_run_manifest(tmp_path / "run", kind="run", family="seq2seq")
+    with pytest.raises(RecalignError, match="--data"):
+        Recommender.load(tmp_path / "run")
+
+
+def test_run_whose_data_moved(tmp_path):
+    write_run_manifest(tmp_path / "run", kind="run", data_dir=str(tmp_path / "gone"))
+    with pytest.raises(RecalignError, match="missing"):
+        Recommender.load(tmp_path / "run")
+
+
+def test_run_on_other_data_is_refused(tmp_path, data_dir):
+    write_run_manifest(tmp_path / "run", kind="run", data_dir=str(data_dir), data_hash="0" * 64)
+    with pytest.raises(IncompatibleArtifactError, match="trained on data"):
+        Recommender.load(tmp_path / "run")
+
+
+def test_llm_run_without_model_dir(tmp_path, data_dir):
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    write_run_manifest(
+        tmp_path / "run", kind="run", data_dir=str(data_dir), data_hash=manifest["data_hash"]
+    )
+    with pytest.raises(RecalignError, match="no model/ directory"):
+        Recommender.load(tmp_path / "run")
+
+
+def test_describe(rec):
+    info = rec.describe()
+    assert (info["kind"], info["model"], info["num_items"], info["can_rate"]) == (
+        "baseline",
+        "pop",
+        len(TEXTS),
+        False,
+    )
+
+
+def _saved_pop_run(tmp_path: Path, data_dir: Path) -> Path:
+    baselines = pytest.importorskip("recalign.baselines")
+    from recalign.data import load_prepared
+
+    dataset = load_prepared(data_dir)
+    model = baselines.create_baseline("pop")
+    model.fit(dataset)
+    run = tmp_path / "pop-run"
+    model.save(run / "model")
+    write_run_manifest(run, kind="baseline", data_dir=str(data_dir), data_hash=dataset.data_hash)
+    return run
+
+
+def test_baseline_run_gives_the_evaluated_top_k(tmp_path, data_dir):
+    """The served list for a test user equals the one `evaluate_ranking` wrote for them."""
+    from recalign.baselines.evaluate import evaluate_ranking
+    from recalign.data import load_prepared
+
+    run = _saved_pop_run(tmp_path, data_dir)
+    dataset = load_prepared(data_dir)
+    served = Recommender.load(run)
+    assert served.backend.name == "pop"
+    from recalign.baselines import load_baseline
+
+    predictions, _ = evaluate_ranking(load_baseline(run / "model"), dataset, k=5)
+    test = dataset.split.test
+    for row, prediction in zip(test.iter_rows(named=True), predictions, strict=True):
+        assert prediction["user_id"] == row["user_id"]
+        result = served.recommend(row["history"], k=5)
+        assert result.item_ids == prediction["ranked"]
+        assert [r.score for r in result.items] == pytest.approx(prediction["scores"])

@@ -1,0 +1,82 @@
+"""Item resolution (ids, exact, case-insensitive, fuzzy) and title search."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.serving.conftest import TEXTS
+
+from recalign.serving import ItemCatalog, UnknownItemsError
+
+CATALOG = ItemCatalog(list(range(1, len(TEXTS) + 1)), TEXTS)
+
+
+@pytest.mark.parametrize(
+    ("query", "item_id", "match"),
+    [
+        (3, 3, "id"),
+        ("Green Nail Polish", 3, "exact"),
+        ("  green   NAIL polish ", 3, "casefold"),
+        ("3", 3, "id"),
+        ("#12", 12, "id"),
+        ("Green Nail Polsh", 3, "fuzzy"),  # typo
+        ("Blue Waterproof Mascra", 2, "fuzzy"),
+    ],
+)
+def test_resolve_one(query, item_id, match):
+    hit = CATALOG.resolve_one(query)
+    assert hit is not None
+    assert (hit.item_id, hit.match, hit.text) == (item_id, match, TEXTS[item_id - 1])
+    assert hit.query == query
+    if match == "fuzzy":
+        assert 0.75 <= hit.similarity < 1.0
+    else:
+        assert hit.similarity == 1.0
+
+
+def test_fuzzy_can_be_switched_off():
+    assert CATALOG.resolve_one("Green Nail Polsh", fuzzy=False) is None
+
+
+@pytest.mark.parametrize("query", [0, 13, -1, True, "", "   ", "quantum flux capacitor", 1.5, None])
+def test_unresolvable(query):
+    assert CATALOG.resolve_one(query) is None
+
+
+def test_unknown_entries_are_all_named():
+    with pytest.raises(UnknownItemsError) as info:
+        CATALOG.resolve([1, 99, "Mint Lip Balm", "no such thing"], field="candidates")
+    assert info.value.unknown == [99, "no such thing"]
+    assert info.value.field == "candidates"
+    assert "99" in str(info.value) and "no such thing" in str(info.value)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(min_value=1, max_value=len(TEXTS)))
+def test_every_text_resolves_to_its_item(item_id):
+    text = TEXTS[item_id - 1]
+    assert CATALOG.resolve_one(text).item_id == item_id
+    assert CATALOG.resolve_one(text.upper()).item_id == item_id
+
+
+def test_search_substring_shorter_texts_first():
+    hits = CATALOG.search("face")
+    assert [h.item_id for h in hits[:2]] == [6, 8]  # "Rose Face Cream" (15) < "Charcoal Face Mask"
+    assert all("face" in h.text.lower() for h in hits[:2])
+
+
+def test_search_all_words_any_order_and_limit():
+    assert [h.item_id for h in CATALOG.search("hair oil", limit=1)] == [9]
+    assert [h.item_id for h in CATALOG.search("oil hair", limit=1)] == [9]
+    assert len(CATALOG.search("a", limit=3)) == 3
+
+
+def test_search_falls_back_to_fuzzy():
+    hits = CATALOG.search("lavendr bath salt", limit=1)
+    assert [h.item_id for h in hits] == [12]
+
+
+def test_empty_query_lists_items_by_id():
+    assert [h.item_id for h in CATALOG.search("", limit=4)] == [1, 2, 3, 4]
+    assert CATALOG.search("x", limit=0) == []
