@@ -25,7 +25,8 @@ TINY_T5_DEFAULTS: dict[str, Any] = {
     "num_decoder_layers": 2,
     "dropout_rate": 0.1,
     "feed_forward_proj": "gated-gelu",  # as FLAN-T5
-    # FLAN-T5 checkpoints are untied; keep the tiny model like the real one.
+    # transformers 5 always ties T5's output layer to the embedding and reads
+    # `tie_word_embeddings=False` as "T5 v1.1 / FLAN-T5: do not rescale decoder outputs".
     "tie_word_embeddings": False,
 }
 TINY_CAUSAL_DEFAULTS: dict[str, Any] = {

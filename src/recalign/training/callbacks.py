@@ -1,0 +1,89 @@
+"""Trainer callbacks: the JSONL training log and a Ctrl-C that saves before it stops."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+
+class JsonlLogCallback(TrainerCallback):
+    """One JSON record per logging (and evaluation) step, with throughput since the last."""
+
+    def __init__(self, path: str | Path, samples_per_step: int) -> None:
+        self.path = Path(path)
+        self.samples_per_step = samples_per_step
+        self._last: tuple[float, int, int] | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._last = (time.perf_counter(), state.global_step, state.num_input_tokens_seen)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        record: dict[str, Any] = {"step": state.global_step, "epoch": state.epoch}
+        record.update({k: v for k, v in logs.items() if isinstance(v, (int, float, str))})
+        now = time.perf_counter()
+        if self._last is not None and "loss" in logs:
+            then, step, tokens = self._last
+            elapsed = max(now - then, 1e-9)
+            record["samples_per_second"] = (
+                (state.global_step - step) * self.samples_per_step / elapsed
+            )
+            record["input_tokens_per_second"] = (state.num_input_tokens_seen - tokens) / elapsed
+            self._last = (now, state.global_step, state.num_input_tokens_seen)
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+class InterruptCallback(TrainerCallback):
+    """The first Ctrl-C asks the Trainer to save a checkpoint and stop after this step.
+
+    The signal handler only sets a flag; the Trainer then saves through its own
+    checkpoint code (model, optimizer, scheduler, RNG and data position), so `--resume`
+    continues exactly. A second Ctrl-C restores the default handler and interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.interrupted = True
+        logger.warning("interrupted: saving a checkpoint after this step (Ctrl-C again to abort)")
+        signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: no signal handling there
+            self._previous = None
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.interrupted:
+            control.should_save = True
+            control.should_training_stop = True
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+class StopAtStepCallback(TrainerCallback):
+    """Save and stop at a given step (how a killed run is simulated in tests)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step >= self.step:
+            control.should_save = True
+            control.should_training_stop = True

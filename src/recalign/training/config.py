@@ -1,0 +1,146 @@
+"""The training configuration: typed, validated, loaded from YAML, written into RUN_DIR.
+
+Every key has a comment saying why its default is what it is. Unknown keys are an
+error that names the key (a typo must not silently train with a default).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from recalign.errors import ConfigError
+
+# LoRA targets per architecture (`config.model_type`): the attention projections, as in
+# the LoRA paper and peft's own defaults; ones not listed fall back to peft's table.
+LORA_TARGETS: dict[str, list[str]] = {
+    "t5": ["q", "v"],
+    "mt5": ["q", "v"],
+    "bart": ["q_proj", "v_proj"],
+    "llama": ["q_proj", "v_proj"],
+    "qwen2": ["q_proj", "v_proj"],
+    "qwen3": ["q_proj", "v_proj"],
+    "mistral": ["q_proj", "v_proj"],
+    "gemma": ["q_proj", "v_proj"],
+    "gemma2": ["q_proj", "v_proj"],
+    "gemma3_text": ["q_proj", "v_proj"],
+    "phi3": ["qkv_proj"],
+    "gpt2": ["c_attn"],
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LoraConfig(_Strict):
+    enabled: bool = False  # full fine-tuning by default; `--lora` turns this on
+    r: int = Field(8, ge=1)  # rank 8 is the paper-era default and enough for task adaptation
+    alpha: int = Field(16, ge=1)  # alpha = 2r keeps the update scale ~1 as r changes
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | None = None  # None: LORA_TARGETS by architecture
+    save: Literal["adapter", "merged"] = "adapter"  # adapter: MBs instead of the whole model
+
+
+class TrainConfig(_Strict):
+    # --- length of training ---
+    max_steps: int | None = Field(None, ge=1)  # wins over epochs when both are set
+    epochs: float = Field(1.0, gt=0)
+    # --- batches ---
+    batch_size: int = Field(16, ge=1)  # per device
+    eval_batch_size: int | None = Field(None, ge=1)  # None: batch_size
+    grad_accum: int = Field(1, ge=1)  # effective batch = batch_size * grad_accum * processes
+    # length_grouped: batches of similar length, so dynamic padding wastes little compute;
+    # random: plain shuffling, for comparison.
+    batching: Literal["length_grouped", "random"] = "length_grouped"
+    max_source_length: int = Field(256, ge=8)  # prompt tokens; longer prompts are cut
+    max_target_length: int = Field(64, ge=2)  # answer tokens (incl. EOS)
+    # The start of a long history prompt holds the oldest items; cut there by default.
+    truncation_side: Literal["left", "right"] = "left"
+    # --- optimisation ---
+    learning_rate: float = Field(1e-3, gt=0)  # T5 fine-tuning likes 1e-3 (AdamW); LLMs ~1e-4
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    max_grad_norm: float = Field(1.0, gt=0)
+    # auto: bf16 on GPUs that support it, else fp16 on CUDA, fp32 on CPU.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    seed: int = 42
+    # --- evaluation, checkpoints, logs ---
+    eval_steps: int = Field(200, ge=1)  # validation loss every N steps (also a checkpoint)
+    save_steps: int | None = Field(None, ge=1)  # None: eval_steps (best-model needs both equal)
+    save_total_limit: int | None = Field(3, ge=1)  # the best checkpoint is always kept
+    logging_steps: int = Field(10, ge=1)
+    max_eval_samples: int | None = Field(2000, ge=1)  # validation subset, for speed
+    tasks: list[str] | None = None  # train on these tasks only (None: every task)
+    # --- model ---
+    vocab_size: int = Field(8000, ge=100)  # tiny presets: trained tokenizer size
+    model_overrides: dict[str, Any] = Field(default_factory=dict)  # tiny presets: config keys
+    gradient_checkpointing: bool = False  # trade compute for activation memory
+    # --- memory guard ---
+    # Refuse to start when the estimated activation memory exceeds this fraction of the
+    # device's memory; set to null to skip the check.
+    memory_fraction: float | None = Field(0.8, gt=0)
+    num_workers: int = Field(0, ge=0)  # dataloader workers; tokenised data is in memory
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        save = self.save_steps or self.eval_steps
+        if save % self.eval_steps:
+            raise ValueError(
+                f"save_steps ({save}) must be a multiple of eval_steps ({self.eval_steps}) "
+                "so the best checkpoint by validation loss is on disk"
+            )
+        return self
+
+
+def _format_error(error: ValidationError, source: str) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"unknown key {key!r}")
+        else:
+            lines.append(f"{key}: {item['msg']}")
+    return f"invalid training config {source}: " + "; ".join(lines)
+
+
+def make_config(values: dict[str, Any] | None = None, *, source: str = "") -> TrainConfig:
+    """Validate a dict into a `TrainConfig`, with an error naming each bad key."""
+    try:
+        return TrainConfig.model_validate(values or {})
+    except ValidationError as error:
+        raise ConfigError(_format_error(error, source)) from None
+
+
+def load_config(path: str | Path | None, **overrides: Any) -> TrainConfig:
+    """Read a YAML config (or the defaults) and apply non-None overrides on top."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"training config {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {error}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a mapping of config keys")
+        values = loaded
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key == "lora":
+            values.setdefault("lora", {})
+            values["lora"] = {**values["lora"], "enabled": bool(value)}
+        else:
+            values[key] = value
+    return make_config(values, source=str(path) if path else "(defaults)")
+
+
+def dump_config(config: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

@@ -1,0 +1,391 @@
+"""`train(...)`: fine-tune a model on a samples directory and write a run directory.
+
+Built on HF `Trainer`, which already does what a careful loop needs: length-grouped
+sampling, gradient accumulation, mixed precision, checkpoints with optimizer, scheduler,
+RNG and data position, `resume_from_checkpoint`, best-model selection on validation
+loss, and multi-process training through `accelerate`. This module only wires our
+config, data and run-directory contract into it.
+
+    RUN_DIR/model/                 the best model (full weights or a LoRA adapter) + tokenizer
+    RUN_DIR/checkpoints/checkpoint-N/
+    RUN_DIR/tokenizer/             the tokenizer the run uses (trained, for tiny presets)
+    RUN_DIR/base/                  LoRA on a tiny preset: the random-init base weights
+    RUN_DIR/config.yaml            the resolved TrainConfig
+    RUN_DIR/manifest.json          kind "run", model, family, hashes, lora, best step, steps
+    RUN_DIR/train_log.jsonl        one record per logging / evaluation step
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recalign.constants import CONFIG_FILE, INPUT, TARGET
+from recalign.errors import ConfigError, RecalignError
+from recalign.training.checkpoints import CHECKPOINTS_DIR, last_checkpoint
+from recalign.training.config import LORA_TARGETS, TrainConfig, dump_config, load_config
+
+logger = logging.getLogger(__name__)
+
+MODEL_DIR = "model"
+TOKENIZER_DIR = "tokenizer"
+BASE_DIR = "base"
+LOG_FILE = "train_log.jsonl"
+# Tokenizer training for tiny presets reads this many sample prompts and answers, so the
+# template words are in the vocabulary.
+TOKENIZER_SAMPLE_TEXTS = 20_000
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    steps: int
+    best_step: int | None
+    best_eval_loss: float | None
+    interrupted: bool
+    train_seconds: float
+    model: Any = None  # the trained (best) model in memory, for notebook use
+    tokenizer: Any = None
+
+
+def _precision_flags(precision: str) -> dict[str, bool]:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        if cuda and torch.cuda.is_bf16_supported():
+            return {"bf16": True}
+        return {"fp16": True} if cuda else {}
+    if precision in ("bf16", "fp16") and not cuda:
+        # bf16 autocast on CPU is slower than fp32 on CPUs without AVX-512 bf16.
+        raise ConfigError(f"precision {precision} needs a GPU; use precision: fp32 on CPU")
+    return {precision: True} if precision != "fp32" else {}
+
+
+def _prepare_run_dir(out: Path, resume: bool) -> Path | None:
+    """The checkpoint to resume from (or None); refuses to overwrite another run."""
+    checkpoint = last_checkpoint(out)
+    if resume:
+        if checkpoint is None:
+            raise RecalignError(f"--resume: {out} has no complete checkpoint to resume from")
+        return checkpoint
+    if out.exists() and any(out.iterdir()):
+        raise RecalignError(
+            f"{out} already holds files: pass --resume to continue that run, or choose "
+            "another --out"
+        )
+    return None
+
+
+def _resolve_config(
+    out: Path, resume: bool, config: TrainConfig | None, config_path: Any, overrides: dict
+) -> TrainConfig:
+    if resume:
+        # The saved config defines the data order and schedule; only the length may grow.
+        saved = load_config(out / CONFIG_FILE)
+        allowed = {k: v for k, v in overrides.items() if k in ("max_steps", "epochs")}
+        return saved.model_copy(update={k: v for k, v in allowed.items() if v is not None})
+    if config is not None:
+        return config.model_copy(
+            update={k: v for k, v in overrides.items() if v is not None and k != "lora"}
+        )
+    return load_config(config_path, **overrides)
+
+
+def _load(
+    spec: str, cfg: TrainConfig, out: Path, dataset: Any, texts: list[str], tokenizer_path: Any
+) -> Any:
+    """Load the model; tiny presets get their tokenizer from RUN_DIR/tokenizer once made."""
+    from accelerate import PartialState
+
+    from recalign.models import TINY_PRESETS
+    from recalign.models.loading import load_model
+
+    saved_tokenizer = out / TOKENIZER_DIR
+    state = PartialState()
+    # The main process trains and saves the tokenizer first; the others then read it,
+    # so every process (and a resumed run) has the identical vocabulary.
+    with state.main_process_first():
+        if spec in TINY_PRESETS and (saved_tokenizer / "tokenizer_config.json").is_file():
+            tokenizer_path = saved_tokenizer
+        if spec in TINY_PRESETS and cfg.lora.enabled and (out / BASE_DIR).is_dir():
+            loaded = load_model(str(out / BASE_DIR))
+            loaded.spec = {"source": spec, "preset": spec, "overrides": cfg.model_overrides}
+        else:
+            loaded = load_model(
+                spec,
+                dataset=dataset,
+                texts=texts,
+                tokenizer_path=tokenizer_path,
+                vocab_size=cfg.vocab_size,
+                overrides=cfg.model_overrides,
+            )
+        if state.is_main_process:
+            loaded.tokenizer.save_pretrained(saved_tokenizer)
+            if spec in TINY_PRESETS and cfg.lora.enabled and not (out / BASE_DIR).is_dir():
+                # A LoRA adapter is useless without its exact random-init base.
+                loaded.model.save_pretrained(out / BASE_DIR)
+                loaded.tokenizer.save_pretrained(out / BASE_DIR)
+    return loaded
+
+
+def _apply_lora(loaded: Any, cfg: TrainConfig) -> Any:
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    model_type = loaded.model.config.model_type
+    targets = cfg.lora.target_modules or LORA_TARGETS.get(model_type)
+    peft_config = LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=targets,  # None: peft's own table for this architecture
+        task_type=TaskType.SEQ_2_SEQ_LM if loaded.family == "seq2seq" else TaskType.CAUSAL_LM,
+    )
+    try:
+        return get_peft_model(loaded.model, peft_config)
+    except ValueError as error:
+        raise ConfigError(
+            f"LoRA cannot be applied to {model_type!r}: {error}. Set lora.target_modules "
+            "to the names of its linear layers."
+        ) from error
+
+
+def train(
+    data: str | Path,
+    samples: str | Path,
+    model: str,
+    out: str | Path,
+    *,
+    config: TrainConfig | None = None,
+    config_path: str | Path | None = None,
+    max_steps: int | None = None,
+    epochs: float | None = None,
+    lora: bool | None = None,
+    resume: bool = False,
+    tokenizer_path: str | Path | None = None,
+    callbacks: list[Any] | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Fine-tune `model` on the samples in `samples` (made from the dataset in `data`).
+
+    `config` (or the YAML at `config_path`) is the `TrainConfig`; `max_steps`, `epochs`
+    and `lora` override it. `resume` continues the run in `out` from its last checkpoint.
+    Extra HF `TrainerCallback`s may be passed in `callbacks`.
+    """
+    import time
+
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    from recalign.data.store import load_prepared
+    from recalign.manifest import config_hash, file_sha256
+    from recalign.training.callbacks import InterruptCallback, JsonlLogCallback
+    from recalign.training.data import (
+        Collator,
+        Lengths,
+        read_samples_manifest,
+        read_split,
+        subsample,
+        tokenize_frame,
+    )
+    from recalign.training.memory import check_memory, device_memory_bytes, model_dims
+
+    out = Path(out)
+    overrides = {"max_steps": max_steps, "epochs": epochs, "lora": lora}
+    cfg = _resolve_config(out, resume, config, config_path, overrides)
+    checkpoint = _prepare_run_dir(out, resume)
+    dataset = load_prepared(data)
+    samples_manifest = read_samples_manifest(samples, dataset.data_hash)
+    train_frame = read_split(samples, "train", tasks=cfg.tasks)
+    valid_frame = subsample(
+        read_split(samples, "valid", tasks=cfg.tasks), cfg.max_eval_samples, cfg.seed
+    )
+    out.mkdir(parents=True, exist_ok=True)
+
+    head = train_frame.head(TOKENIZER_SAMPLE_TEXTS)
+    texts = head.get_column(INPUT).to_list() + head.get_column(TARGET).to_list()
+    from transformers import set_seed
+
+    set_seed(cfg.seed)  # the random init of tiny presets and LoRA weights is part of the run
+    loaded = _load(model, cfg, out, dataset, texts, tokenizer_path)
+    if samples_manifest.get("family") not in (None, loaded.family):
+        logger.warning(
+            "samples were generated for %s models but %s is %s",
+            samples_manifest.get("family"),
+            model,
+            loaded.family,
+        )
+    if cfg.lora.enabled:
+        loaded.model = _apply_lora(loaded, cfg)
+
+    lengths = Lengths(cfg.max_source_length, cfg.max_target_length, cfg.truncation_side)
+    train_set = tokenize_frame(loaded.tokenizer, loaded.family, train_frame, lengths)
+    valid_set = tokenize_frame(loaded.tokenizer, loaded.family, valid_frame, lengths)
+
+    precision = _precision_flags(cfg.precision)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    longest = max(train_set["length"])
+    need = check_memory(
+        model_dims(loaded.model),
+        batch_size=cfg.batch_size,
+        seq_len=min(longest, cfg.max_source_length + cfg.max_target_length),
+        target_len=cfg.max_target_length if loaded.family == "seq2seq" else longest,
+        bytes_per_value=2 if precision else 4,
+        checkpointing=cfg.gradient_checkpointing,
+        available=device_memory_bytes(device),
+        fraction=cfg.memory_fraction,
+    )
+    logger.info("estimated peak training memory %.2f GiB", need / (1 << 30))
+
+    args = TrainingArguments(
+        output_dir=str(out / CHECKPOINTS_DIR),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size or cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        max_steps=cfg.max_steps or -1,
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        lr_scheduler_type=cfg.lr_scheduler,
+        max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed,
+        train_sampling_strategy="group_by_length" if cfg.batching == "length_grouped" else "random",
+        length_column_name="length",
+        eval_strategy="steps",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps or cfg.eval_steps,
+        save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=cfg.logging_steps,
+        include_num_input_tokens_seen="non_padding",
+        remove_unused_columns=False,
+        report_to="none",
+        disable_tqdm=not progress,
+        dataloader_num_workers=cfg.num_workers,
+        use_cpu=device == "cpu",
+        **precision,
+        **({"activation_checkpointing": True} if cfg.gradient_checkpointing else {}),
+    )
+    interrupt = InterruptCallback()
+    samples_per_step = cfg.batch_size * cfg.grad_accum * max(1, args.world_size)
+    trainer = Trainer(
+        model=loaded.model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=valid_set,
+        data_collator=Collator(loaded.tokenizer.pad_token_id),
+        processing_class=loaded.tokenizer,
+        callbacks=[
+            JsonlLogCallback(out / "train_log.jsonl", samples_per_step),
+            interrupt,
+            *(callbacks or []),
+        ],
+    )
+    if not progress:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    main = trainer.is_world_process_zero()
+    if main:
+        dump_config(cfg, out / CONFIG_FILE)
+    manifest_fields = {
+        "model": {**loaded.spec, "source": model},
+        "family": loaded.family,
+        "data_hash": dataset.data_hash,
+        "samples_dir": str(samples),
+        "samples_manifest_sha256": file_sha256(Path(samples) / "manifest.json"),
+        "item_repr": samples_manifest.get("item_repr"),
+        "lora": cfg.lora.model_dump() if cfg.lora.enabled else None,
+        "config_hash": config_hash(cfg.model_dump(mode="json")),
+        "train_samples": len(train_set),
+        "valid_samples": len(valid_set),
+        "world_size": args.world_size,
+    }
+    if main:
+        _write_run_manifest(out, manifest_fields, status="running", steps=0, best=None)
+
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    seconds = time.perf_counter() - started
+    state = trainer.state
+    best_step = _best_step(state)
+    stopped_early = interrupt.interrupted or state.global_step < state.max_steps
+    if not stopped_early:
+        # load_best_model_at_end has put the best weights in the model already.
+        _save_final(trainer, loaded, cfg, out / MODEL_DIR)
+    status = "interrupted" if interrupt.interrupted else ("stopped" if stopped_early else "done")
+    if main:
+        _write_run_manifest(
+            out,
+            manifest_fields,
+            status=status,
+            steps=state.global_step,
+            best=best_step,
+            best_loss=state.best_metric,
+            seconds=seconds,
+        )
+    if interrupt.interrupted:
+        logger.warning(
+            "stopped at step %d; checkpoint saved; continue with --resume", state.global_step
+        )
+    return RunResult(
+        out,
+        state.global_step,
+        best_step,
+        state.best_metric,
+        interrupt.interrupted,
+        seconds,
+        trainer.model,
+        loaded.tokenizer,
+    )
+
+
+def _best_step(state: Any) -> int | None:
+    path = state.best_model_checkpoint
+    return int(str(path).rsplit("-", 1)[-1]) if path else None
+
+
+def _save_final(trainer: Any, loaded: Any, cfg: TrainConfig, target: Path) -> None:
+    """The best model into RUN_DIR/model: full weights, an adapter, or a merged model."""
+    if not trainer.is_world_process_zero():
+        return
+    if target.exists():
+        shutil.rmtree(target)
+    model = trainer.model
+    if cfg.lora.enabled and cfg.lora.save == "merged":
+        model = model.merge_and_unload()
+    model.save_pretrained(target)
+    loaded.tokenizer.save_pretrained(target)
+
+
+def _write_run_manifest(
+    out: Path,
+    fields: dict,
+    *,
+    status: str,
+    steps: int,
+    best: int | None,
+    best_loss: float | None = None,
+    seconds: float | None = None,
+) -> None:
+    from recalign.manifest import build_manifest, write_manifest
+
+    write_manifest(
+        out,
+        build_manifest(
+            "run",
+            **fields,
+            status=status,
+            steps_done=steps,
+            best_step=best,
+            best_eval_loss=best_loss,
+            train_seconds=seconds,
+        ),
+    )
