@@ -9,7 +9,7 @@ DIR/manifest.json       source, options, input file hashes, versions, data_hash
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -147,8 +147,115 @@ def write_prepared(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sequences = sequences.sort(USER_ID)
-    items = items.sort(ITEM_ID)
     sequences.write_parquet(out / SEQUENCES_FILE, statistics=False)
+    _finish_prepared(
+        out,
+        name,
+        sequences,
+        items,
+        source=source,
+        options=options,
+        input_files=input_files,
+        report=report,
+    )
+    return load_prepared(out)
+
+
+def write_prepared_streaming(
+    out_dir: str | Path,
+    name: str,
+    sequence_batches: Iterable[pl.DataFrame],
+    items: pl.DataFrame,
+    *,
+    source: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    input_files: Mapping[str, str | Path] | None = None,
+    report: Mapping[str, Any] | None = None,
+    load: bool = True,
+) -> PreparedDataset | None:
+    """`write_prepared` for sequences that arrive in batches (memory flat in the users).
+
+    Batches must share one schema and come in increasing user-id order (the file is
+    sorted by user, as `write_prepared` writes it). Each batch is validated against the
+    items as it arrives; stats are then computed by scanning the written file lazily.
+    With `load=False` nothing is read back (returns None), so a million-user dataset
+    never has to fit in memory.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / SEQUENCES_FILE
+    tmp = path.with_suffix(".parquet.tmp")
+    writer: pq.ParquetWriter | None = None
+    last_user: int | None = None
+    try:
+        for number, batch in enumerate(sequence_batches, start=1):
+            if batch.height == 0:
+                continue
+            validate_tables(batch, items, where=f"{SEQUENCES_FILE} batch {number}")
+            users = batch.get_column(USER_ID)
+            if not users.is_sorted() or (last_user is not None and users[0] <= last_user):
+                raise DataFormatError(
+                    f"batch {number} is not in increasing user-id order after user {last_user}",
+                    path=SEQUENCES_FILE,
+                    field=USER_ID,
+                )
+            if users.n_unique() != users.len():
+                raise DataFormatError(
+                    f"batch {number} repeats a user id", path=SEQUENCES_FILE, field=USER_ID
+                )
+            last_user = int(users[-1])
+            table = batch.to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(
+                    tmp, table.schema, compression="zstd", write_statistics=False
+                )
+            try:
+                writer.write_table(table)
+            except (ValueError, pa.ArrowException) as err:
+                raise DataFormatError(
+                    f"batch {number} does not match the first batch's columns/types ({err})",
+                    path=SEQUENCES_FILE,
+                ) from None
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    if writer is not None:
+        writer.close()
+    else:
+        tmp.unlink(missing_ok=True)
+        raise RecalignError(f"no sequences to write for dataset {name!r}: every batch was empty")
+    tmp.replace(path)  # a killed run never leaves a half-written sequences file in place
+    _finish_prepared(
+        out,
+        name,
+        pl.scan_parquet(path),
+        items,
+        source=source,
+        options=options,
+        input_files=input_files,
+        report=report,
+    )
+    return load_prepared(out) if load else None
+
+
+def _finish_prepared(
+    out: Path,
+    name: str,
+    sequences: pl.DataFrame | pl.LazyFrame,
+    items: pl.DataFrame,
+    *,
+    source: Mapping[str, Any] | None,
+    options: Mapping[str, Any] | None,
+    input_files: Mapping[str, str | Path] | None,
+    report: Mapping[str, Any] | None,
+) -> None:
+    """Write items, stats and manifest next to an already written sequences file."""
+    items = items.sort(ITEM_ID)
     items.write_parquet(out / ITEMS_FILE, statistics=False)
     stats = compute_stats(sequences, items)
     write_json(out / STATS_FILE, stats)
@@ -166,7 +273,6 @@ def write_prepared(
         stats=stats,
     )
     write_json(out / MANIFEST_FILE, manifest)
-    return load_prepared(out)
 
 
 def load_prepared(path: str | Path) -> PreparedDataset:
