@@ -228,7 +228,8 @@ def prepare_dataset(
                 raise ConfigError(
                     f"--source {directory} is not a directory; expected {' or '.join(spec.expected_files)}"
                 )
-        assert spec.reader is not None  # every downloadable entry has a reader
+        if spec.reader is None:
+            raise ConfigError(f"dataset {name!r} has no reader for --source")
         data = spec.reader(directory)
         source_record = {"path": str(directory), "origin": spec.origin, "downloads": downloads}
         if kcore is None and data.files.get("reviews") is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from recalign.constants import BRAND, CATEGORIES, SHORT_TEXT, SOURCE_ID, TITLE
+from recalign.constants import BRAND, CATEGORIES, ITEM_ID, SHORT_TEXT, SOURCE_ID, TITLE
 from recalign.data.readers.base import (
     ITEM_KEY,
     RAW_ITEM,
@@ -146,15 +146,11 @@ def read_custom(
                 f"duplicate item {keys[row]!r}", path=items_path, field=columns.item
             )
         items = raw_items.rename({k: v for k, v in renames.items() if k in raw_items.columns})
-        # A metadata column named like one of ours would clash with the ones we build.
-        items = items.drop(
-            [
-                c
-                for c in (ITEM_KEY, SOURCE_ID, "item_id")
-                if c in items.columns and c != columns.item
-            ]
-        )
-        items = items.with_columns(keys.alias(ITEM_KEY), keys.alias(SOURCE_ID)).drop(columns.item)
+        # The item column becomes `key`/`source_id`; a metadata column named like one of
+        # the columns we build (`key`, `source_id`, `item_id`) would clash, so it goes.
+        clashing = [c for c in (ITEM_KEY, SOURCE_ID, ITEM_ID) if c in items.columns]
+        items = items.drop(list(dict.fromkeys([columns.item, *clashing])), strict=False)
+        items = items.with_columns(keys.alias(ITEM_KEY), keys.alias(SOURCE_ID))
         if CATEGORIES in items.columns and items.schema[CATEGORIES] == pl.Utf8:
             items = items.with_columns(pl.col(CATEGORIES).str.split("|"))
         if BRAND in items.columns:
