@@ -102,3 +102,46 @@ def write_run_manifest(run_dir: Path, **fields) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "manifest.json").write_text(json.dumps(fields))
     return run_dir
+
+
+def make_llm_run(run_dir: Path, data_dir: Path, family: str = "seq2seq", seed: int = 0) -> Path:
+    """A run directory holding a tiny random-init model (no training: serving only reads it)."""
+    import torch
+
+    from recalign.data import load_prepared
+    from recalign.models.loading import build_tiny
+
+    torch.manual_seed(seed)
+    dataset = load_prepared(data_dir)
+    preset = "tiny-t5" if family == "seq2seq" else "tiny-causal"
+    overrides = (
+        {
+            "d_model": 32,
+            "d_ff": 64,
+            "num_layers": 2,
+            "num_decoder_layers": 2,
+            "num_heads": 2,
+            "d_kv": 16,
+        }
+        if family == "seq2seq"
+        else {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+        }
+    )
+    loaded = build_tiny(preset, dataset=dataset, vocab_size=300, overrides=overrides)
+    loaded.model.save_pretrained(run_dir / "model")
+    loaded.tokenizer.save_pretrained(run_dir / "model")
+    write_run_manifest(
+        run_dir,
+        kind="run",
+        family=loaded.family,
+        model={"source": preset, "preset": preset},
+        data_dir=str(data_dir),
+        data_hash=dataset.data_hash,
+        item_repr="title",
+    )
+    return run_dir

@@ -315,12 +315,20 @@ def _read_manifest(run_dir: Path) -> dict[str, Any]:
 
 
 # Where run manifests record their prepared dataset (different stages use different keys).
-_DATA_KEYS = ("data_dir", "data", "dataset_dir", "dataset_path")
+_DATA_KEYS = ("data_dir", "data_path", "data", "dataset_dir", "dataset_path")
 
 
 def find_data_dir(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
-    """The prepared dataset a run was made from, as recorded in its manifest."""
-    places = [manifest, manifest.get("config") or {}, manifest.get("dataset") or {}]
+    """The prepared dataset a run was made from, as recorded in its (or its samples') manifest."""
+    # An LLM run records its samples dir; the samples manifest records the data.
+    from recalign.serving.llm_backend import samples_manifest
+
+    places = [
+        manifest,
+        manifest.get("config") or {},
+        manifest.get("dataset") or {},
+        samples_manifest(run_dir, manifest),
+    ]
     for place in places:
         if not isinstance(place, dict):
             continue

@@ -1,0 +1,206 @@
+"""The language-model backend: the inference stage's protocols behind the serving protocol.
+
+Prompts are rendered exactly as the evaluation samples render them (the task's
+`default` template, the run's item representation, the last `max_history` items), so a
+served top-K equals the evaluated one for the same history:
+
+- recommend: trie-constrained beam search over the whole catalogue, the history banned
+  *inside* the search (`constrained_retrieval`), beams = max(`num_beams`, k);
+- rank: log-likelihood of each candidate's answer ids after the ranking prompt (which
+  lists the candidates in the caller's order);
+- rate: expected value over the answers "1".."5" after the rating prompt.
+
+What the run was trained with (item representation, id seed, history length, tasks) is
+read from the run manifest and, behind it, the manifest of its samples directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recalign.constants import ITEM_ID, MANIFEST_FILE
+from recalign.errors import RecalignError
+from recalign.serving.backends import Histories, TopK, UnsupportedOperationError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NUM_BEAMS = 20  # DESIGN.md: beams >= K, default 20
+DEFAULT_MAX_HISTORY = 20
+
+
+def samples_manifest(run_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of the samples a run was trained on ({} when it cannot be found)."""
+    samples_dir = manifest.get("samples_dir")
+    if not isinstance(samples_dir, str):
+        return {}
+    path = Path(samples_dir)
+    path = path if path.is_absolute() else run_dir / path
+    try:
+        return json.loads((path / MANIFEST_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        logger.warning("cannot read the samples manifest of %s at %s", run_dir, path)
+        return {}
+
+
+class LLMBackend:
+    """A fine-tuned seq2seq or causal LM, scored through `recalign.inference`."""
+
+    kind = "llm"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        family: str,
+        dataset: Any,
+        *,
+        name: str = "llm",
+        item_repr: str = "title",
+        id_seed: int = 0,
+        max_history: int = DEFAULT_MAX_HISTORY,
+        template: str = "default",
+        num_beams: int = DEFAULT_NUM_BEAMS,
+        batch_size: int = 16,
+        can_rate: bool | None = None,
+        trie_cache_dir: str | Path | None = None,
+    ) -> None:
+        from recalign.inference.trie import item_trie_for
+        from recalign.samples.representation import item_representations
+
+        self.model = model
+        self.tokenizer = tokenizer
+        self.family = family
+        self.name = name
+        self.template = template
+        self.max_history = max_history
+        self.num_beams = num_beams
+        self.batch_size = batch_size
+        self.can_rate = dataset.has_ratings if can_rate is None else can_rate
+        # reprs[i]: the string shown for item i in prompts and answers (index 0 unused).
+        self.reprs = item_representations(dataset.item_texts, item_repr, seed=id_seed)
+        item_ids = dataset.items.get_column(ITEM_ID).to_list()
+        self.trie = item_trie_for(
+            tokenizer, family, item_ids, [self.reprs[i] for i in item_ids], cache_dir=trie_cache_dir
+        )
+        self.num_items = len(item_ids)
+
+    @classmethod
+    def from_run(
+        cls, run_dir: Path, manifest: dict[str, Any], dataset: Any, *, device: str | None = None
+    ) -> LLMBackend:
+        from recalign.models.loading import load_run_model
+
+        try:
+            loaded = load_run_model(run_dir, device=device)
+        except RecalignError:
+            raise
+        except (OSError, ValueError, KeyError) as error:
+            raise RecalignError(f"cannot load the model of {run_dir}: {error}") from None
+        samples = samples_manifest(run_dir, manifest)
+        tasks = samples.get("tasks")
+        model_spec = manifest.get("model") or {}
+        return cls(
+            loaded.model,
+            loaded.tokenizer,
+            loaded.family,
+            dataset,
+            name=str(model_spec.get("source") or model_spec.get("preset") or run_dir.name),
+            item_repr=manifest.get("item_repr") or samples.get("item_repr") or "title",
+            id_seed=int(samples.get("id_seed") or 0),
+            max_history=int(samples.get("max_history") or DEFAULT_MAX_HISTORY),
+            can_rate=("rating" in tasks) if isinstance(tasks, list) else None,
+        )
+
+    # --- prompts ---------------------------------------------------------------------
+    def _history_reprs(self, history: Sequence[int]) -> list[str]:
+        return [self.reprs[int(i)] for i in list(history)[-self.max_history :]]
+
+    def _encode(self, text: str) -> list[int]:
+        from recalign.models.tokenization import encode_prompt
+
+        return encode_prompt(self.tokenizer, self.family, text)
+
+    # --- the protocol ------------------------------------------------------------------
+    def recommend(self, histories: Histories, k: int, exclude_history: bool) -> list[TopK]:
+        from recalign.inference.retrieval import constrained_retrieval
+        from recalign.samples.evaluation import render_prompt
+
+        k = min(k, self.num_items)
+        prompts = [
+            self._encode(render_prompt("retrieval", self._history_reprs(h), template=self.template))
+            for h in histories
+        ]
+        banned = [set(map(int, h)) for h in histories] if exclude_history else None
+        found = constrained_retrieval(
+            self.model,
+            self.tokenizer,
+            self.family,
+            self.trie,
+            prompts,
+            banned,
+            k=k,
+            num_beams=max(self.num_beams, k),
+            batch_size=self.batch_size,
+        )
+        return [
+            (np.asarray(r.items, dtype=np.int64), np.asarray(r.scores, dtype=np.float64))
+            for r in found
+        ]
+
+    def rank(self, histories: Histories, candidates: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        from recalign.inference.scoring import score_candidates
+        from recalign.models.tokenization import encode_answer
+        from recalign.samples.evaluation import render_prompt
+
+        out = []
+        for history, cands in zip(histories, candidates, strict=True):
+            texts = [self.reprs[int(c)] for c in cands]
+            prompt = render_prompt(
+                "ranking", self._history_reprs(history), template=self.template, candidates=texts
+            )
+            answers = [encode_answer(self.tokenizer, self.family, t) for t in texts]
+            out.append(
+                score_candidates(
+                    self.model, self.tokenizer, self.family, self._encode(prompt), answers
+                )
+            )
+        return out
+
+    def rate(
+        self,
+        histories: Histories,
+        items: Sequence[int],
+        ratings: Sequence[Sequence[float] | None],
+    ) -> np.ndarray:
+        from recalign.inference.scoring import predict_ratings
+        from recalign.samples.evaluation import render_prompt
+
+        if not self.can_rate:
+            raise UnsupportedOperationError(
+                f"the model {self.name!r} was not trained with the rating task "
+                "(or its dataset has no ratings), so it cannot predict ratings"
+            )
+        prompts = []
+        for history, item, rated in zip(histories, items, ratings, strict=True):
+            if rated is None:
+                raise UnsupportedOperationError(
+                    "the rating prompt shows the user's ratings of the history items: "
+                    "send `ratings`, one per history item"
+                )
+            text = render_prompt(
+                "rating",
+                self._history_reprs(history),
+                template=self.template,
+                item=self.reprs[int(item)],
+                ratings=list(rated)[-self.max_history :],
+            )
+            prompts.append(self._encode(text))
+        return np.asarray(
+            predict_ratings(self.model, self.tokenizer, self.family, prompts), dtype=np.float64
+        )
