@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from recalign.constants import MANIFEST_FILE, STATS_FILE
 from recalign.errors import ConfigError
 
 app = typer.Typer(help="Prepare datasets and inspect them.", no_args_is_help=True)
@@ -98,9 +99,11 @@ def prepare(
             raise ConfigError(
                 "--interactions/--items are for 'custom' (or --items for 'synthetic')"
             )
-    dataset = prepare_dataset(name, out, source, **options)
-    stats = dataset.stats()
-    report = dataset.manifest.get("report", {})
+    prepare_dataset(name, out, source, **options)
+    # Read what was written rather than recomputing: the synthetic shop may be large.
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    stats = json.loads((out / STATS_FILE).read_text())
+    report = manifest.get("report", {})
     console = _console()
     console.print(
         f"[bold]{name}[/bold] -> {out}: {stats['users']:,} users, {stats['items']:,} items, "

@@ -202,6 +202,13 @@ def prepare_dataset(
         "disambiguators": tuple(options.pop("disambiguators", DEFAULT_DISAMBIGUATORS)),
     }
     kcore = options.pop("kcore", None)
+    allowed = {"interactions", "items", "columns"} if name == "custom" else {"cache"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) for {name!r}: {', '.join(unknown)} "
+            f"(known: kcore, min_length, max_words, disambiguators, {', '.join(sorted(allowed))})"
+        )
     downloads: list[dict[str, Any]] = []
     if name == "custom":
         from recalign.data.readers.custom import CustomColumns, read_custom
@@ -234,9 +241,6 @@ def prepare_dataset(
         source_record = {"path": str(directory), "origin": spec.origin, "downloads": downloads}
         if kcore is None and data.files.get("reviews") is not None:
             kcore = RAW_AMAZON_KCORE
-    if options:
-        raise ConfigError(f"unknown option(s) for {name!r}: {', '.join(sorted(options))}")
-
     prepared = assemble(data, kcore=int(kcore) if kcore else None, **text_options)
     logger.info(
         "%s: %d users, %d items, %d interactions",

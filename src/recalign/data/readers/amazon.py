@@ -282,7 +282,6 @@ def read_raw(directory: Path) -> SourceData:
         interactions=interactions,
         items=items,
         files={"reviews": reviews_path, "meta": meta_path},
-        report={"items_without_meta": len(wanted) - items.height},
     )
 
 
