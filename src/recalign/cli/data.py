@@ -80,6 +80,8 @@ def prepare(
         options = {"users": users, "items": _synthetic_items(items), "seed": seed}
     else:
         options = {"min_length": min_length, "max_words": max_words, "kcore": kcore}
+        if source is None and name != "custom":
+            options["progress"] = True  # a download: show pooch's progress bar
         if name == "custom":
             from recalign.data.readers.custom import CustomColumns
 

@@ -181,7 +181,7 @@ def prepare_dataset(
 
     `source` is a folder in one of the layouts the dataset's reader accepts; without it,
     downloadable datasets are fetched into the cache. Options: `kcore`, `min_length`,
-    `max_words`, `disambiguators`; `synthetic`: `users`, `items`, `seed`; `custom`:
+    `max_words`, `disambiguators`, `cache` and `progress` (downloads); `synthetic`: `users`, `items`, `seed`; `custom`:
     `interactions`, `items` (paths) and `columns` (a `CustomColumns`).
     """
     spec = get_spec(name)
@@ -202,7 +202,7 @@ def prepare_dataset(
         "disambiguators": tuple(options.pop("disambiguators", DEFAULT_DISAMBIGUATORS)),
     }
     kcore = options.pop("kcore", None)
-    allowed = {"interactions", "items", "columns"} if name == "custom" else {"cache"}
+    allowed = {"interactions", "items", "columns"} if name == "custom" else {"cache", "progress"}
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ConfigError(
@@ -228,7 +228,9 @@ def prepare_dataset(
         if source is None:
             from recalign.data.download import fetch_dataset
 
-            directory, downloads = fetch_dataset(spec, options.pop("cache", None))
+            directory, downloads = fetch_dataset(
+                spec, options.pop("cache", None), progress=bool(options.pop("progress", False))
+            )
         else:
             directory = Path(source)
             if not directory.is_dir():
