@@ -161,3 +161,13 @@ def test_sequences_parquet_types(tmp_path):
     prepare_dataset("amazon2014-beauty", tmp_path / "out", source)
     schema = pl.read_parquet_schema(tmp_path / "out" / "sequences.parquet")
     assert schema["items"] == pl.List(pl.Int64) and schema["user_id"] == pl.Int64
+
+
+def test_s3rec_items_header_names_missing_column(tmp_path):
+    source = write_s3rec(tmp_path / "src", {1: [1, 2, 3]}, ITEMS)
+    lines = (source / "items.tsv").read_text().splitlines()
+    lines[0] = lines[0].replace("item_id", "id")
+    (source / "items.tsv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError, match="missing column 'item_id'") as info:
+        prepare_dataset("amazon2014-beauty", tmp_path / "out", source)
+    assert info.value.field == "item_id" and info.value.line == 1

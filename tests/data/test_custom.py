@@ -67,3 +67,11 @@ def test_custom_bad_timestamp_names_line(tmp_path):
 def test_custom_needs_interactions(tmp_path):
     with pytest.raises(ConfigError, match="--interactions"):
         prepare_dataset("custom", tmp_path / "out")
+
+
+def test_custom_ragged_csv_names_line(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("user_id,item_id\na,1\na,2,extra\na,3\n")
+    with pytest.raises(DataFormatError, match="expected 2 fields") as info:
+        prepare_dataset("custom", tmp_path / "out", interactions=log)
+    assert info.value.line == 3

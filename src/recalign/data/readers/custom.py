@@ -40,6 +40,23 @@ class CustomColumns:
     short_text: str | None = None
 
 
+def _locate_ragged_line(path: Path, separator: str) -> DataFormatError | None:
+    """After a fast parse failed: the first line whose field count differs from the header."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle, delimiter=separator)
+        header = next(reader, [])
+        for row in reader:
+            if row and len(row) != len(header):
+                return DataFormatError(
+                    f"expected {len(header)} fields (as in the header), found {len(row)}",
+                    path=path,
+                    line=reader.line_num,
+                )
+    return None
+
+
 def read_table(path: Path) -> pl.DataFrame:
     """CSV (or TSV) or Parquet, chosen by suffix; parse errors name the file."""
     if not path.is_file():
@@ -54,6 +71,10 @@ def read_table(path: Path) -> pl.DataFrame:
             # reported with its line rather than silently inferred as a string column.
             return pl.read_csv(path, separator=separator, infer_schema=False)
     except (pl.exceptions.PolarsError, OSError) as error:
+        if suffix != ".parquet" and suffix != ".pq":
+            located = _locate_ragged_line(path, "\t" if suffix == ".tsv" else ",")
+            if located is not None:
+                raise located from error
         raise DataFormatError(f"cannot read table ({error})", path=path) from error
     raise DataFormatError("unsupported file type (use .csv, .tsv or .parquet)", path=path)
 
