@@ -37,7 +37,7 @@ from recalign.data.readers.base import (
     RAW_USER,
     SourceData,
 )
-from recalign.data.registry import get_spec
+from recalign.data.registry import DatasetSpec, get_spec
 from recalign.data.store import PreparedDataset, write_prepared
 from recalign.data.text import DEFAULT_DISAMBIGUATORS, DEFAULT_MAX_WORDS, build_item_texts
 from recalign.errors import ConfigError, DataFormatError
@@ -171,6 +171,45 @@ def _item_table(source: SourceData, used_keys: pl.Series, report: dict[str, Any]
     return joined.select(first + [c for c in joined.columns if c not in first]).sort(ITEM_ID)
 
 
+def _read_custom(source: str | Path | None, options: dict[str, Any]) -> tuple[SourceData, dict]:
+    from recalign.data.readers.custom import CustomColumns, read_custom
+
+    interactions = options.pop("interactions", None) or source
+    if interactions is None:
+        raise ConfigError("dataset 'custom' needs --interactions FILE (CSV or Parquet)")
+    items_file = options.pop("items", None)
+    columns = options.pop("columns", None) or CustomColumns()
+    data = read_custom(Path(interactions), Path(items_file) if items_file else None, columns)
+    record = {
+        "interactions": str(interactions),
+        "items": str(items_file) if items_file else None,
+        "columns": vars(columns),
+    }
+    return data, record
+
+
+def _read_folder(
+    spec: DatasetSpec, source: str | Path | None, options: dict[str, Any]
+) -> tuple[SourceData, dict]:
+    downloads: list[dict[str, Any]] = []
+    if source is None:
+        from recalign.data.download import fetch_dataset
+
+        progress = bool(options.pop("progress", False))
+        directory, downloads = fetch_dataset(spec, options.pop("cache", None), progress=progress)
+    else:
+        directory = Path(source)
+        if not directory.is_dir():
+            raise ConfigError(
+                f"--source {directory} is not a directory; expected "
+                f"{' or '.join(spec.expected_files)}"
+            )
+    if spec.reader is None:
+        raise ConfigError(f"dataset {spec.name!r} has no reader for --source")
+    data = spec.reader(directory)
+    return data, {"path": str(directory), "origin": spec.origin, "downloads": downloads}
+
+
 def prepare_dataset(
     name: str,
     out: str | Path,
@@ -181,13 +220,15 @@ def prepare_dataset(
 
     `source` is a folder in one of the layouts the dataset's reader accepts; without it,
     downloadable datasets are fetched into the cache. Options: `kcore`, `min_length`,
-    `max_words`, `disambiguators`, `cache` and `progress` (downloads); `synthetic`: `users`, `items`, `seed`; `custom`:
-    `interactions`, `items` (paths) and `columns` (a `CustomColumns`).
+    `max_words`, `disambiguators`; `cache` and `progress` for downloads; `synthetic`:
+    `users`, `items`, `seed`; `custom`: `interactions`, `items` (paths) and `columns`
+    (a `CustomColumns`).
     """
     spec = get_spec(name)
     out = Path(out)
     if name == "synthetic":
-        from recalign.data.synthetic import write_synthetic  # written in parallel; lazy
+        _refuse_unknown(name, options, {"users", "items", "seed"})
+        from recalign.data.synthetic import write_synthetic  # lazy: the generator is large
 
         return write_synthetic(
             out,
@@ -202,47 +243,17 @@ def prepare_dataset(
         "disambiguators": tuple(options.pop("disambiguators", DEFAULT_DISAMBIGUATORS)),
     }
     kcore = options.pop("kcore", None)
-    allowed = {"interactions", "items", "columns"} if name == "custom" else {"cache", "progress"}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"unknown option(s) for {name!r}: {', '.join(unknown)} "
-            f"(known: kcore, min_length, max_words, disambiguators, {', '.join(sorted(allowed))})"
-        )
-    downloads: list[dict[str, Any]] = []
-    if name == "custom":
-        from recalign.data.readers.custom import CustomColumns, read_custom
-
-        interactions = options.pop("interactions", None) or source
-        if interactions is None:
-            raise ConfigError("dataset 'custom' needs --interactions FILE (CSV or Parquet)")
-        items_file = options.pop("items", None)
-        columns = options.pop("columns", None) or CustomColumns()
-        data = read_custom(Path(interactions), Path(items_file) if items_file else None, columns)
-        source_record = {
-            "interactions": str(interactions),
-            "items": str(items_file) if items_file else None,
-            "columns": vars(columns),
-        }
+    custom = name == "custom"
+    _refuse_unknown(
+        name, options, {"interactions", "items", "columns"} if custom else {"cache", "progress"}
+    )
+    if custom:
+        data, source_record = _read_custom(source, options)
     else:
-        if source is None:
-            from recalign.data.download import fetch_dataset
+        data, source_record = _read_folder(spec, source, options)
+    if kcore is None and "reviews" in data.files:
+        kcore = RAW_AMAZON_KCORE
 
-            directory, downloads = fetch_dataset(
-                spec, options.pop("cache", None), progress=bool(options.pop("progress", False))
-            )
-        else:
-            directory = Path(source)
-            if not directory.is_dir():
-                raise ConfigError(
-                    f"--source {directory} is not a directory; expected {' or '.join(spec.expected_files)}"
-                )
-        if spec.reader is None:
-            raise ConfigError(f"dataset {name!r} has no reader for --source")
-        data = spec.reader(directory)
-        source_record = {"path": str(directory), "origin": spec.origin, "downloads": downloads}
-        if kcore is None and data.files.get("reviews") is not None:
-            kcore = RAW_AMAZON_KCORE
     prepared = assemble(data, kcore=int(kcore) if kcore else None, **text_options)
     logger.info(
         "%s: %d users, %d items, %d interactions",
@@ -258,10 +269,19 @@ def prepare_dataset(
         prepared.items,
         source=source_record,
         options={
-            "kcore": kcore,
             **text_options,
+            "kcore": kcore,
             "disambiguators": list(text_options["disambiguators"]),
         },
-        input_files={key: path for key, path in data.files.items()},
+        input_files=dict(data.files),
         report=prepared.report,
     )
+
+
+def _refuse_unknown(name: str, options: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        known = ["kcore", "min_length", "max_words", "disambiguators", *sorted(allowed)]
+        raise ConfigError(
+            f"unknown option(s) for {name!r}: {', '.join(unknown)} (known: {', '.join(known)})"
+        )
