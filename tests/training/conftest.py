@@ -33,7 +33,7 @@ def make_dataset(out: Path, *, users: int = 40, items: int = 24, seed: int = 0) 
     rng = np.random.default_rng(seed)
     texts = [f"{COLOURS[i % len(COLOURS)]} {NOUNS[i % len(NOUNS)]} {i}" for i in range(items)]
     sequences = []
-    for user in range(1, users + 1):
+    for _ in range(users):
         start = int(rng.integers(items))
         length = int(rng.integers(5, 9))
         sequences.append([(start + k) % items + 1 for k in range(length)])

@@ -103,12 +103,12 @@ def build_tiny(
     if tokenizer_path is not None:
         tokenizer = _load_tokenizer(tokenizer_path)
     else:
-        corpus = tokenizer_corpus(dataset, texts)
-        if len(corpus) < 3:
+        if dataset is None and texts is None:
             raise ConfigError(
                 f"{preset} needs text to train its tokenizer: pass the prepared dataset "
                 "(--data) or a tokenizer path (--tokenizer)"
             )
+        corpus = tokenizer_corpus(dataset, texts)
         tokenizer = train_tokenizer(corpus, vocab_size=vocab_size, family=family)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -6,6 +6,7 @@ few hundred samples per second (see docs/MACHINE.md: d_model 128, 2+2 layers).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import string
 from collections.abc import Iterable
@@ -65,14 +66,17 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000, family: str = 
         vocab_size=max(vocab_size - len(sentinels), len(specials) + 50),
         special_tokens=specials,
         unk_token="<unk>",
-        # Every printable ASCII character and the newline, so prompt punctuation and the
-        # causal answer separator never fall to <unk> on a small corpus.
-        initial_alphabet=[
-            *string.printable.replace("\r", "").replace("\x0b", "").replace("\x0c", "")
-        ],
         show_progress=False,
     )
-    tokenizer.train_from_iterator((t for t in texts if t), trainer=trainer)
+    # Every printable ASCII character and the newline appear once, so prompt punctuation
+    # and the causal answer separator never fall to <unk> on a small corpus. (The
+    # trainer's `initial_alphabet` would do it too, but gives those characters scores in
+    # a random order, so ids would change from run to run.)
+    alphabet = " ".join(string.printable.strip()) + "\n"
+    tokenizer.train_from_iterator(
+        itertools.chain([alphabet], (t for t in texts if t)), trainer=trainer
+    )
+    tokenizer.model = _deterministic_unigram(tokenizer, len(specials))
     if sentinels:
         # Sentinels go last, in reverse, so <extra_id_0> is the last id as in T5.
         tokenizer.add_special_tokens(list(reversed(sentinels)))
@@ -98,6 +102,29 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000, family: str = 
     )
     logger.info("trained a %s tokenizer with %d tokens", family, len(fast))
     return fast
+
+
+def _deterministic_unigram(tokenizer: Any, num_specials: int) -> Any:
+    """The trained Unigram model with pieces and scores in a fixed order.
+
+    The trainer finds the same pieces every time, but its parallel EM leaves float noise
+    in the scores, and the rare characters it must keep get scores min - k * 1e-4 in
+    hash-set order. Both change ids from run to run, and a resumed run or a second
+    process must get the identical vocabulary. So: round the scores, give the rare
+    single characters (scored below every multi-character piece) one coarse score, and
+    order by (score, piece).
+    """
+    import json
+
+    from tokenizers import models
+
+    vocab = json.loads(tokenizer.to_str())["model"]["vocab"]
+    specials, pieces = vocab[:num_specials], [(p, float(v)) for p, v in vocab[num_specials:]]
+    multi = [v for p, v in pieces if len(p) > 1]
+    floor = min(multi) if multi else float("-inf")
+    pieces = [(p, round(v, 1) if len(p) == 1 and v < floor else round(v, 5)) for p, v in pieces]
+    pieces.sort(key=lambda x: (-x[1], x[0]))
+    return models.Unigram([(p, v) for p, v in specials] + pieces, unk_id=2)
 
 
 def build_tiny_t5(tokenizer: Any, **overrides: Any) -> Any:

@@ -1,0 +1,121 @@
+"""`recalign train` and `recalign models import`: thin wrappers over the Python API."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+models_app = typer.Typer(help="Import and inspect models.", no_args_is_help=True)
+# `python -m recalign.training` (and `accelerate launch -m recalign.training`) runs this.
+app = typer.Typer(
+    help="Fine-tune a model on generated samples.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def train(
+    data: Path = typer.Option(..., "--data", help="Prepared dataset directory."),
+    samples: Path = typer.Option(..., "--samples", help="Samples directory made from --data."),
+    model: str = typer.Option(
+        "tiny-t5", "--model", help="tiny-t5, tiny-causal, a local model dir, a .gguf or a hub name."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory to write."),
+    config: Path | None = typer.Option(None, "--config", help="YAML training config."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after N steps."),
+    epochs: float | None = typer.Option(None, "--epochs", help="Number of epochs."),
+    lora: bool | None = typer.Option(None, "--lora/--full", help="LoRA or full fine-tuning."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+    tokenizer: Path | None = typer.Option(
+        None, "--tokenizer", help="Tokenizer dir for tiny presets (default: train one)."
+    ),
+    num_processes: int = typer.Option(
+        1, "--num-processes", help="Processes (GPUs) on this machine, through accelerate launch."
+    ),
+) -> None:
+    """Fine-tune MODEL on SAMPLES and write RUN_DIR (model, checkpoints, logs, manifest)."""
+    if num_processes > 1:
+        _relaunch(num_processes)
+        return
+    from recalign.training.run import train as run_train
+
+    result = run_train(
+        data,
+        samples,
+        model,
+        out,
+        config_path=config,
+        max_steps=max_steps,
+        epochs=epochs,
+        lora=lora,
+        resume=resume,
+        tokenizer_path=tokenizer,
+    )
+    if result.interrupted:
+        typer.secho(
+            f"interrupted at step {result.steps}; checkpoint saved. Continue with: "
+            f"recalign train ... --out {out} --resume",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+        raise typer.Exit(130)
+    best = (
+        f"best step {result.best_step} (eval loss {result.best_eval_loss:.4f})"
+        if (result.best_eval_loss is not None)
+        else "no evaluation"
+    )
+    typer.echo(f"trained {result.steps} steps in {result.train_seconds:.0f}s; {best}; run: {out}")
+
+
+def _relaunch(num_processes: int) -> None:
+    """Re-run this command under `accelerate launch` with N processes (one per GPU)."""
+    args = sys.argv[1:]
+    if args and args[0] == "train":
+        args = args[1:]
+    cleaned, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg == "--num-processes":
+            skip = True
+            continue
+        if arg.startswith("--num-processes="):
+            continue
+        cleaned.append(arg)
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        str(num_processes),
+        "-m",
+        "recalign.training",
+        *cleaned,
+    ]
+    typer.echo("launching: " + " ".join(command), err=True)
+    raise typer.Exit(subprocess.call(command))
+
+
+app.command("train")(train)
+
+
+@app.callback(invoke_without_command=False)
+def _standalone() -> None:
+    """Fine-tune a model (run as `python -m recalign.training train ...`)."""
+
+
+@models_app.command("import")
+def import_model(
+    path: Path = typer.Argument(..., help="A .gguf file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write."),
+    dtype: str = typer.Option("float32", help="Weight dtype: float32, bfloat16 or float16."),
+) -> None:
+    """Convert a GGUF file into a model directory usable as `--model DIR`."""
+    from recalign.models.gguf import import_gguf
+
+    import_gguf(path, out, dtype=dtype)
+    typer.echo(f"imported {path.name} into {out}; use it with --model {out}")

@@ -1,0 +1,233 @@
+"""End-to-end training on the synthetic shop with tiny models (CPU, seconds each)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignError
+from recalign.models.loading import load_run_model
+from recalign.training.callbacks import StopAtStepCallback
+from recalign.training.config import make_config
+from recalign.training.run import train
+
+from .conftest import TINY_CAUSAL, TINY_T5, make_samples
+
+torch.set_num_threads(1)  # steady timing on a shared 2-core machine
+
+
+def _config(family: str, **extra):
+    values = {
+        "max_steps": 30,
+        "batch_size": 8,
+        "eval_steps": 10,
+        "logging_steps": 5,
+        # The causal loss is on the answer tokens only, which start from ln(vocab): a
+        # higher rate gets it moving within a few dozen steps.
+        "learning_rate": 3e-3 if family == "seq2seq" else 1e-2,
+        "vocab_size": 300,
+        "warmup_ratio": 0.0,
+        "model_overrides": TINY_T5 if family == "seq2seq" else TINY_CAUSAL,
+    }
+    values.update(extra)
+    return make_config(values)
+
+
+def _losses(run_dir: Path) -> list[float]:
+    records = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in records if "loss" in r]
+
+
+@pytest.fixture(scope="module")
+def t5_run(shop, tmp_path_factory):
+    data, samples = shop
+    out = tmp_path_factory.mktemp("t5") / "run"
+    return train(data, samples, "tiny-t5", out, config=_config("seq2seq"), progress=False)
+
+
+@pytest.mark.parametrize("family", ["seq2seq", "causal"])
+def test_loss_goes_down(family, shop, t5_run, tmp_path):
+    data, samples = shop
+    if family == "seq2seq":
+        result = t5_run
+    else:
+        result = train(
+            data, samples, "tiny-causal", tmp_path / "run", config=_config("causal"), progress=False
+        )
+    losses = _losses(result.run_dir)
+    assert len(losses) == 6
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert result.steps == 30 and not result.interrupted
+
+
+def test_run_directory_contract(t5_run, shop):
+    from recalign.data.store import load_prepared
+
+    run = t5_run.run_dir
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["kind"] == "run" and manifest["status"] == "done"
+    assert manifest["family"] == "seq2seq"
+    assert manifest["data_hash"] == load_prepared(shop[0]).data_hash
+    assert manifest["steps_done"] == 30 and manifest["best_step"] in (10, 20, 30)
+    assert manifest["item_repr"] == "title" and manifest["lora"] is None
+    assert manifest["model"]["source"] == "tiny-t5"
+    assert (run / "config.yaml").is_file()
+    assert (run / "model" / "model.safetensors").is_file()
+    assert (run / "model" / "tokenizer.json").is_file()
+    assert (run / "checkpoints" / "checkpoint-30" / "optimizer.pt").is_file()
+    evals = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
+    best = min((r for r in evals if "eval_loss" in r), key=lambda r: r["eval_loss"])
+    assert best["step"] == manifest["best_step"]
+    assert manifest["best_eval_loss"] == pytest.approx(best["eval_loss"])
+    loaded = load_run_model(run)
+    assert loaded.family == "seq2seq"
+
+
+def _same_weights(a, b, tol=1e-5):
+    params_b = dict(b.named_parameters())
+    for name, p in a.named_parameters():
+        torch.testing.assert_close(p, params_b[name], atol=tol, rtol=tol, msg=name)
+
+
+def test_resume_matches_uninterrupted(shop, t5_run, tmp_path):
+    """Stop at step 13 (mid-evaluation-interval), resume: the same weights as one run."""
+    data, samples = shop
+    out = tmp_path / "run"
+    first = train(
+        data,
+        samples,
+        "tiny-t5",
+        out,
+        config=_config("seq2seq"),
+        progress=False,
+        callbacks=[StopAtStepCallback(13)],
+    )
+    assert first.steps == 13 and not (out / "model").exists()
+    assert json.loads((out / "manifest.json").read_text())["status"] == "stopped"
+    resumed = train(data, samples, "tiny-t5", out, resume=True, progress=False)
+    assert resumed.steps == 30
+    whole = load_run_model(t5_run.run_dir, which="last").model
+    again = load_run_model(out, which="last").model
+    _same_weights(whole, again)
+
+
+def test_existing_run_dir_needs_resume(shop, t5_run):
+    data, samples = shop
+    with pytest.raises(RecalignError, match="--resume"):
+        train(data, samples, "tiny-t5", t5_run.run_dir, config=_config("seq2seq"))
+
+
+class _SigintAt(TrainerCallback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.step - 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_saves_a_checkpoint(shop, tmp_path):
+    data, samples = shop
+    out = tmp_path / "run"
+    result = train(
+        data,
+        samples,
+        "tiny-causal",
+        out,
+        config=_config("causal", max_steps=8),
+        callbacks=[_SigintAt(3)],
+        progress=False,
+    )
+    assert result.interrupted and result.steps == 3
+    assert (out / "checkpoints" / "checkpoint-3" / "trainer_state.json").is_file()
+    assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    resumed = train(data, samples, "tiny-causal", out, resume=True, progress=False)
+    assert resumed.steps == 8 and (out / "model").is_dir()
+
+
+@pytest.mark.parametrize("family", ["seq2seq", "causal"])
+def test_lora_saves_adapter_and_reloads_same_outputs(family, shop, tmp_path):
+    data, samples = shop
+    spec = "tiny-t5" if family == "seq2seq" else "tiny-causal"
+    cfg = _config(family, max_steps=10, eval_steps=5, lora={"enabled": True, "r": 4})
+    result = train(data, samples, spec, tmp_path / "run", config=cfg, progress=False)
+    model_dir = tmp_path / "run" / "model"
+    assert (model_dir / "adapter_config.json").is_file()
+    assert (model_dir / "adapter_model.safetensors").is_file()
+    assert not (model_dir / "model.safetensors").exists()
+    adapter_bytes = (model_dir / "adapter_model.safetensors").stat().st_size
+    base_bytes = (tmp_path / "run" / "base" / "model.safetensors").stat().st_size
+    assert adapter_bytes < base_bytes / 4
+
+    reloaded = load_run_model(tmp_path / "run")
+    ids = torch.tensor([[5, 6, 7, 8, 9, 1]])
+    extra = {"decoder_input_ids": torch.tensor([[0, 5, 6]])} if family == "seq2seq" else {}
+    trained = result.model.eval()
+    with torch.no_grad():
+        expected = trained(input_ids=ids, **extra).logits
+        got = reloaded.model(input_ids=ids, **extra).logits
+        with reloaded.model.disable_adapter():
+            base = reloaded.model(input_ids=ids, **extra).logits
+    torch.testing.assert_close(got, expected)
+    assert not torch.allclose(base, expected, atol=1e-4)  # the adapter changed something
+
+
+def test_oom_risk_is_refused_with_advice(shop, tmp_path):
+    data, samples = shop
+    cfg = _config("seq2seq", batch_size=10**7, model_overrides={**TINY_T5, "d_model": 64})
+    with pytest.raises(ConfigError, match="run out of memory"):
+        train(data, samples, "tiny-t5", tmp_path / "run", config=cfg, progress=False)
+
+
+def test_samples_from_another_dataset_are_refused(shop, tmp_path):
+    from recalign.data.store import load_prepared
+
+    data, _ = shop
+    other = make_samples(load_prepared(data), tmp_path / "samples", data_hash="0" * 64)
+    with pytest.raises(IncompatibleArtifactError, match="another dataset"):
+        train(data, other, "tiny-t5", tmp_path / "run", config=_config("seq2seq"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_train_and_python_api(shop, tmp_path):
+    from typer.testing import CliRunner
+
+    import recalign
+    from recalign.cli.train import app
+
+    assert recalign.train is train
+    data, samples = shop
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        "batch_size: 8\neval_steps: 2\nlogging_steps: 1\nvocab_size: 300\n"
+        "model_overrides: {d_model: 32, d_ff: 64, d_kv: 8, num_heads: 4}\n"
+    )
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(data),
+            "--samples",
+            str(samples),
+            "--model",
+            "tiny-t5",
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+            "--max-steps",
+            "4",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "trained 4 steps" in result.output
+    assert json.loads((out / "manifest.json").read_text())["steps_done"] == 4
