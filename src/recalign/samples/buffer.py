@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import chain
 
 import numpy as np
 import pyarrow as pa
@@ -26,31 +27,18 @@ SCHEMA = pa.schema(
 
 
 class SampleBuffer:
-    """Appends samples column-wise; `to_table()` builds Arrow arrays in one go.
+    """Collects samples as row tuples; `to_table()` transposes them into Arrow in bulk.
 
-    Lists are kept flat with offsets: building an Arrow list array from offsets is an
-    order of magnitude faster than from a Python list of lists.
+    One `list.append` per sample is the cheapest way to collect rows in Python; the
+    transpose (`zip(*rows)`) and the flattening of the list columns run in C.
     """
 
     def __init__(self) -> None:
+        self.rows: list[tuple] = []
         self.counts: Counter[str] = Counter()
-        self._reset()
-
-    def _reset(self) -> None:
-        self.task: list[str] = []
-        self.template: list[str] = []
-        self.user_id: list[int] = []
-        self.input: list[str] = []
-        self.target: list[str] = []
-        self.target_item: list[int | None] = []
-        self.cand_values: list[int] = []
-        self.cand_offsets: list[int] = [0]
-        self.cand_valid: list[bool] = []
-        self.shown_values: list[int] = []
-        self.shown_offsets: list[int] = [0]
 
     def __len__(self) -> int:
-        return len(self.task)
+        return len(self.rows)
 
     def add(
         self,
@@ -63,43 +51,49 @@ class SampleBuffer:
         candidates: list[int] | None,
         shown: list[int],
     ) -> None:
-        self.task.append(task)
-        self.template.append(template)
-        self.user_id.append(user_id)
-        self.input.append(input)
-        self.target.append(target)
-        self.target_item.append(target_item)
-        if candidates is None:
-            self.cand_valid.append(False)
-        else:
-            self.cand_valid.append(True)
-            self.cand_values.extend(candidates)
-        self.cand_offsets.append(len(self.cand_values))
-        self.shown_values.extend(shown)
-        self.shown_offsets.append(len(self.shown_values))
-        self.counts[task] += 1
+        self.rows.append((task, template, user_id, input, target, target_item, candidates, shown))
 
     @staticmethod
-    def _list_array(values: list[int], offsets: list[int], valid: list[bool] | None) -> pa.Array:
-        offs = pa.array(np.asarray(offsets, dtype=np.int32))
-        vals = pa.array(np.asarray(values, dtype=np.int64))
-        mask = None if valid is None else pa.array(~np.asarray(valid, dtype=bool))
-        return pa.ListArray.from_arrays(offs, vals, mask=mask)
+    def _list_array(lists: tuple, nullable: bool) -> pa.Array:
+        lengths = np.fromiter(
+            (0 if x is None else len(x) for x in lists) if nullable else map(len, lists),
+            dtype=np.int32,
+            count=len(lists),
+        )
+        offsets = np.zeros(len(lists) + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = (
+            chain.from_iterable(x for x in lists if x is not None)
+            if nullable
+            else (chain.from_iterable(lists))
+        )
+        values = pa.array(np.fromiter(flat, dtype=np.int64, count=int(offsets[-1])))
+        mask = (
+            pa.array(np.fromiter((x is None for x in lists), bool, len(lists)))
+            if nullable
+            else None
+        )
+        return pa.ListArray.from_arrays(pa.array(offsets), values, mask=mask)
 
     def to_table(self) -> pa.Table:
         """The buffered rows as a table in `SCHEMA`; the buffer is emptied."""
-        table = pa.Table.from_arrays(
+        if not self.rows:
+            return SCHEMA.empty_table()
+        task, template, user_id, inp, target, target_item, candidates, shown = zip(
+            *self.rows, strict=True
+        )
+        self.counts.update(task)
+        self.rows = []
+        return pa.Table.from_arrays(
             [
-                pa.array(self.task, pa.string()),
-                pa.array(self.template, pa.string()),
-                pa.array(self.user_id, pa.int64()),
-                pa.array(self.input, pa.string()),
-                pa.array(self.target, pa.string()),
-                pa.array(self.target_item, pa.int64()),
-                self._list_array(self.cand_values, self.cand_offsets, self.cand_valid),
-                self._list_array(self.shown_values, self.shown_offsets, None),
+                pa.array(task, pa.string()),
+                pa.array(template, pa.string()),
+                pa.array(user_id, pa.int64()),
+                pa.array(inp, pa.string()),
+                pa.array(target, pa.string()),
+                pa.array(target_item, pa.int64()),
+                self._list_array(candidates, nullable=True),
+                self._list_array(shown, nullable=False),
             ],
             schema=SCHEMA,
         )
-        self._reset()
-        return table

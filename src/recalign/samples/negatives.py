@@ -7,7 +7,7 @@ so a negative is never a true positive of any split).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Set
 
 import numpy as np
 
@@ -42,7 +42,7 @@ class NegativeSampler:
         idx = np.searchsorted(self._cdf, rng.random(size), side="right")
         return (np.minimum(idx, self.num_items - 1) + 1).tolist()
 
-    def _check(self, exclude: Collection[int], distinct: int) -> int:
+    def _check(self, exclude: Set[int], distinct: int) -> int:
         available = self.num_items - len(exclude)
         if available < distinct:
             raise ConfigError(
@@ -52,7 +52,7 @@ class NegativeSampler:
             )
         return available
 
-    def one_each(self, rng: np.random.Generator, exclude: Collection[int], n: int) -> list[int]:
+    def one_each(self, rng: np.random.Generator, exclude: Set[int], n: int) -> list[int]:
         """`n` independent negatives (repeats allowed across rows)."""
         if n == 0:
             return []
@@ -70,18 +70,29 @@ class NegativeSampler:
         return out
 
     def distinct_rows(
-        self, rng: np.random.Generator, exclude: Collection[int], n: int, k: int
+        self, rng: np.random.Generator, exclude: Set[int], n: int, k: int
     ) -> list[list[int]]:
-        """`n` rows of `k` distinct negatives each (ranking candidates)."""
+        """`n` rows of `k` distinct negatives each (ranking candidates).
+
+        Rows take consecutive draws from one pooled batch; a row keeps the acceptable
+        draws (not excluded, not repeated) in draw order. Most rows of a large catalogue
+        need no rejection at all, so that case is checked with C-level set operations
+        first (a vectorised numpy version was slower at ~6 rows per user).
+        """
         if n == 0 or k == 0:
             return [[] for _ in range(n)]
         available = self._check(exclude, k)
         factor = self.num_items / available
-        rows: list[list[int]] = []
         pool = self._draw(rng, int(n * k * factor * 1.1) + 16)
         cursor = 0
+        rows: list[list[int]] = []
         for _ in range(n):
-            row: list[int] = []
+            row = pool[cursor : cursor + k]
+            if len(row) == k and len(set(row)) == k and exclude.isdisjoint(row):
+                cursor += k
+                rows.append(row)
+                continue
+            row = []
             taken: set[int] = set()
             while len(row) < k:
                 if cursor == len(pool):

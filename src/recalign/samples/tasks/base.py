@@ -64,6 +64,16 @@ class UserData:
     train: list[int]  # train part of the sequence, chronological
     train_ratings: list[float] | None
     seen: set[int]  # every item of the user's full sequence
+    # position t -> (history item ids, history text): retrieval, ranking and bpr prompt the
+    # same history at the same position, so it is joined once per user and position.
+    histories: dict[int, tuple[list[int], str]] = field(default_factory=dict)
+
+    def history(self, t: int, ctx: TaskContext) -> tuple[list[int], str]:
+        found = self.histories.get(t)
+        if found is None:
+            items = self.train[max(0, t - ctx.max_history) : t]
+            found = self.histories[t] = (items, ctx.join(items))
+        return found
 
 
 @dataclass(slots=True)

@@ -12,7 +12,6 @@ from recalign.samples.tasks.base import (
     UserData,
     draw_templates,
     train_positions,
-    window,
 )
 
 NAME = "bpr"
@@ -26,20 +25,20 @@ def train(user: UserData, rng: np.random.Generator, ctx: TaskContext, out: Sampl
     negatives = ctx.sampler.one_each(rng, user.seen, len(positions))
     swaps = (rng.random(len(positions)) < 0.5).tolist()
     templates = draw_templates(rng, len(positions), ctx)
-    reprs, size = ctx.reprs, ctx.max_history
+    reprs = ctx.reprs
     for t, negative, swap, template in zip(positions, negatives, swaps, templates, strict=True):
-        history = window(items, t, size)
+        history, history_text = user.history(t, ctx)
         positive = items[t]
         first, second = (negative, positive) if swap else (positive, negative)
         values = {
-            "history": ctx.join(history),
+            "history": history_text,
             "item_a": reprs[first],
             "item_b": reprs[second],
             "target": reprs[positive],
         }
         inp, tgt = template.render(values)
-        out.add(
-            NAME, template.id, user.user_id, inp, tgt, positive, None, [*history, first, second]
+        out.rows.append(
+            (NAME, template.id, user.user_id, inp, tgt, positive, None, [*history, first, second])
         )
 
 

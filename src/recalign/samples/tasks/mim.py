@@ -60,7 +60,7 @@ def train(user: UserData, rng: np.random.Generator, ctx: TaskContext, out: Sampl
         }
         inp, tgt = template.render(values)
         target_item = hidden[0] if len(hidden) == 1 else None
-        out.add(NAME, template.id, user.user_id, inp, tgt, target_item, None, list(win))
+        out.rows.append((NAME, template.id, user.user_id, inp, tgt, target_item, None, list(win)))
 
 
 SPEC = TaskSpec(

@@ -90,7 +90,7 @@ def train(user: UserData, rng: np.random.Generator, ctx: TaskContext, out: Sampl
         texts, target = mask_words([words[i] for i in win], masked, ctx.family, opts.mask_word, sep)
         values = {"text": sep.join(texts), "target": target}
         inp, tgt = template.render(values)
-        out.add(NAME, template.id, user.user_id, inp, tgt, None, None, list(win))
+        out.rows.append((NAME, template.id, user.user_id, inp, tgt, None, None, list(win)))
 
 
 SPEC = TaskSpec(

@@ -49,19 +49,19 @@ def train(user: UserData, rng: np.random.Generator, ctx: TaskContext, out: Sampl
         return
     rows = _candidates(rng, ctx, [items[t] for t in positions], user.seen)
     templates = draw_templates(rng, len(positions), ctx)
-    reprs, size, k = ctx.reprs, ctx.max_history, ctx.options.num_candidates
+    reprs, k = ctx.reprs, ctx.options.num_candidates
     for t, candidates, template in zip(positions, rows, templates, strict=True):
-        history = window(items, t, size)
+        history, history_text = user.history(t, ctx)
         target = items[t]
         values = {
-            "history": ctx.join(history),
+            "history": history_text,
             "candidates": ctx.join(candidates),
             "num_candidates": k,
             "target": reprs[target],
         }
         inp, tgt = template.render(values)
-        out.add(
-            NAME, template.id, user.user_id, inp, tgt, target, candidates, [*history, *candidates]
+        out.rows.append(
+            (NAME, template.id, user.user_id, inp, tgt, target, candidates, [*history, *candidates])
         )
 
 

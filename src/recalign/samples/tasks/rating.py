@@ -47,7 +47,7 @@ def train(user: UserData, rng: np.random.Generator, ctx: TaskContext, out: Sampl
         }
         inp, tgt = template.render(values)
         # The target is a rating, not an item: target_item stays null.
-        out.add(NAME, template.id, user.user_id, inp, tgt, None, None, [*history, item])
+        out.rows.append((NAME, template.id, user.user_id, inp, tgt, None, None, [*history, item]))
 
 
 def evaluate(

@@ -24,13 +24,15 @@ def train(user: UserData, rng: np.random.Generator, ctx: TaskContext, out: Sampl
     items = user.train
     positions = train_positions(rng, len(items), ctx)
     templates = draw_templates(rng, len(positions), ctx)
-    reprs, size = ctx.reprs, ctx.max_history
+    reprs = ctx.reprs
     for t, template in zip(positions, templates, strict=True):
-        history = window(items, t, size)
+        history, history_text = user.history(t, ctx)
         target = items[t]
-        values = {"history": ctx.join(history), "target": reprs[target]}
+        values = {"history": history_text, "target": reprs[target]}
         inp, tgt = template.render(values)
-        out.add(NAME, template.id, user.user_id, inp, tgt, target, None, [*history, target])
+        out.rows.append(
+            (NAME, template.id, user.user_id, inp, tgt, target, None, [*history, target])
+        )
 
 
 def evaluate(
