@@ -11,18 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-import numpy as np
-
 from recalign.inference.retrieval import Retrieved, check_retrieval_sizes
 from recalign.inference.session import _pad
 from recalign.inference.trie import ItemTrie
-
-
-def _max_depth(trie: ItemTrie) -> int:
-    depth = np.zeros(trie.num_nodes, dtype=np.int64)
-    for node in range(1, trie.num_nodes):  # parents precede children (breadth-first ids)
-        depth[node] = depth[trie.parent[node]] + 1
-    return int(depth.max())
 
 
 def reference_retrieval(
@@ -45,7 +36,7 @@ def reference_retrieval(
     check_retrieval_sizes(k, num_beams, trie.num_items)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos = trie.eos_token_id
-    max_new = _max_depth(trie) + 1
+    max_new = int(trie.depth.max()) + 1
     results: list[Retrieved] = []
     for start in range(0, len(prompts), batch_size):
         chunk = list(range(start, min(start + batch_size, len(prompts))))

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from recalign.errors import ConfigError
-from recalign.inference.session import open_session
+from recalign.inference.session import logsumexp, open_session
 from recalign.inference.trie import ItemTrie
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,6 @@ def constrained_retrieval(
                 k=k,
                 length_penalty=length_penalty,
                 max_fused=max_fused,
-                pad_token_id=session.pad_token_id,
             )
             for i, result in zip(chunk, found, strict=True):
                 results[i] = result
@@ -139,8 +138,8 @@ def _search_batch(
     k: int,
     length_penalty: float,
     max_fused: int,
-    pad_token_id: int,
 ) -> list[Retrieved]:
+    """Beam search for one batch of users; rows are the live beams, grouped by user."""
     import torch
 
     n_users, eos = len(prompts), trie.eos_token_id
@@ -149,12 +148,11 @@ def _search_batch(
     forced_token, forced_run = trie.forced_token, trie.forced_run
     first_child = trie.child_node[np.minimum(trie.child_ptr[:-1], len(trie.child_node) - 1)]
 
-    logp = session.start(prompts, width)  # (rows, V): the next-token distribution per row
-    active = np.arange(n_users)  # batch-local user of each block of `width` rows
-    node = np.full(n_users * width, -1, dtype=np.int64)
-    node[::width] = 0  # one live beam (the root) per user to begin with
-    score = np.full(n_users * width, -np.inf)
-    score[::width] = 0.0
+    logits = session.start(prompts)  # (rows, V): the next-token logits of each row
+    lse = logsumexp(logits)
+    row_user = np.arange(n_users)  # one live beam (the root) per user to begin with
+    node = np.zeros(n_users, dtype=np.int64)
+    score = np.zeros(n_users)
     fin_score = np.full((n_users, width), -np.inf)
     fin_item = np.zeros((n_users, width), dtype=np.int64)
     done = np.zeros(n_users, dtype=bool)
@@ -163,144 +161,97 @@ def _search_batch(
     def normalise(values: np.ndarray, length: int) -> np.ndarray:
         return values / float(length) ** length_penalty if length_penalty else values
 
-    def finished_now(running: np.ndarray, length: int) -> np.ndarray:
-        """transformers' stopping rule per block: no running beam can beat the W-th best."""
-        best = normalise(running.reshape(-1, width).max(axis=1), length)
-        fin = fin_score[active]
-        worst = np.where(np.isfinite(fin).all(axis=1), fin.min(axis=1), -1.0e9)
-        return ~(best > worst)
+    def stop_now(row_user: np.ndarray, score: np.ndarray, length: int) -> np.ndarray:
+        """transformers' stopping rule, per user: no running beam can beat the W-th best."""
+        best = np.full(n_users, -np.inf)
+        np.maximum.at(best, row_user, score)
+        best = normalise(best, length)
+        worst = np.where(np.isfinite(fin_score).all(axis=1), fin_score.min(axis=1), -1.0e9)
+        return ~done & ~(best > worst)
 
-    while True:
-        live = np.flatnonzero(node >= 0)
-        if live.size == 0:
-            break
+    while len(node):
         # --- every admitted edge of every live beam, and its accumulated score -------
-        e_row, e_tok, e_next = trie.expand(node[live])
-        e_row = live[e_row]
-        e_block = e_row // width
+        e_row, e_tok, e_next = trie.expand(node)
+        e_user = row_user[e_row]
         if banned_keys.size:
-            allowed = ~np.isin(active[e_block] * trie.num_nodes + e_next, banned_keys)
-            e_row, e_tok, e_next, e_block = (
-                e_row[allowed],
-                e_tok[allowed],
-                e_next[allowed],
-                e_block[allowed],
-            )
-        gathered = logp[
-            torch.as_tensor(e_row, device=device), torch.as_tensor(e_tok, device=device)
-        ]
+            allowed = ~np.isin(e_user * trie.num_nodes + e_next, banned_keys)
+            e_row, e_tok, e_next, e_user = (a[allowed] for a in (e_row, e_tok, e_next, e_user))
+        rows_t = torch.as_tensor(e_row, device=device)
+        gathered = logits[rows_t, torch.as_tensor(e_tok, device=device)] - lse[rows_t]
         cand = score[e_row] + gathered.double().cpu().numpy()
-        finite = np.isfinite(cand)
-        if not finite.all():
-            e_row, e_tok, e_next, e_block, cand = (
-                a[finite] for a in (e_row, e_tok, e_next, e_block, cand)
-            )
         # --- per-user ranking of the candidates (best first) ------------------------
-        order = np.lexsort((-cand, e_block))
-        e_row, e_tok, e_next, e_block, cand = (
-            a[order] for a in (e_row, e_tok, e_next, e_block, cand)
+        order = np.lexsort((-cand, e_user))
+        e_row, e_tok, e_next, e_user, cand = (
+            a[order] for a in (e_row, e_tok, e_next, e_user, cand)
         )
         n_cand = len(cand)
-        boundaries = np.flatnonzero(np.diff(e_block)) + 1
-        starts = np.r_[0, boundaries] if n_cand else np.empty(0, dtype=np.int64)
+        starts = np.r_[0, np.flatnonzero(np.diff(e_user)) + 1] if n_cand else np.zeros(0, int)
         group_start = np.repeat(starts, np.diff(np.r_[starts, n_cand]))
         rank = np.arange(n_cand) - group_start
         is_eos = e_tok == eos
-        running_flag = ~is_eos
-        cum = np.cumsum(running_flag)
-        before = cum[group_start] - running_flag[group_start] if n_cand else cum
-        running_rank = cum - before - 1
+        running = ~is_eos & np.isfinite(cand)
+        cum = np.cumsum(running)
+        running_rank = cum - (cum[group_start] - running[group_start]) - 1 if n_cand else cum
         gen_len += 1
 
-        # --- completed items: EOS among the block's top W candidates -----------------
-        fin_sel = is_eos & (rank < width)
+        # --- completed items: EOS among the user's top W candidates ------------------
+        fin_sel = is_eos & (rank < width) & np.isfinite(cand)
         if fin_sel.any():
-            n_blocks = len(active)
-            new_score = np.full((n_blocks, width), -np.inf)
-            new_item = np.zeros((n_blocks, width), dtype=np.int64)
-            new_score[e_block[fin_sel], rank[fin_sel]] = normalise(cand[fin_sel], gen_len)
-            new_item[e_block[fin_sel], rank[fin_sel]] = trie.node_item[e_next[fin_sel]]
-            merged_score = np.concatenate([fin_score[active], new_score], axis=1)
-            merged_item = np.concatenate([fin_item[active], new_item], axis=1)
+            new_score = np.full((n_users, width), -np.inf)
+            new_item = np.zeros((n_users, width), dtype=np.int64)
+            new_score[e_user[fin_sel], rank[fin_sel]] = normalise(cand[fin_sel], gen_len)
+            new_item[e_user[fin_sel], rank[fin_sel]] = trie.node_item[e_next[fin_sel]]
+            merged_score = np.concatenate([fin_score, new_score], axis=1)
+            merged_item = np.concatenate([fin_item, new_item], axis=1)
             top = np.argsort(-merged_score, axis=1, kind="stable")[:, :width]
-            fin_score[active] = np.take_along_axis(merged_score, top, axis=1)
-            fin_item[active] = np.take_along_axis(merged_item, top, axis=1)
+            fin_score = np.take_along_axis(merged_score, top, axis=1)
+            fin_item = np.take_along_axis(merged_item, top, axis=1)
 
-        # --- the next running beams: the block's top W non-EOS candidates ------------
-        rows = len(node)
-        parents = np.arange(rows)
-        tokens = np.full(rows, pad_token_id, dtype=np.int64)
-        node = np.full(rows, -1, dtype=np.int64)
-        score = np.full(rows, -np.inf)
-        run_sel = running_flag & (running_rank < width)
-        slot = e_block[run_sel] * width + running_rank[run_sel]
-        parents[slot] = e_row[run_sel]
-        tokens[slot] = e_tok[run_sel]
-        node[slot] = e_next[run_sel]
-        score[slot] = cand[run_sel]
-
-        stop = finished_now(score, gen_len)
-        if stop.any():
-            done[active[stop]] = True
-            dead_rows = np.repeat(stop, width)
-            node[dead_rows], score[dead_rows] = -1, -np.inf
-        if done.all():
+        # --- the next running beams: the user's top W non-EOS candidates -------------
+        keep = running & (running_rank < width)
+        parents, tokens = e_row[keep], e_tok[keep]
+        node, score, row_user = e_next[keep], cand[keep], e_user[keep]
+        done |= stop_now(row_user, score, gen_len)
+        alive = ~done[row_user]
+        parents, tokens, node, score, row_user = (
+            a[alive] for a in (parents, tokens, node, score, row_user)
+        )
+        if not len(node):
             break
 
         # --- fuse the forced continuation shared by all live beams -------------------
-        live_mask = node >= 0
-        fused = int(min(forced_run[node[live_mask]].min(), max_fused)) if live_mask.any() else 0
-        chain = np.full((rows, 1 + fused), pad_token_id, dtype=np.int64)
+        fused = int(min(forced_run[node].min(), max_fused))
+        chain = np.empty((len(node), 1 + fused), dtype=np.int64)
         chain[:, 0] = tokens
-        cursor = node.copy()
         for j in range(fused):
-            chain[live_mask, 1 + j] = forced_token[cursor[live_mask]]
-            cursor[live_mask] = first_child[cursor[live_mask]]
-        moved = not np.array_equal(parents, np.arange(rows))
-        out = session.advance(
-            torch.as_tensor(chain, device=device),
-            torch.as_tensor(parents, device=device) if moved else None,
+            chain[:, 1 + j] = forced_token[node]
+            node = first_child[node]
+        logits = session.advance(
+            torch.as_tensor(chain, device=device), torch.as_tensor(parents, device=device)
         )
+        lse = logsumexp(logits)  # (rows, 1 + fused)
         if fused:
-            live_rows = np.flatnonzero(live_mask)
-            index = torch.as_tensor(live_rows, device=device)
-            steps = out[index, :fused].gather(
-                -1, torch.as_tensor(chain[live_rows, 1:], device=device)[..., None]
-            )[..., 0]
-            increments = steps.double().cpu().numpy()  # (live, fused)
+            chain_t = torch.as_tensor(chain[:, 1:], device=device)
+            steps = logits[:, :fused].gather(-1, chain_t[..., None])[..., 0] - lse[:, :fused]
+            increments = steps.double().cpu().numpy()
             for j in range(fused):
-                # Users may stop mid-run (transformers checks after every token); their
-                # rows go to -inf, and -inf plus an increment stays -inf.
-                score[live_rows] += increments[:, j]
-                stop = finished_now(score, gen_len + j + 1)
-                if stop.any():
-                    done[active[stop]] = True
-                    dead = np.repeat(stop, width)
-                    node[dead], score[dead] = -1, -np.inf
+                # transformers checks the stopping rule after every token: so do we. No
+                # item completes inside a forced run, so only the check can change.
+                score = score + increments[:, j]
+                done |= stop_now(row_user, score, gen_len + j + 1)
             gen_len += fused
-        node = np.where(node >= 0, cursor, -1)
-        logp = out[:, fused]
-        if done.all():
-            break
-
-        # --- drop finished users once they hold enough rows --------------------------
-        stopped = done[active]
-        if stopped.any() and stopped.mean() >= _COMPACT_FRACTION:
-            keep_blocks = np.flatnonzero(~stopped)
-            keep_rows = (keep_blocks[:, None] * width + np.arange(width)[None, :]).ravel()
-            index = torch.as_tensor(keep_rows, device=device)
-            session.keep(index)
-            logp = logp[index]
-            node, score = node[keep_rows], score[keep_rows]
-            active = active[keep_blocks]
+        logits, lse = logits[:, fused], lse[:, fused]
+        # Users that stopped inside the run keep their rows until the next selection,
+        # where -inf scores leave them out.
+        score = np.where(done[row_user], -np.inf, score)
 
     results = []
     for user in range(n_users):
         valid = np.isfinite(fin_score[user])
-        items = fin_item[user][valid][:k]
         results.append(
             Retrieved(
-                items=[int(i) for i in items], scores=[float(s) for s in fin_score[user][valid][:k]]
+                items=[int(i) for i in fin_item[user][valid][:k]],
+                scores=[float(s) for s in fin_score[user][valid][:k]],
             )
         )
     return results

@@ -66,6 +66,14 @@ class ItemTrie:
         return counts
 
     @cached_property
+    def depth(self) -> np.ndarray:
+        """Tokens from the root to each node (a leaf's depth is its answer length)."""
+        depth = np.zeros(self.num_nodes, dtype=np.int64)
+        for node in range(1, self.num_nodes):  # parents precede children (breadth-first)
+            depth[node] = depth[self.parent[node]] + 1
+        return depth
+
+    @cached_property
     def forced_token(self) -> np.ndarray:
         """The only continuation of a node that has exactly one and it is not EOS, else -1."""
         forced = np.full(self.num_nodes, -1, dtype=np.int64)
