@@ -69,3 +69,22 @@ def test_bad_batches_are_clear_errors(tmp_path, batches, error, message):
         write_prepared_streaming(tmp_path, "f", batches, ITEMS_TABLE)
     assert not (tmp_path / SEQUENCES_FILE).exists()  # nothing half-written is left in place
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_file_does_not_depend_on_batching(tmp_path, monkeypatch):
+    import recalign.data.store as store
+
+    monkeypatch.setattr(store, "STREAM_ROW_GROUP_USERS", 16)  # several row groups
+    whole = sequences(range(1, 101))
+    hashes = []
+    for size in (7, 16, 100):
+        batches = [whole.slice(i, size) for i in range(0, 100, size)]
+        ds = write_prepared_streaming(tmp_path / str(size), "f", batches, ITEMS_TABLE)
+        assert ds.sequences.equals(whole)
+        hashes.append(ds.data_hash)
+    assert len(set(hashes)) == 1
+
+    import pyarrow.parquet as pq
+
+    groups = pq.ParquetFile(tmp_path / "7" / SEQUENCES_FILE).metadata.num_row_groups
+    assert groups == 7  # 6 x 16 users + 4

@@ -47,8 +47,9 @@ def demo(tmp_path_factory):
 
 
 def test_same_seed_gives_identical_files(tmp_path):
+    # ... whatever the batch size used to stream the users.
     a = write_synthetic(tmp_path / "a", users=300, items=120, seed=5, batch_size=64)
-    b = write_synthetic(tmp_path / "b", users=300, items=120, seed=5, batch_size=64)
+    b = write_synthetic(tmp_path / "b", users=300, items=120, seed=5, batch_size=1000)
     for name in (SEQUENCES_FILE, ITEMS_FILE, STATS_FILE):
         assert (a.path / name).read_bytes() == (b.path / name).read_bytes(), name
     assert a.data_hash == b.data_hash

@@ -161,6 +161,72 @@ def write_prepared(
     return load_prepared(out)
 
 
+# Rows (users) per Parquet row group of a streamed sequences file. Fixed, so the file's
+# bytes (and `data_hash`) depend on the rows alone, not on how the caller batched them.
+STREAM_ROW_GROUP_USERS = 1 << 16
+
+
+class _RowGroupWriter:
+    """Writes Arrow tables to Parquet re-chunked into fixed-size row groups."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer = None
+        self.schema = None
+        self.pending: list = []
+        self.rows = 0
+
+    def add(self, table) -> None:
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            self.schema = table.schema
+            self.writer = pq.ParquetWriter(
+                self.path, table.schema, compression="zstd", write_statistics=False
+            )
+        elif not table.schema.equals(self.schema):
+            raise ValueError(f"columns/types {table.schema.names} vs {self.schema.names}")
+        self.pending.append(table)
+        self.rows += table.num_rows
+        while self.rows >= STREAM_ROW_GROUP_USERS:
+            self._flush(STREAM_ROW_GROUP_USERS)
+
+    def _flush(self, rows: int) -> None:
+        import pyarrow as pa
+
+        combined = pa.concat_tables(self.pending)
+        self.writer.write_table(combined.slice(0, rows), row_group_size=rows)
+        rest = combined.slice(rows)
+        self.pending = [rest] if rest.num_rows else []
+        self.rows = rest.num_rows
+
+    def close(self) -> bool:
+        """Flush and close; False when nothing was ever written."""
+        if self.writer is None:
+            return False
+        if self.rows:
+            self._flush(self.rows)
+        self.writer.close()
+        return True
+
+
+def _check_batch(batch: pl.DataFrame, items: pl.DataFrame, number: int, last: int | None) -> int:
+    """Validate one streamed batch; returns its last user id."""
+    validate_tables(batch, items, where=f"{SEQUENCES_FILE} batch {number}")
+    users = batch.get_column(USER_ID)
+    if not users.is_sorted() or (last is not None and users[0] <= last):
+        raise DataFormatError(
+            f"batch {number} is not in increasing user-id order after user {last}",
+            path=SEQUENCES_FILE,
+            field=USER_ID,
+        )
+    if users.n_unique() != users.len():
+        raise DataFormatError(
+            f"batch {number} repeats a user id", path=SEQUENCES_FILE, field=USER_ID
+        )
+    return int(users[-1])
+
+
 def write_prepared_streaming(
     out_dir: str | Path,
     name: str,
@@ -178,56 +244,34 @@ def write_prepared_streaming(
     Batches must share one schema and come in increasing user-id order (the file is
     sorted by user, as `write_prepared` writes it). Each batch is validated against the
     items as it arrives; stats are then computed by scanning the written file lazily.
-    With `load=False` nothing is read back (returns None), so a million-user dataset
-    never has to fit in memory.
+    The same rows give the same file however they were batched. With `load=False`
+    nothing is read back (returns None), so a million-user dataset never has to fit in
+    memory.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / SEQUENCES_FILE
     tmp = path.with_suffix(".parquet.tmp")
-    writer: pq.ParquetWriter | None = None
+    writer = _RowGroupWriter(tmp)
     last_user: int | None = None
     try:
         for number, batch in enumerate(sequence_batches, start=1):
             if batch.height == 0:
                 continue
-            validate_tables(batch, items, where=f"{SEQUENCES_FILE} batch {number}")
-            users = batch.get_column(USER_ID)
-            if not users.is_sorted() or (last_user is not None and users[0] <= last_user):
-                raise DataFormatError(
-                    f"batch {number} is not in increasing user-id order after user {last_user}",
-                    path=SEQUENCES_FILE,
-                    field=USER_ID,
-                )
-            if users.n_unique() != users.len():
-                raise DataFormatError(
-                    f"batch {number} repeats a user id", path=SEQUENCES_FILE, field=USER_ID
-                )
-            last_user = int(users[-1])
-            table = batch.to_arrow()
-            if writer is None:
-                writer = pq.ParquetWriter(
-                    tmp, table.schema, compression="zstd", write_statistics=False
-                )
+            last_user = _check_batch(batch, items, number, last_user)
             try:
-                writer.write_table(table)
-            except (ValueError, pa.ArrowException) as err:
+                writer.add(batch.to_arrow())
+            except ValueError as err:  # pyarrow's ArrowInvalid is a ValueError
                 raise DataFormatError(
-                    f"batch {number} does not match the first batch's columns/types ({err})",
-                    path=SEQUENCES_FILE,
+                    f"batch {number} does not match the first batch ({err})", path=SEQUENCES_FILE
                 ) from None
+        written = writer.close()
     except BaseException:
-        if writer is not None:
-            writer.close()
+        if writer.writer is not None:
+            writer.writer.close()
         tmp.unlink(missing_ok=True)
         raise
-    if writer is not None:
-        writer.close()
-    else:
-        tmp.unlink(missing_ok=True)
+    if not written:
         raise RecalignError(f"no sequences to write for dataset {name!r}: every batch was empty")
     tmp.replace(path)  # a killed run never leaves a half-written sequences file in place
     _finish_prepared(
