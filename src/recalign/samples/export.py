@@ -1,0 +1,80 @@
+"""Export generated samples: JSON Lines, or a Hugging Face `datasets.DatasetDict`."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from recalign.constants import SPLITS
+from recalign.errors import ConfigError, RecalignError
+from recalign.manifest import read_manifest
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FORMATS = ("jsonl", "hf")
+
+
+def split_path(samples_dir: str | Path, split: str) -> Path:
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; choose from {SPLITS}")
+    path = Path(samples_dir) / f"{split}.parquet"
+    if not path.is_file():
+        raise RecalignError(
+            f"{samples_dir} has no {split}.parquet: not a samples directory "
+            "(make one with `recalign samples generate`)"
+        )
+    return path
+
+
+def read_samples(
+    samples_dir: str | Path, split: str = "train", task: str | None = None
+) -> pl.DataFrame:
+    """One split of a samples directory, optionally one task only."""
+    frame = pl.scan_parquet(split_path(samples_dir, split))
+    if task is not None:
+        frame = frame.filter(pl.col("task") == task)
+    return frame.collect()
+
+
+def export_samples(
+    samples_dir: str | Path,
+    out: str | Path,
+    fmt: str = "jsonl",
+    splits: Sequence[str] = SPLITS,
+) -> list[Path]:
+    """Write `out/{split}.jsonl` or a `datasets` DatasetDict saved to `out`."""
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; choose from {EXPORT_FORMATS}")
+    read_manifest(samples_dir)  # a clear error for a directory that is not ours
+    paths = {split: split_path(samples_dir, split) for split in splits}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt == "jsonl":
+        written = []
+        for split, path in paths.items():
+            target = out / f"{split}.jsonl"
+            # Streams row groups, so a large split never sits in memory at once.
+            pl.scan_parquet(path).sink_ndjson(target)
+            written.append(target)
+        logger.info("exported %s to %s", ", ".join(paths), out)
+        return written
+    try:
+        import datasets  # heavy: only for this format
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise RecalignError(
+            "exporting to a Hugging Face dataset needs `datasets` (pip install recalign[train])"
+        ) from error
+    # `from_parquet` converts into a cache; keep that cache out of ~/.cache and delete it.
+    with tempfile.TemporaryDirectory(prefix="recalign-hf-") as cache:
+        dataset = datasets.DatasetDict(
+            {
+                split: datasets.Dataset.from_parquet(str(path), cache_dir=cache)
+                for split, path in paths.items()
+            }
+        )
+        dataset.save_to_disk(str(out))
+    return [out]
