@@ -203,3 +203,32 @@ def test_summarize_rejects_empty_and_ragged():
         summarize({"x": np.array([])})
     with pytest.raises(RecalignError, match="one length"):
         summarize({"x": np.ones(3), "y": np.ones(4)})
+
+
+@given(
+    st.lists(
+        st.lists(st.integers(1, 30), min_size=0, max_size=12, unique=True), min_size=1, max_size=20
+    ),
+    st.data(),
+)
+@settings(max_examples=100, deadline=None)
+def test_target_ranks_matches_list_index(ranked, data):
+    targets = [data.draw(st.integers(1, 30)) for _ in ranked]
+    expected = [
+        items.index(t) + 1 if t in items else 0 for items, t in zip(ranked, targets, strict=True)
+    ]
+    np.testing.assert_array_equal(target_ranks(ranked, targets), expected)
+    # The vectorised path (equal lengths) agrees with the loop.
+    padded = [items + [-1] * (12 - len(items)) for items in ranked]
+    np.testing.assert_array_equal(target_ranks(padded, targets), expected)
+
+
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=100))
+@settings(max_examples=100, deadline=None)
+def test_metric_orderings(ranks):
+    m = per_user_ranking_metrics(np.array(ranks))
+    assert (m[hit_at(1)] <= m[hit_at(5)]).all() and (m[hit_at(5)] <= m[hit_at(10)]).all()
+    assert (m[ndcg_at(5)] <= m[ndcg_at(10)]).all()
+    assert (m[ndcg_at(10)] <= m[hit_at(10)]).all()
+    assert (m[MRR] <= m[ndcg_at(10)] + (np.array(ranks) > 10)).all()
+    assert ((m[MRR] > 0) == (np.array(ranks) > 0)).all()

@@ -26,7 +26,7 @@ def test_candidates_are_target_plus_unseen_distinct_negatives(num_items, seen, n
         with pytest.raises(ConfigError, match="cannot sample"):
             sampled_candidates(seen, target, num_items, n, np.random.default_rng(seed))
         return
-    out = sampled_candidates(seen, target, num_items, n, np.random.default_rng(seed))
+    out = sampled_candidates(seen, target, num_items, n, np.random.default_rng(seed), shuffle=False)
     assert out[0] == target
     negatives = out[1:]
     assert len(negatives) == n == len(set(negatives))
@@ -47,7 +47,7 @@ def test_negatives_are_roughly_uniform():
     rng = np.random.default_rng(0)
     counts = np.zeros(1001)
     for _ in range(400):
-        counts[sampled_candidates({1, 2}, 3, 1000, 50, rng)[1:]] += 1
+        counts[sampled_candidates({1, 2}, 3, 1000, 50, rng, shuffle=False)[1:]] += 1
     unseen = counts[4:]
     # 20,000 draws over 997 items: ~20 each; no item is starved or favoured.
     assert unseen.min() > 3 and unseen.max() < 45 and counts[1:4].sum() == 0
@@ -62,3 +62,16 @@ def test_bad_arguments():
     with pytest.raises(ConfigError, match="unknown protocol"):
         check_protocol("sampled-100")
     assert check_protocol("sampled") == "sampled"
+
+
+def test_shuffled_candidates_hide_the_target_position():
+    rng = np.random.default_rng(0)
+    positions = []
+    for _ in range(2000):
+        out = sampled_candidates({5, 6}, 7, 200, 9, rng)
+        assert sorted(out) == sorted(set(out)) and 7 in out and len(out) == 10
+        positions.append(out.index(7))
+    # Uniform over 10 positions: each ~200 times; a constant scorer that keeps the
+    # candidate order now gets hit@1 ~ 0.1, not 1.
+    counts = np.bincount(positions, minlength=10)
+    assert counts.min() > 140 and counts.max() < 260

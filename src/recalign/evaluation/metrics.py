@@ -35,6 +35,12 @@ def target_ranks(ranked: Sequence[Sequence[int]], targets: Sequence[int]) -> np.
         raise RecalignError(
             f"{len(ranked)} ranked lists but {len(targets)} targets: one list per target expected"
         )
+    if len(targets) and len({len(items) for items in ranked}) == 1:
+        # Equal-length lists (the usual top-K): one vectorised comparison.
+        matrix = np.asarray(ranked, dtype=np.int64)
+        if matrix.ndim == 2 and matrix.shape[1]:
+            hit = matrix == np.asarray(targets, dtype=np.int64)[:, None]
+            return np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0).astype(np.int64)
     ranks = np.zeros(len(targets), dtype=np.int64)
     for i, (items, target) in enumerate(zip(ranked, targets, strict=True)):
         hits = np.flatnonzero(np.asarray(items, dtype=np.int64) == int(target))

@@ -26,12 +26,16 @@ def sampled_candidates(
     num_items: int,
     n: int,
     rng: np.random.Generator,
+    *,
+    shuffle: bool = True,
 ) -> list[int]:
-    """The target followed by `n` distinct seeded negatives the user never interacted with.
+    """The target and `n` distinct seeded negatives the user never interacted with.
 
     Item ids are 1..num_items (the prepared-dataset contract). This is the candidate set
-    of the 1 + 99 ("sampled") protocol; the target comes first, so a scorer must not
-    break ties by position (give ties the pessimistic rank, or shuffle).
+    of the 1 + 99 ("sampled") protocol. By default the list is shuffled with `rng`, so a
+    scorer that breaks score ties by position cannot favour the target (a constant
+    scorer then gets the chance-level hit@1 of 1 / (n + 1), not 1); with
+    `shuffle=False` the target comes first.
     """
     if n < 0:
         raise ConfigError(f"the number of negatives must be >= 0, got {n}")
@@ -62,4 +66,8 @@ def sampled_candidates(
                     negatives.append(item)
                     if len(negatives) == n:
                         break
-    return [int(target), *(int(i) for i in negatives)]
+    candidates = [int(target), *(int(i) for i in negatives)]
+    if shuffle:
+        order = rng.permutation(len(candidates))
+        candidates = [candidates[i] for i in order]
+    return candidates
