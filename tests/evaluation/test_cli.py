@@ -1,0 +1,66 @@
+"""`recalign metrics merge|recompute|show` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from recalign.cli.metrics import app
+from recalign.constants import METRICS_FILE
+from recalign.errors import IncompatibleArtifactError
+from recalign.evaluation.outputs import read_metrics, write_evaluation
+
+OPTIONS = {"protocol": "ranking", "split": "test", "model": "tiny-t5", "exclude_history": True}
+runner = CliRunner()
+
+
+def predictions(users: range) -> list[dict]:
+    rng = np.random.default_rng(0)
+    return [
+        {"user_id": u, "target": int(rng.integers(1, 30)), "ranked": list(range(1, 21))}
+        for u in users
+    ]
+
+
+@pytest.fixture
+def shards(tmp_path):
+    write_evaluation(tmp_path / "whole", predictions(range(1, 61)), **OPTIONS, n_boot=100)
+    write_evaluation(tmp_path / "s0", predictions(range(1, 61))[:25], **OPTIONS, n_boot=100)
+    write_evaluation(tmp_path / "s1", predictions(range(1, 61))[25:], **OPTIONS, n_boot=100)
+    return tmp_path
+
+
+def test_merge_command(shards):
+    out = shards / "merged"
+    result = runner.invoke(
+        app, ["merge", str(shards / "s0"), str(shards / "s1"), "-o", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert printed == read_metrics(out)
+    assert printed["metrics"] == read_metrics(shards / "whole")["metrics"]
+    table = runner.invoke(app, ["show", str(out)])
+    assert table.exit_code == 0 and "hit@10" in table.output and "60 users" in table.output
+
+
+def test_merge_overlap_is_an_error(shards):
+    result = runner.invoke(
+        app, ["merge", str(shards / "s0"), str(shards / "whole"), "-o", str(shards / "m")]
+    )
+    assert result.exit_code != 0
+    assert isinstance(result.exception, IncompatibleArtifactError)
+
+
+def test_recompute_detects_edits(shards):
+    directory = shards / "whole"
+    assert runner.invoke(app, ["recompute", str(directory)]).exit_code == 0
+    stored = read_metrics(directory)
+    stored["metrics"]["hit@10"] = 0.99  # a hand-edited or stale metrics.json
+    (directory / METRICS_FILE).write_text(json.dumps(stored))
+    result = runner.invoke(app, ["recompute", str(directory)])
+    assert result.exit_code == 1 and "hit@10" in result.output
+    assert runner.invoke(app, ["recompute", str(directory), "--write"]).exit_code == 0
+    assert runner.invoke(app, ["recompute", str(directory)]).exit_code == 0
