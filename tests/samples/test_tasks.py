@@ -113,7 +113,7 @@ def test_bpr_pairs(train_frame):
     rows = train_frame.filter(pl.col("task") == "bpr")
     firsts = []
     for row in rows.iter_rows(named=True):
-        *history, a, b = row["items_shown"]
+        *_, a, b = row["items_shown"]
         assert row["target_item"] in (a, b)
         negative = b if row["target_item"] == a else a
         assert negative not in SEQUENCES[row["user_id"] - 1]
