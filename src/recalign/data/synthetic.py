@@ -143,6 +143,9 @@ class _Catalogue:
     brand: np.ndarray  # brand index
     quality: np.ndarray  # rating offset of the item
     next_in_line: np.ndarray  # the complementary item (0 at the end of a line)
+    # Python-list copies for the per-step loop, where numpy scalar indexing is slow.
+    next_list: list[int]
+    category_list: list[int]
     by_category: list[tuple[list[int], list[float]]]  # items, cumulative weights
     by_brand: dict[tuple[int, int], tuple[list[int], list[float]]]
     present: list[int]  # categories with at least one item
@@ -261,6 +264,8 @@ def _build_catalogue(num_items: int, seed: int) -> _Catalogue:
         brand=brand,
         quality=quality,
         next_in_line=next_in_line,
+        next_list=next_in_line.tolist(),
+        category_list=category.tolist(),
         by_category=[_sampler(m, weight) if m else ([], []) for m in members],
         by_brand={key: _sampler(m, weight) for key, m in by_brand_ids.items()},
         present=present,
@@ -286,7 +291,7 @@ def _simulate_user(catalogue: _Catalogue, user_id: int, seed: int) -> tuple[list
         brands, brand_p = catalogue.brands_in[c]
         favourite[c] = brands[int(rng.choice(len(brands), p=brand_p))]
     length = LENGTH_MIN + min(LENGTH_MAX - LENGTH_MIN, int(rng.exponential(LENGTH_SCALE)))
-    length = min(length, catalogue.category.size - 1)  # nobody buys an item twice
+    length = min(length, len(catalogue.category_list) - 1)  # nobody buys an item twice
     bias = rng.normal(0.0, 0.4)
     # Draw every random number of this user at once: per-call Generator overhead would
     # dominate a million-user run.
@@ -304,20 +309,21 @@ def _simulate_user(catalogue: _Catalogue, user_id: int, seed: int) -> tuple[list
     items: list[int] = []
     seen: set[int] = set()
     last = 0
+    next_in_line, category = catalogue.next_list, catalogue.category_list
     for step, (u_move, u_cat, u_brand, u_item) in enumerate(u):
-        nxt = int(catalogue.next_in_line[last]) if last else 0
+        nxt = next_in_line[last]
         if nxt and nxt not in seen and u_move < P_COMPLEMENT:
             item = nxt
         else:
             if last and u_move < P_COMPLEMENT + P_SAME_CATEGORY:
-                c = int(catalogue.category[last])
+                c = category[last]
             elif u_move > 1.0 - P_EXPLORE:
                 c = present[min(int(u_cat * len(present)), len(present) - 1)]
             else:
                 c = preferred[min(int(u_cat * len(preferred)), len(preferred) - 1)]
             item = from_category(c, u_brand, u_item)
             # Bought already: re-draw from the same uniforms shifted (deterministic), then
-            # fall back to the whole catalogue's most popular unseen items.
+            # fall back to the first unseen item of another category.
             tries = 1
             while item in seen and tries < 8:
                 item = from_category(
@@ -328,23 +334,21 @@ def _simulate_user(catalogue: _Catalogue, user_id: int, seed: int) -> tuple[list
                 c = present[(present.index(c) + step + 1) % len(present)]
                 ids = catalogue.by_category[c][0]
                 item = next((i for i in ids if i not in seen), 0) or next(
-                    i for i in range(1, catalogue.category.size) if i not in seen
+                    i for i in range(1, len(category)) if i not in seen
                 )
         items.append(item)
         seen.add(item)
         last = item
 
     c_items = catalogue.category[items]
+    prefers = np.zeros(len(_CATALOGUE), dtype=bool)
+    prefers[preferred] = True
+    favourite_brand = np.full(len(_CATALOGUE), -1)
+    favourite_brand[list(favourite)] = list(favourite.values())
     affinity = (
         catalogue.quality[items]
-        + np.isin(c_items, preferred) * 0.8
-        + np.array(
-            [
-                favourite.get(int(c)) == int(b)
-                for c, b in zip(c_items, catalogue.brand[items], strict=True)
-            ]
-        )
-        * 0.6
+        + 0.8 * prefers[c_items]
+        + 0.6 * (catalogue.brand[items] == favourite_brand[c_items])
         + bias
         + noise
     )
