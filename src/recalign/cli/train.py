@@ -92,6 +92,9 @@ def _relaunch(num_processes: int) -> None:
         "accelerate.commands.launch",
         "--num_processes",
         str(num_processes),
+        # accelerate's multi-process launcher (torchrun); on a CPU-only machine the
+        # processes use gloo.
+        "--multi_gpu",
         "-m",
         "recalign.training",
         *cleaned,
@@ -106,6 +109,11 @@ app.command("train")(train)
 @app.callback(invoke_without_command=False)
 def _standalone() -> None:
     """Fine-tune a model (run as `python -m recalign.training train ...`)."""
+
+
+@models_app.callback()
+def _models() -> None:
+    """Import and inspect models."""
 
 
 @models_app.command("import")

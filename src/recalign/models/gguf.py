@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from recalign.errors import RecalignError
 
@@ -28,10 +29,26 @@ def find_gguf(package: str) -> Path | None:
     return None
 
 
+def _drop_quantizer(model: Any) -> None:
+    """Forget the GGUF quantizer of a fully de-quantised model, so it saves as a plain one."""
+    import torch
+
+    dense = all(
+        type(module) is torch.nn.Linear or not isinstance(module, torch.nn.Linear)
+        for module in model.modules()
+    )
+    if not dense:
+        raise RecalignError("the GGUF weights were not fully de-quantised; cannot save them")
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
 def import_gguf(path: str | Path, out: str | Path, *, dtype: str = "float32") -> Path:
     """Write `out/` (config, safetensors weights, tokenizer, manifest) from a GGUF file."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     from recalign.manifest import build_manifest, file_sha256, write_manifest
 
@@ -53,7 +70,15 @@ def import_gguf(path: str | Path, out: str | Path, *, dtype: str = "float32") ->
             from transformers import AutoModelForSeq2SeqLM as auto_class
         else:
             auto_class = AutoModelForCausalLM
-        model = auto_class.from_pretrained(folder, gguf_file=name, dtype=getattr(torch, dtype))
+        # dequantize=True: plain dense weights, so the result trains and saves like any
+        # model (packed GGUF blocks are an inference-only format).
+        model = auto_class.from_pretrained(
+            folder,
+            gguf_file=name,
+            dtype=getattr(torch, dtype),
+            quantization_config=GgufConfig(gguf_file=name, dequantize=True),
+        )
+        _drop_quantizer(model)
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     except (OSError, ValueError, KeyError) as error:
         raise RecalignError(f"cannot convert {path}: {error}") from error

@@ -99,13 +99,16 @@ def _load(
     spec: str, cfg: TrainConfig, out: Path, dataset: Any, texts: list[str], tokenizer_path: Any
 ) -> Any:
     """Load the model; tiny presets get their tokenizer from RUN_DIR/tokenizer once made."""
+    import torch
     from accelerate import PartialState
 
     from recalign.models import TINY_PRESETS
     from recalign.models.loading import load_model
 
     saved_tokenizer = out / TOKENIZER_DIR
-    state = PartialState()
+    # cpu=True without CUDA: otherwise a CPU-only multi-process launch is seen as one
+    # process, and the processes would not wait for each other below.
+    state = PartialState(cpu=not torch.cuda.is_available())
     # The main process trains and saves the tokenizer first; the others then read it,
     # so every process (and a resumed run) has the identical vocabulary.
     with state.main_process_first():
@@ -266,6 +269,10 @@ def train(
         logging_steps=cfg.logging_steps,
         include_num_input_tokens_seen="non_padding",
         remove_unused_columns=False,
+        # Per-process mean loss, averaged by DDP. (transformers 5.24's token averaging
+        # across processes reported train and eval losses scaled by the process count.)
+        average_tokens_across_devices=False,
+        ddp_find_unused_parameters=False,
         report_to="none",
         disable_tqdm=not progress,
         dataloader_num_workers=cfg.num_workers,
