@@ -107,3 +107,17 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("shop")
     dataset = make_dataset(root / "data")
     return root / "data", make_samples(dataset, root / "samples")
+
+
+@pytest.fixture(scope="session")
+def generated_shop(tmp_path_factory: pytest.TempPathFactory):
+    """family -> (data dir, samples dir) made by the samples stage (`paper` mixture)."""
+    from recalign.samples import generate_samples
+
+    root = tmp_path_factory.mktemp("generated")
+    dataset = make_dataset(root / "data", users=60, items=60)
+    made = {}
+    for family in ("seq2seq", "causal"):
+        generate_samples(dataset, root / family, preset="paper", family=family)
+        made[family] = (root / "data", root / family)
+    return made
