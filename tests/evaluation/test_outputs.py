@@ -144,6 +144,21 @@ def test_bad_predictions_are_clear_errors(tmp_path):
         write_evaluation(
             tmp_path, [{"user_id": 1, "target": 3, "ranked": [3, 4], "scores": [1]}], **OPTIONS
         )
+    with pytest.raises(DataFormatError, match="'rating' must be a number, got None"):
+        write_evaluation(
+            tmp_path,
+            [{"user_id": 1, "item": 3, "rating": None, "prediction": 4.2}],
+            **{**OPTIONS, "protocol": "rating"},
+        )
+    with pytest.raises(DataFormatError, match=r"line 2.*'target' must be a number"):
+        write_evaluation(
+            tmp_path,
+            [
+                {"user_id": 1, "target": 3, "ranked": [3]},
+                {"user_id": 2, "target": "x", "ranked": []},
+            ],
+            **OPTIONS,
+        )
     with pytest.raises(ConfigError, match="unknown protocol"):
         write_evaluation(tmp_path, ranking_predictions(3), **{**OPTIONS, "protocol": "top"})
     with pytest.raises(RecalignError, match="no predictions"):

@@ -83,6 +83,13 @@ def _check_record(record: Mapping[str, Any], rating: bool, where: str, line: int
                 line=line,
                 field=key,
             )
+    numeric = (RATING, PREDICTION) if rating else (USER_ID, TARGET)
+    for key in (USER_ID, *numeric):
+        value = record[key]
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+            raise DataFormatError(
+                f"{key!r} must be a number, got {value!r}", path=where, line=line, field=key
+            )
     if not rating:
         ranked = record[RANKED]
         if not isinstance(ranked, Sequence | np.ndarray) or isinstance(ranked, str):
