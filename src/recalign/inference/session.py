@@ -39,6 +39,13 @@ def _pad(rows: Sequence[Sequence[int]], pad_id: int, *, left: bool) -> tuple[Any
     return ids, mask
 
 
+def _upcast(logits: Any) -> Any:
+    """Half-precision logits to float32 (log-probabilities of long answers need it)."""
+    import torch
+
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
 def _softmax(scores: Any) -> Any:
     """Softmax in at least fp32 (half-precision logits lose the tail of the distribution)."""
     import torch
@@ -97,7 +104,7 @@ class Seq2SeqSession:
             use_cache=True,
         )
         self.cache = out.cache
-        return out.logits.float()
+        return _upcast(out.logits)
 
     def advance(self, tokens: Any, parents: Any) -> Any:
         """Feed (rows, m) tokens, row r continuing previous row `parents[r]`.
@@ -134,7 +141,7 @@ class CausalSession:
         self.cache = out.cache
         self.mask = mask
         self.next_pos = mask.sum(-1)
-        return out.logits[:, -1].float()
+        return _upcast(out.logits[:, -1])
 
     def advance(self, tokens: Any, parents: Any) -> Any:
         import torch
@@ -153,7 +160,7 @@ class CausalSession:
         )
         self.cache = out.cache
         self.next_pos = self.next_pos + m
-        return out.logits.float()
+        return _upcast(out.logits)
 
 
 def _t5_model(model: Any) -> Any | None:
@@ -275,7 +282,7 @@ class T5Session:
         if self.scale_output is not None:
             x = x * self.scale_output
         self.length = total
-        return self.model.lm_head(x).float()
+        return _upcast(self.model.lm_head(x))
 
 
 def open_session(

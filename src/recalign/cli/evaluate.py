@@ -1,0 +1,118 @@
+"""`recalign evaluate RUN_DIR ...` and `recalign evaluate merge DIR... --out DIR`.
+
+`evaluate RUN_DIR` is shorthand for `evaluate run RUN_DIR`: the group forwards any first
+argument that is not a sub-command to `run`, so both spellings work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from typer.core import TyperGroup
+
+
+class _RunByDefault(TyperGroup):
+    """A group whose default sub-command is `run` (so `evaluate RUN_DIR` works)."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_RunByDefault,
+    help="Evaluate a trained model (retrieval, ranking, sampled, rating) and merge shards.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command("run")
+def run(
+    run_dir: Path = typer.Argument(..., help="Training run directory (RUN_DIR/model)."),
+    data: Path = typer.Option(..., "--data", help="Prepared dataset the run was trained on."),
+    protocol: str = typer.Option(
+        "retrieval", "--protocol", help="retrieval | ranking | sampled | rating"
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for predictions and metrics."),
+    split: str = typer.Option("test", "--split", help="test | valid"),
+    max_users: int | None = typer.Option(None, "--max-users", help="Evaluate a seeded subset."),
+    template: str = typer.Option("default", "--template", help="Template id, or 'unseen'."),
+    include_history: bool = typer.Option(
+        False, "--include-history", help="Let retrieval return the user's own history items."
+    ),
+    k: int = typer.Option(20, "--k", help="Items to retrieve per user."),
+    beams: int = typer.Option(20, "--beams", help="Beams (>= K)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Users decoded together."),
+    reference: bool = typer.Option(
+        False, "--reference", help="Decode with generate(prefix_allowed_tokens_fn) (slow)."
+    ),
+    length_penalty: float = typer.Option(
+        0.0, "--length-penalty", help="Retrieval: score / length**p (0 = log-likelihood)."
+    ),
+    length_normalize: bool = typer.Option(
+        False, "--length-normalize", help="Ranking/sampled: mean instead of summed log-prob."
+    ),
+    num_candidates: int = typer.Option(20, "--num-candidates", help="Ranking prompt candidates."),
+    greedy: bool = typer.Option(False, "--greedy", help="Rating: most likely, not expected."),
+    seed: int = typer.Option(0, "--seed", help="Seed for user subsets, negatives, bootstrap."),
+    shard: int | None = typer.Option(None, "--shard", help="This shard's index (0-based)."),
+    num_shards: int | None = typer.Option(None, "--num-shards", help="Number of user shards."),
+    which: str = typer.Option("best", "--which", help="best | last | checkpoint-N"),
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ..."),
+) -> None:
+    """Evaluate RUN_DIR on DATA under PROTOCOL; write OUT/predictions.jsonl and metrics.json."""
+    from recalign.evaluation.llm import EvalOptions, evaluate_run
+
+    options = EvalOptions(
+        protocol=protocol,
+        split=split,
+        max_users=max_users,
+        template=template,
+        exclude_history=not include_history,
+        k=k,
+        num_beams=beams,
+        batch_size=batch_size,
+        decoder="reference" if reference else "fast",
+        length_penalty=length_penalty,
+        num_candidates=num_candidates,
+        length_normalize=length_normalize,
+        greedy_rating=greedy,
+        seed=seed,
+        shard=shard,
+        num_shards=num_shards,
+        which=which,
+    )
+    metrics = evaluate_run(run_dir, data, out, options, device=device, show_progress=True)
+    _print_metrics(metrics, out)
+
+
+@app.command("merge")
+def merge(
+    dirs: list[Path] = typer.Argument(..., help="Evaluation directories of the shards."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for the merged evaluation."),
+) -> None:
+    """Merge user-sharded evaluations and recompute the metrics."""
+    from recalign.evaluation.outputs import merge_evaluations
+
+    _print_metrics(merge_evaluations(dirs, out), out)
+
+
+def _print_metrics(metrics: dict, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        "metric",
+        "value",
+        "95% interval",
+        title=f"{metrics['protocol']} / {metrics['split']}: {metrics['users']} users -> {out}",
+    )
+    for key, value in metrics["metrics"].items():
+        low, high = metrics.get("intervals", {}).get(key, (None, None))
+        interval = "" if low is None else f"[{low:.4f}, {high:.4f}]"
+        table.add_row(key, f"{value:.4f}", interval)
+    Console().print(table)
