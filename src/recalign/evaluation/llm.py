@@ -165,6 +165,11 @@ def evaluate_run(
     if not run_dir.is_dir():
         raise RecalignError(f"{run_dir} is not a directory (expected a training run directory)")
     manifest = read_manifest(run_dir)
+    if manifest.get("kind") != "run":
+        raise RecalignError(
+            f"{run_dir} is not a training run directory (its manifest is of kind "
+            f"{manifest.get('kind')!r}); pass the directory `recalign train --out` wrote"
+        )
     if not (run_dir / "model").is_dir() and options.which == "best":
         raise RecalignError(
             f"{run_dir} has no trained model ({run_dir / 'model'} is missing): the run has not "
