@@ -133,13 +133,26 @@ def test_mlm_seq2seq_targets_use_t5_sentinels(train_frame):
 
 def test_mask_words_hand_computed():
     words = [["a", "b", "c"], ["d", "e"]]
-    masked = [False, True, True, True, False]  # the span b c stops at the item boundary
+    masked = [1, 2, 3]  # b c d: the span b c stops at the item boundary
     texts, target = mask_words(words, masked, "seq2seq", "[MASK]", "; ")
     assert texts == ["a <extra_id_0>", "<extra_id_1> e"]
     assert target == "<extra_id_0> b c <extra_id_1> d <extra_id_2>"
     texts, target = mask_words(words, masked, "causal", "[MASK]", "; ")
     assert texts == ["a [MASK]", "[MASK] e"]
     assert target == "b c; d"
+    texts, target = mask_words(words, [0, 4], "seq2seq", "[MASK]", "; ")
+    assert texts == ["<extra_id_0> b c", "d <extra_id_1>"]
+    assert target == "<extra_id_0> a <extra_id_1> e <extra_id_2>"
+    texts, target = mask_words(words, [], "seq2seq", "[MASK]", "; ")
+    assert texts == ["a b c", "d e"] and target == "<extra_id_0>"
+
+
+def test_mask_words_runs_out_of_sentinels():
+    words = [[f"w{i}" for i in range(300)]]
+    texts, target = mask_words(words, list(range(0, 300, 2)), "seq2seq", "[MASK]", "; ")
+    assert texts[0].count("<extra_id_") == 99
+    assert target.endswith("<extra_id_99>") and "<extra_id_100>" not in target
+    assert "w198" in texts[0] and "w197" in texts[0]
 
 
 def test_mlm_causal_family(tiny, tmp_path):

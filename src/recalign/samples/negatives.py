@@ -38,7 +38,8 @@ class NegativeSampler:
 
     def _draw(self, rng: np.random.Generator, size: int) -> list[int]:
         if self._cdf is None:
-            return rng.integers(1, self.num_items + 1, size=size).tolist()
+            # floor(u * N) + 1 rather than `integers`: see `tasks.base.randint_list`.
+            return ((rng.random(size) * self.num_items).astype(np.int64) + 1).tolist()
         idx = np.searchsorted(self._cdf, rng.random(size), side="right")
         return (np.minimum(idx, self.num_items - 1) + 1).tolist()
 

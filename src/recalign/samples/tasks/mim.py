@@ -13,7 +13,6 @@ from recalign.samples.tasks.base import (
     UserData,
     draw_templates,
     train_positions,
-    window,
 )
 
 NAME = "mim"
@@ -35,20 +34,21 @@ def train(user: UserData, rng: np.random.Generator, ctx: TaskContext, out: Sampl
     opts: MimOptions = ctx.options
     size = ctx.max_history
     # The window ends at (and includes) position t, so it has at least two items.
-    widths = np.array([min(t + 1, size) for t in positions])
-    counts = np.clip(np.rint(opts.mask_prob * widths), 1, np.minimum(opts.max_masked, widths - 1))
-    # Random keys, pushed past every real key outside each window: the `count` smallest
-    # keys of a row are a uniform random subset of its window.
-    keys = rng.random((len(positions), int(widths.max())))
-    keys[np.arange(keys.shape[1])[None, :] >= widths[:, None]] = 2.0
-    order = np.argsort(keys, axis=1).tolist()
+    widths = [min(t + 1, size) for t in positions]
+    keys = rng.random(sum(widths)).tolist()  # one draw per user; sorted keys pick the masks
     templates = draw_templates(rng, len(positions), ctx)
     reprs, sep, mask = ctx.reprs, ctx.separator, opts.mask_token
-    for t, count, ranks, template in zip(
-        positions, counts.astype(int).tolist(), order, templates, strict=True
-    ):
-        win = window(items, t + 1, size)
-        masked = sorted(ranks[:count])
+    prob, cap = opts.mask_prob, opts.max_masked
+    start = 0
+    for t, width, template in zip(positions, widths, templates, strict=True):
+        count = min(max(1, round(prob * width)), cap, width - 1)
+        row = keys[start : start + width]
+        start += width
+        if count == 1:  # the common case (short windows): one uniform slot
+            masked = [int(row[0] * width)]
+        else:  # the `count` smallest keys: a uniform random subset of the slots
+            masked = sorted(sorted(range(width), key=row.__getitem__)[:count])
+        win = items[t + 1 - width : t + 1]
         shown = [reprs[i] for i in win]
         for j in masked:
             shown[j] = mask
@@ -60,7 +60,7 @@ def train(user: UserData, rng: np.random.Generator, ctx: TaskContext, out: Sampl
         }
         inp, tgt = template.render(values)
         target_item = hidden[0] if len(hidden) == 1 else None
-        out.rows.append((NAME, template.id, user.user_id, inp, tgt, target_item, None, list(win)))
+        out.rows.append((NAME, template.id, user.user_id, inp, tgt, target_item, None, win))
 
 
 SPEC = TaskSpec(

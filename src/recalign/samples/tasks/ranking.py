@@ -14,6 +14,7 @@ from recalign.samples.tasks.base import (
     TaskSpec,
     UserData,
     draw_templates,
+    randint_list,
     train_positions,
     window,
 )
@@ -36,7 +37,7 @@ def _candidates(
     """
     k = ctx.options.num_candidates
     rows = ctx.sampler.distinct_rows(rng, seen, len(positives), k - 1)
-    slots = rng.integers(k, size=len(positives)).tolist()
+    slots = randint_list(rng, k, len(positives))
     for row, slot, positive in zip(rows, slots, positives, strict=True):
         row.insert(slot, positive)
     return rows
