@@ -1,4 +1,50 @@
-"""Training samples: prompt templates, the six tasks, the mixture, generation and export."""
+"""Training samples: prompt templates, the six tasks, the mixture, generation and export.
+
+    generate_samples(data, out, preset="paper", seed=0, config=None,
+                     shard=None, num_shards=None, family="seq2seq") -> manifest
+    build_eval_samples(dataset, task, split="test", template="default", ...) -> DataFrame
+    render_prompt(task, history_texts, template="default", candidates=..., ...) -> str
+
+Output (`out/`): `{train,valid,test}.parquet` with `task, template, user_id, input,
+target, target_item` (Int64, null unless the target is one item), `candidates`
+(list[int], ranking only) and `items_shown` (every item id the sample mentions, for
+leakage audits); `item_texts.parquet` (item_id -> the string prompts show, for the
+decoding trie); `manifest.json` (data_hash, preset, seed, family, item_repr, id_seed,
+max_history, counts per split and task, template versions, the resolved config).
+
+Choices the paper leaves open, made here:
+- Positions: every train position t >= 1 is a sample position for every task (history =
+  the items before t, at most `max_history`); a task's `ratio` keeps each position with
+  that probability, `count` sets the ratio to count / all positions, `max_per_user` caps.
+  The `paper` preset uses every position for every task but MLM (half: its prompts are
+  long and repeat the same titles).
+- valid / test: one sample per user and rec task (retrieval, ranking, rating), history =
+  the train part (valid) or train + valid (test), template drawn from the training ones.
+  `build_eval_samples` gives the same candidates with one fixed template.
+- Negatives (ranking, BPR): never any item of the user's whole sequence (valid and test
+  included); uniform by default, or popularity-weighted by train counts + 1.
+- Ranking: K candidates (default 20) = the positive at a uniform random slot among K-1
+  distinct negatives.
+- MIM: a window ending at t (2..max_history items), round(0.2 x width) items (1..3, never
+  all) replaced by `[MASK]`; the target lists the masked items in order.
+- MLM: the last 5 titles up to t, each word masked with p = 0.15 (at least one); runs of
+  masked words inside one title form a span. seq2seq: T5 sentinels (`<extra_id_i>` in the
+  input, `<extra_id_0> w ... <extra_id_n>` as target); causal: `[MASK]` per span and the
+  spans' words as the target. Titles, whatever `item_repr` is: MLM is about item text.
+- Rating prompts show each history item as `text (rated 4)`; targets `"1"`..`"5"`
+  (`format_rating`: `4.0` -> `4`, `3.5` -> `3.5`).
+- Item ids (`item_repr` `id` / `id+title`): `<item_N>` with N from a seeded permutation
+  of 1..num_items (`id_seed`), never the dataset's sequential ids.
+- Items in a prompt are joined by `"; "` (the config's `separator`).
+- Leakage: train samples are built from the train part only, so a user's valid and test
+  positions never appear in them; an item the user bought again (in the train part
+  too) is history like any other.
+
+Determinism: every random draw of a (seed, task, split, user) comes from its own PCG64
+stream (`context.KeyedRng`), so the output does not depend on sharding or on which
+other tasks are in the mixture; the row order is users ascending, tasks in `TASKS`
+order, positions ascending.
+"""
 
 from __future__ import annotations
 
