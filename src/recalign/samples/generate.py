@@ -193,12 +193,10 @@ def generate_samples(
     for split, buffer in buffers.items():
         counts[split].update(buffer.counts)
 
-    pl.DataFrame(
-        {
-            ITEM_ID: np.arange(1, len(contexts[plan[0][0]].reprs)),
-            TEXT: contexts[plan[0][0]].reprs[1:],
-        }
-    ).write_parquet(out / ITEM_TEXTS_FILE)
+    reprs = next(iter(contexts.values())).reprs  # shared by every task
+    pl.DataFrame({ITEM_ID: np.arange(1, len(reprs)), TEXT: reprs[1:]}).write_parquet(
+        out / ITEM_TEXTS_FILE
+    )
     resolved = mixture.to_dict()
     resolved["tasks"] = {k: v for k, v in resolved["tasks"].items() if k in contexts}
     manifest = build_manifest(
