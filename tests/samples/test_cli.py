@@ -83,3 +83,37 @@ def test_export_hf(tiny, tmp_path):
     loaded = datasets.load_from_disk(str(tmp_path / "hf"))
     assert set(loaded) == {"train", "valid", "test"}
     assert loaded["valid"].num_rows == 18
+
+
+def test_generate_with_config_and_own_templates(tiny, tmp_path):
+    config = tmp_path / "mix.yaml"
+    config.write_text("preset: rec-only\nmax_history: 2\ntasks:\n  ranking: {num_candidates: 4}\n")
+    mine = tmp_path / "retrieval.yaml"
+    mine.write_text(
+        "task: retrieval\nplaceholders: [history, target]\ntemplates:\n"
+        "  - {id: mine-1, version: 3, input: 'H: {{ history }}', target: '{{ target }}'}\n"
+    )
+    out = tmp_path / "o"
+    args = [
+        "generate",
+        str(tiny.path),
+        "-o",
+        str(out),
+        "--config",
+        str(config),
+        "--templates",
+        str(mine),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["templates"]["retrieval"] == {"mine-1": 3}
+    assert manifest["max_history"] == 2
+    assert manifest["config"]["tasks"]["ranking"]["num_candidates"] == 4
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks:\n  ranking: {num_candidates: lots}\n")
+    result = CliRunner().invoke(
+        app, ["generate", str(tiny.path), "-o", str(out), "--config", str(bad)]
+    )
+    assert isinstance(result.exception, ConfigError)
+    assert "tasks.ranking.num_candidates" in str(result.exception)
