@@ -207,3 +207,22 @@ def test_tiny_catalogue_still_works(tmp_path):
     ds = write_synthetic(tmp_path, users=50, items=10, seed=0)
     assert ds.items.height == 10
     assert (ds.sequences.get_column(ITEMS).list.len() >= 5).all()
+
+
+def test_generation_is_chunked(tmp_path, monkeypatch):
+    """Users arrive in batches, lazily: nothing holds every user at once."""
+    import types
+
+    import recalign.data.synthetic as synthetic
+
+    assert [b.height for b in iter_synthetic_users(100, users=25, batch_size=10)] == [10, 10, 5]
+    seen = {}
+
+    def spy(out_dir, name, batches, items, **kwargs):
+        seen["lazy"] = isinstance(batches, types.GeneratorType)
+        seen["sizes"] = [batch.height for batch in batches]
+        return None
+
+    monkeypatch.setattr(synthetic, "write_prepared_streaming", spy)
+    synthetic.write_synthetic(tmp_path, users=95, items=100, batch_size=40)
+    assert seen == {"lazy": True, "sizes": [40, 40, 15]}
