@@ -37,8 +37,8 @@ SEQUENCES = [
 ]
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
+def make_data_dir(out: Path) -> Path:
+    """Write the fixture's prepared dataset to `out`."""
     sequences = pl.DataFrame(
         {"user_id": list(range(1, len(SEQUENCES) + 1)), "items": SEQUENCES},
         schema={"user_id": pl.Int64, "items": pl.List(pl.Int64)},
@@ -50,9 +50,13 @@ def data_dir(tmp_path: Path) -> Path:
             "text": TEXTS,
         }
     )
-    out = tmp_path / "data"
     write_prepared(out, "fixture", sequences, items)
     return out
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return make_data_dir(tmp_path / "data")
 
 
 @pytest.fixture

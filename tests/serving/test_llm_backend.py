@@ -128,3 +128,31 @@ def test_causal_run(tmp_path, data_dir):
     assert all(1 <= i <= len(TEXTS) for i in got.item_ids)
     scores = [r.score for r in got.items]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_served_top_k_equals_recalign_evaluate(t5_run, data_dir, tmp_path):
+    """`evaluate_run` (what `recalign evaluate` runs) writes per-user lists; serving the
+    same user's test history gives the same list, scores included."""
+    import json
+
+    evaluation = pytest.importorskip("recalign.evaluation.llm")
+    options = evaluation.EvalOptions(protocol="retrieval", k=5)
+    evaluation.evaluate_run(t5_run, data_dir, tmp_path / "eval", options)
+    predictions = [
+        json.loads(line)
+        for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()
+    ]
+    dataset = load_prepared(data_dir)
+    histories = dict(
+        zip(
+            dataset.split.test["user_id"].to_list(),
+            dataset.split.test["history"].to_list(),
+            strict=True,
+        )
+    )
+    rec = Recommender.load(t5_run)
+    assert len(predictions) == len(histories)
+    for prediction in predictions:
+        served = rec.recommend(histories[prediction["user_id"]], k=5)
+        assert served.item_ids == prediction["ranked"]
+        assert [r.score for r in served.items] == pytest.approx(prediction["scores"], rel=1e-5)
