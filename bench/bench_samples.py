@@ -71,7 +71,10 @@ def run_child(data: Path, preset: str, mode: str) -> dict:
 
 
 def measure(data: Path, preset: str, mode: str, repeats: int) -> dict:
-    runs = [run_child(data, preset, mode) for _ in range(repeats)]
+    runs = []
+    for _ in range(repeats):
+        runs.append(run_child(data, preset, mode))
+        print(f"{data.name} {preset} {mode}: {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
     best = runs[0]
     seconds = statistics.median(r["seconds"] for r in runs)
     cpu = statistics.median(r["cpu_seconds"] for r in runs)
