@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from tests.serving.conftest import TEXTS, write_run_manifest
@@ -143,34 +142,34 @@ def test_describe(rec):
     )
 
 
-def _saved_pop_run(tmp_path: Path, data_dir: Path) -> Path:
-    baselines = pytest.importorskip("recalign.baselines")
+@pytest.mark.parametrize(("name", "overrides"), [("pop", {}), ("sasrec", {"epochs": 2})])
+def test_baseline_run_gives_the_evaluated_top_k(tmp_path, data_dir, name, overrides):
+    """A run dir written by `run_baseline` (what `recalign baseline` runs): serving each
+    test user's history gives exactly the list in its predictions.jsonl."""
+    baselines_run = pytest.importorskip("recalign.baselines.run")
     from recalign.data import load_prepared
 
-    dataset = load_prepared(data_dir)
-    model = baselines.create_baseline("pop")
-    model.fit(dataset)
-    run = tmp_path / "pop-run"
-    model.save(run / "model")
-    write_run_manifest(run, kind="baseline", data_dir=str(data_dir), data_hash=dataset.data_hash)
-    return run
-
-
-def test_baseline_run_gives_the_evaluated_top_k(tmp_path, data_dir):
-    """The served list for a test user equals the one `evaluate_ranking` wrote for them."""
-    from recalign.baselines.evaluate import evaluate_ranking
-    from recalign.data import load_prepared
-
-    run = _saved_pop_run(tmp_path, data_dir)
-    dataset = load_prepared(data_dir)
-    served = Recommender.load(run)
-    assert served.backend.name == "pop"
-    from recalign.baselines import load_baseline
-
-    predictions, _ = evaluate_ranking(load_baseline(run / "model"), dataset, k=5)
-    test = dataset.split.test
-    for row, prediction in zip(test.iter_rows(named=True), predictions, strict=True):
-        assert prediction["user_id"] == row["user_id"]
-        result = served.recommend(row["history"], k=5)
+    run = tmp_path / f"{name}-run"
+    baselines_run.run_baseline(name, data_dir, run, k=5, overrides=overrides)
+    predictions = [
+        json.loads(line) for line in (run / "predictions.jsonl").read_text().splitlines()
+    ]
+    served = Recommender.load(run)  # finds its dataset through the run manifest
+    assert served.backend.name == name
+    test = load_prepared(data_dir).split.test
+    histories = dict(zip(test["user_id"].to_list(), test["history"].to_list(), strict=True))
+    assert len(predictions) == len(histories)
+    for prediction in predictions:
+        result = served.recommend(histories[prediction["user_id"]], k=5)
         assert result.item_ids == prediction["ranked"]
-        assert [r.score for r in result.items] == pytest.approx(prediction["scores"])
+        assert [r.score for r in result.items] == pytest.approx(prediction["scores"], rel=1e-5)
+
+
+def test_user_id_baseline_is_refused_with_a_message(tmp_path, data_dir):
+    """BPR-MF scores known users by id, not histories: a clear 'cannot' instead of a crash."""
+    baselines_run = pytest.importorskip("recalign.baselines.run")
+    run = tmp_path / "bprmf-run"
+    baselines_run.run_baseline("bprmf", data_dir, run, k=5, overrides={"epochs": 1})
+    served = Recommender.load(run)
+    with pytest.raises(RecalignError, match="user"):
+        served.recommend([1, 2])

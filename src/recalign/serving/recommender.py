@@ -315,29 +315,38 @@ def _read_manifest(run_dir: Path) -> dict[str, Any]:
 
 
 # Where run manifests record their prepared dataset (different stages use different keys).
-_DATA_KEYS = ("data_dir", "data_path", "data", "dataset_dir", "dataset_path")
+_DATA_KEYS = ("data_dir", "data_path", "data", "dataset_dir", "dataset_path", "dataset")
 
 
 def find_data_dir(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
-    """The prepared dataset a run was made from, as recorded in its (or its samples') manifest."""
+    """The prepared dataset a run was made from, as recorded in its (or its samples') manifest.
+
+    A relative path is tried from the working directory (where the stage that wrote it
+    ran) and then from the run directory.
+    """
     # An LLM run records its samples dir; the samples manifest records the data.
     from recalign.serving.llm_backend import samples_manifest
 
     places = [
         manifest,
         manifest.get("config") or {},
-        manifest.get("dataset") or {},
         samples_manifest(run_dir, manifest),
     ]
+    recorded: Path | None = None
     for place in places:
         if not isinstance(place, dict):
             continue
         for key in _DATA_KEYS:
             value = place.get(key)
-            if isinstance(value, str) and value:
-                path = Path(value)
-                return path if path.is_absolute() else (run_dir / path)
-    return None
+            if not isinstance(value, str) or not value:
+                continue
+            path = Path(value)
+            candidates = [path] if path.is_absolute() else [path, run_dir / path]
+            for candidate in candidates:
+                if (candidate / "items.parquet").is_file():
+                    return candidate
+            recorded = recorded or candidates[0]
+    return recorded
 
 
 def _load_dataset_for(run_dir: Path, manifest: dict[str, Any], data_dir: str | Path | None) -> Any:
