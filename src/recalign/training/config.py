@@ -56,6 +56,10 @@ class TrainConfig(_Strict):
     # length_grouped: batches of similar length, so dynamic padding wastes little compute;
     # random: plain shuffling, for comparison.
     batching: Literal["length_grouped", "random"] = "length_grouped"
+    # Pad each batch up to a multiple of this: on GPUs, tensor-core-friendly shapes and
+    # far fewer distinct shapes (each new one costs kernel selection and loading).
+    # None: 8 on CUDA, no rounding on CPU.
+    pad_to_multiple_of: int | None = Field(None, ge=1)
     max_source_length: int = Field(256, ge=8)  # prompt tokens; longer prompts are cut
     max_target_length: int = Field(64, ge=2)  # answer tokens (incl. EOS)
     # The start of a long history prompt holds the oldest items; cut there by default.
@@ -75,6 +79,7 @@ class TrainConfig(_Strict):
     save_total_limit: int | None = Field(3, ge=1)  # the best checkpoint is always kept
     logging_steps: int = Field(10, ge=1)
     max_eval_samples: int | None = Field(2000, ge=1)  # validation subset, for speed
+    max_train_samples: int | None = Field(None, ge=1)  # a seeded subset (quick runs, benches)
     tasks: list[str] | None = None  # train on these tasks only (None: every task)
     # --- model ---
     vocab_size: int = Field(8000, ge=100)  # tiny presets: trained tokenizer size

@@ -202,7 +202,9 @@ def train(
     checkpoint = _prepare_run_dir(out, resume)
     dataset = load_prepared(data)
     samples_manifest = read_samples_manifest(samples, dataset.data_hash)
-    train_frame = read_split(samples, "train", tasks=cfg.tasks)
+    train_frame = subsample(
+        read_split(samples, "train", tasks=cfg.tasks), cfg.max_train_samples, cfg.seed
+    )
     valid_frame = subsample(
         read_split(samples, "valid", tasks=cfg.tasks), cfg.max_eval_samples, cfg.seed
     )
@@ -243,7 +245,8 @@ def train(
     )
     logger.info("estimated peak training memory %.2f GiB", need / (1 << 30))
 
-    args = TrainingArguments(
+    args = _training_arguments(
+        TrainingArguments,
         output_dir=str(out / CHECKPOINTS_DIR),
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size or cfg.batch_size,
@@ -287,7 +290,10 @@ def train(
         args=args,
         train_dataset=train_set,
         eval_dataset=valid_set,
-        data_collator=Collator(loaded.tokenizer.pad_token_id),
+        data_collator=Collator(
+            loaded.tokenizer.pad_token_id,
+            cfg.pad_to_multiple_of or (8 if device == "cuda" else None),
+        ),
         processing_class=loaded.tokenizer,
         callbacks=[
             JsonlLogCallback(out / "train_log.jsonl", samples_per_step),
@@ -352,6 +358,28 @@ def train(
         trainer.model,
         loaded.tokenizer,
     )
+
+
+def _training_arguments(cls: Any, **kwargs: Any) -> Any:
+    """`TrainingArguments` written for transformers 5.24, mapped onto older releases.
+
+    pyproject allows transformers >= 4.46; a few arguments were renamed since (a GPU
+    image may ship an older one).
+    """
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(cls)}
+    if "train_sampling_strategy" not in fields:
+        strategy = kwargs.pop("train_sampling_strategy")
+        kwargs["group_by_length"] = strategy == "group_by_length"
+    if "warmup_ratio" in fields and isinstance(kwargs.get("warmup_steps"), float):
+        kwargs["warmup_ratio"] = kwargs.pop("warmup_steps")
+    if "activation_checkpointing" in kwargs and "activation_checkpointing" not in fields:
+        kwargs["gradient_checkpointing"] = kwargs.pop("activation_checkpointing")
+    for name in ("average_tokens_across_devices", "include_num_input_tokens_seen"):
+        if name not in fields:
+            kwargs.pop(name, None)
+    return cls(**kwargs)
 
 
 def _best_step(state: Any) -> int | None:
