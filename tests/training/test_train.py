@@ -243,3 +243,43 @@ def test_trains_on_samples_stage_output(family, generated_shop, tmp_path):
     assert losses[-1] < 0.8 * losses[0], losses
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["family"] == family and manifest["item_repr"] == "title"
+
+
+def test_lora_merged_saves_a_full_model(shop, tmp_path):
+    data, samples = shop
+    cfg = _config("causal", max_steps=4, eval_steps=2, lora={"enabled": True, "save": "merged"})
+    result = train(data, samples, "tiny-causal", tmp_path / "run", config=cfg, progress=False)
+    model_dir = tmp_path / "run" / "model"
+    assert (model_dir / "model.safetensors").is_file()
+    assert not (model_dir / "adapter_config.json").exists()
+    reloaded = load_run_model(tmp_path / "run")
+    ids = torch.tensor([[3, 5, 6, 7, 8]])
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded.model(ids).logits, result.model(ids).logits)
+
+
+def test_load_run_model_names_missing_checkpoints(t5_run):
+    with pytest.raises(RecalignError, match="no checkpoint 'step-7'"):
+        load_run_model(t5_run.run_dir, which="step-7")
+    assert load_run_model(t5_run.run_dir, which="step-30").spec["weights"].endswith("checkpoint-30")
+
+
+def test_num_processes_relaunches_through_accelerate():
+    from recalign.cli.train import launch_command
+
+    argv = ["train", "--data", "d", "--num-processes", "2", "--out", "o", "--num-processes=4"]
+    command = launch_command(argv, 2)
+    assert command[1:] == [
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        "2",
+        "--multi_gpu",
+        "-m",
+        "recalign.training",
+        "train",
+        "--data",
+        "d",
+        "--out",
+        "o",
+    ]

@@ -70,23 +70,19 @@ def train(
     typer.echo(f"trained {result.steps} steps in {result.train_seconds:.0f}s; {best}; run: {out}")
 
 
-def _relaunch(num_processes: int) -> None:
-    """Re-run this command under `accelerate launch` with N processes (one per GPU)."""
-    args = sys.argv[1:]
-    if args and args[0] == "train":
-        args = args[1:]
-    cleaned, skip = [], False
+def launch_command(argv: list[str], num_processes: int) -> list[str]:
+    """`accelerate launch` of `recalign.training train` with this command's other options."""
+    args = argv[1:] if argv and argv[0] == "train" else list(argv)
+    cleaned: list[str] = []
+    skip = False
     for arg in args:
         if skip:
             skip = False
-            continue
-        if arg == "--num-processes":
+        elif arg == "--num-processes":
             skip = True
-            continue
-        if arg.startswith("--num-processes="):
-            continue
-        cleaned.append(arg)
-    command = [
+        elif not arg.startswith("--num-processes="):
+            cleaned.append(arg)
+    return [
         sys.executable,
         "-m",
         "accelerate.commands.launch",
@@ -97,8 +93,14 @@ def _relaunch(num_processes: int) -> None:
         "--multi_gpu",
         "-m",
         "recalign.training",
+        "train",
         *cleaned,
     ]
+
+
+def _relaunch(num_processes: int) -> None:
+    """Re-run this command under `accelerate launch` with N processes (one per GPU)."""
+    command = launch_command(sys.argv[1:], num_processes)
     typer.echo("launching: " + " ".join(command), err=True)
     raise typer.Exit(subprocess.call(command))
 
