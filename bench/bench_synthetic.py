@@ -14,18 +14,25 @@ while the in-memory one grows with the users.
 
     python bench/bench_synthetic.py --users 20000,200000 --repeats 3
 
-Measured 2026-11-25 on the shared 2-core CPU *under load* (load average ~5, other jobs
-running), 500 items, `--repeats 1`:
+Measured 2026-11-25 on the shared 2-core CPU *under load* (load average 5-11, other
+jobs running), 500 items. `--users 20000,200000 --repeats 3` (medians):
 
     mode        users     seconds  users/s  peak RSS
-    stream       20,000      5.2    3,828    200 MB
-    stream      200,000     62.4    3,206    222 MB   (x1.11 for 10x the users)
-    in_memory    20,000      5.6    3,550    144 MB
-    in_memory   200,000     60.9    3,283    390 MB   (x2.70 for 10x the users)
+    stream       20,000      3.2    6,281    226 MB
+    stream      200,000     46.2    4,330    264 MB   (x1.17 for 10x the users)
+    in_memory    20,000      6.5    3,081    145 MB
+    in_memory   200,000     48.5    4,126    362 MB   (x2.49 for 10x the users)
 
-The streamed writer carries ~55 MB of fixed overhead (pyarrow's writer, polars'
-streaming engine for the lazy stats) and stays flat; the in-memory path grows with
-the users. Generation itself is a Python loop per user (~0.3 ms/user).
+`--users 20000,1000000 --repeats 1 --modes stream` (load average ~11):
+
+    stream       20,000     17.4    1,152    225 MB
+    stream    1,000,000    479.6    2,085    281 MB   (x1.25 for 50x the users)
+
+The streamed writer carries a fixed overhead (pyarrow's writer, one 65,536-user row
+group buffered, polars' engine for the lazy stats) and then stays nearly flat; the
+small residual growth is the lazy stats scan (polars/arrow allocators keep decoded
+pages), ~60 MB at a million users. The in-memory path grows with the users.
+Generation itself is a Python loop per user (~0.2 ms/user on a quiet core).
 """
 
 from __future__ import annotations
