@@ -110,3 +110,34 @@ def test_bad_sizes(t5, texts, k, beams, message):
     trie = trie_of(tokenizer, family, texts)
     with pytest.raises(ConfigError, match=message):
         constrained_retrieval(model, tokenizer, family, trie, [[5, 1]], k=k, num_beams=beams)
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_t5_session_handles_tied_and_untied_heads(tie):
+    """Tied T5 heads rescale the decoder output by d_model**-0.5; the fast session must too."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from recalign.inference.session import Seq2SeqSession, T5Session
+
+    config = T5Config(
+        vocab_size=50,
+        d_model=16,
+        d_ff=32,
+        d_kv=4,
+        num_heads=4,
+        num_layers=1,
+        num_decoder_layers=2,
+        decoder_start_token_id=0,
+        tie_word_embeddings=tie,
+    )
+    torch.manual_seed(0)
+    model = T5ForConditionalGeneration(config).double().eval()
+    fast = T5Session(model, pad_token_id=0, decoder_start_token_id=0)
+    slow = Seq2SeqSession(model, pad_token_id=0, decoder_start_token_id=0)
+    with torch.inference_mode():
+        prompts = [[3, 4, 5, 1], [6, 1]]
+        assert torch.allclose(fast.start(prompts), slow.start(prompts), atol=1e-12)
+        parents, tokens = torch.tensor([0, 1, 1]), torch.tensor([[7, 8], [9, 10], [11, 12]])
+        assert torch.allclose(
+            fast.advance(tokens, parents), slow.advance(tokens, parents), atol=1e-12
+        )

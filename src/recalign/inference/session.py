@@ -184,9 +184,12 @@ class T5Session:
         self.start_id = decoder_start_token_id
         self.device = _device(self.model)
         self.heads, self.head_dim = config.num_heads, config.d_kv
-        self.scale_output = (
-            config.d_model**-0.5 if getattr(config, "scale_decoder_outputs", False) else None
-        )
+        # transformers >= 5.2x names the rescaling of tied T5 heads; older ones key it on
+        # the tying itself.
+        scale = getattr(config, "scale_decoder_outputs", None)
+        if scale is None:
+            scale = getattr(config, "tie_word_embeddings", False)
+        self.scale_output = config.d_model**-0.5 if scale else None
         self.blocks = list(self.model.decoder.block)
         self.relative = self.blocks[0].layer[0].SelfAttention
 
