@@ -114,7 +114,7 @@ def _format_error(error: ValidationError, source: str) -> str:
     return f"invalid training config {source}: " + "; ".join(lines)
 
 
-def make_config(values: dict[str, Any] | None = None, *, source: str = "") -> TrainConfig:
+def make_config(values: dict[str, Any] | None = None, *, source: str = "(values)") -> TrainConfig:
     """Validate a dict into a `TrainConfig`, with an error naming each bad key."""
     try:
         return TrainConfig.model_validate(values or {})
