@@ -141,3 +141,16 @@ def test_t5_session_handles_tied_and_untied_heads(tie):
         assert torch.allclose(
             fast.advance(tokens, parents), slow.advance(tokens, parents), atol=1e-12
         )
+
+
+def test_bans_that_leave_fewer_than_k_items(t5, texts):
+    """Banning all but 3 items returns exactly those 3 (no padding, no banned item)."""
+    model, tokenizer, family = t5
+    trie = trie_of(tokenizer, family, texts)
+    keep = {4, 17, 42}
+    banned = [set(range(1, len(texts) + 1)) - keep]
+    prompts, _ = prompts_for(tokenizer, family, texts, 1)
+    (result,) = constrained_retrieval(
+        model, tokenizer, family, trie, prompts, banned, k=10, num_beams=10
+    )
+    assert sorted(result.items) == sorted(keep)
