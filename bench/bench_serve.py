@@ -11,7 +11,7 @@ wrong types), the rest /recommend (k=10, histories of 1-20 items, some by text),
 (20 candidates) and /items searches. Every run has a deadline; a request that has not
 answered by then counts as a timeout.
 
-Two server configurations, measured in the same run, one after the other:
+Two server configurations, measured in the same run with their runs interleaved:
 micro-batching on (the default) and off (`--batch-window-ms 0 --max-batch 1`), the
 baseline. Prints JSON: requests/s (median of `--repeats` runs), p50/p99 latency, status
 and error counts by kind, zero 5xx, /health at the end, and the batched/unbatched ratio.
@@ -235,49 +235,75 @@ async def run_load(url: str, plan: list[dict], clients: int, deadline_s: float) 
     }
 
 
-def measure(
-    run: Path, plan: list[dict], args: argparse.Namespace, label: str, extra: list[str]
-) -> dict:
-    import httpx
+class Server:
+    """One `recalign serve` subprocess on a free loopback port."""
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = run.parent / f"server-{port}.log"
-    server = start_server(run, port, extra, log, args.server_threads)
-    try:
-        wait_healthy(url, server, log)
-        # Warm-up: the first calls build caches (trie, kernels) and are not load.
-        asyncio.run(
-            run_load(url, [r for r in plan if r["kind"] == "recommend"][:16], args.clients, 120)
-        )
-        runs = [
-            asyncio.run(run_load(url, plan, args.clients, args.deadline))
-            for _ in range(args.repeats)
-        ]
-        health = httpx.get(url + "/health", timeout=10)
-        alive = server.poll() is None
-    finally:
-        server.terminate()
+    def __init__(self, run: Path, label: str, extra: list[str], threads: int) -> None:
+        self.label, self.extra = label, extra
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = run.parent / f"server-{port}.log"
+        self.process = start_server(run, port, extra, self.log, threads)
+        self.runs: list[dict] = []
+
+    def stop(self) -> None:
+        self.process.terminate()
         try:
-            server.wait(timeout=20)
+            self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            server.kill()
-    rates = [r["requests_per_s"] for r in runs]
-    median_run = runs[rates.index(statistics.median_low(rates))]
-    return {
-        "config": label,
-        "server_args": extra,
-        "requests_per_s_median": statistics.median(rates),
-        "requests_per_s_runs": rates,
-        "median_run": median_run,
-        "server_errors_5xx_all_runs": sum(r["server_errors_5xx"] for r in runs),
-        "unexpected_status_all_runs": sum(r["unexpected_status"] for r in runs),
-        "healthy_at_end": alive
-        and health.status_code == 200
-        and health.json().get("status") == "ok",
-        "model_calls": health.json().get("batches"),
-        "requests_through_batcher": health.json().get("batched_requests"),
-    }
+            self.process.kill()
+
+    def summary(self) -> dict:
+        import httpx
+
+        health = httpx.get(self.url + "/health", timeout=30)
+        alive = self.process.poll() is None
+        rates = [r["requests_per_s"] for r in self.runs]
+        median_run = self.runs[rates.index(statistics.median_low(rates))]
+        return {
+            "config": self.label,
+            "server_args": self.extra,
+            "requests_per_s_median": statistics.median(rates),
+            "requests_per_s_runs": rates,
+            "median_run": median_run,
+            "server_errors_5xx_all_runs": sum(r["server_errors_5xx"] for r in self.runs),
+            "unexpected_status_all_runs": sum(r["unexpected_status"] for r in self.runs),
+            "healthy_at_end": alive
+            and health.status_code == 200
+            and health.json().get("status") == "ok",
+            "model_calls": health.json().get("batches"),
+            "requests_through_batcher": health.json().get("batched_requests"),
+        }
+
+
+def measure(run: Path, plan: list[dict], args: argparse.Namespace) -> tuple[dict, dict]:
+    """Both configurations up at once, runs interleaved (A B A B ...), so a change in
+    the machine's load during the bench hits both alike."""
+    servers = [
+        Server(run, "micro-batching (window 2 ms, max 32)", [], args.server_threads),
+        Server(
+            run,
+            "no batching (baseline)",
+            ["--batch-window-ms", "0", "--max-batch", "1"],
+            args.server_threads,
+        ),
+    ]
+    try:
+        for server in servers:
+            wait_healthy(server.url, server.process, server.log)
+            # Warm-up: the first calls build caches (trie, kernels) and are not load.
+            warm = [r for r in plan if r["kind"] == "recommend"][:16]
+            asyncio.run(run_load(server.url, warm, args.clients, 120))
+        for _ in range(args.repeats):
+            for server in servers:
+                server.runs.append(
+                    asyncio.run(run_load(server.url, plan, args.clients, args.deadline))
+                )
+        batched, unbatched = (server.summary() for server in servers)
+    finally:
+        for server in servers:
+            server.stop()
+    return batched, unbatched
 
 
 def main() -> None:
@@ -301,14 +327,7 @@ def main() -> None:
         work = args.workdir or Path(tmp)
         run, texts = build_run(work, args.items, args.users)
         plan = make_requests(args.requests, len(texts), texts, seed=0)
-        batched = measure(run, plan, args, "micro-batching (window 2 ms, max 32)", [])
-        unbatched = measure(
-            run,
-            plan,
-            args,
-            "no batching (baseline)",
-            ["--batch-window-ms", "0", "--max-batch", "1"],
-        )
+        batched, unbatched = measure(run, plan, args)
     load1, load5, _ = os.getloadavg()
     print(
         json.dumps(
