@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from recalign.constants import SPLITS
-from recalign.errors import ConfigError
+from recalign.errors import ConfigError, DataFormatError
 from recalign.samples import generate_samples
 from recalign.samples.mixture import resolve_mixture
 
@@ -178,3 +178,13 @@ def test_too_few_unseen_items_for_a_user(tmp_path):
 def test_bad_arguments(tiny, tmp_path, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         generate_samples(tiny, tmp_path / "o", **kwargs)
+
+
+def test_too_short_sequences_are_reported(tiny, tmp_path):
+    import dataclasses
+
+    short = dataclasses.replace(
+        tiny, sequences=pl.DataFrame({"user_id": [1, 2], "items": [[1, 2, 3], [4, 5]]})
+    )
+    with pytest.raises(DataFormatError, match=r"1 user\(s\) have fewer than 3 interactions"):
+        generate_samples(short, tmp_path / "o")

@@ -8,7 +8,9 @@ import struct
 from typing import Any
 
 import numpy as np
+import polars as pl
 
+from recalign.constants import ITEMS
 from recalign.data.store import PreparedDataset
 from recalign.errors import ConfigError
 from recalign.samples.negatives import make_sampler
@@ -63,7 +65,9 @@ def check_family(family: str) -> None:
 
 def natural_positions(dataset: PreparedDataset) -> int:
     """Train positions t >= 1 over all users: the 100% of a task's `ratio`."""
-    lengths = dataset.split.train.get_column("items").list.len()
+    # Train part = all but the last two items (the leave-one-out split), without
+    # materialising the split views.
+    lengths = dataset.sequences.get_column(ITEMS).list.len() - 2
     return int((lengths - 1).clip(lower_bound=0).sum())
 
 
@@ -91,9 +95,13 @@ def build_contexts(
     check_family(family)
     reprs = item_representations(dataset.item_texts, item_repr, id_seed)
     texts = [str(t) for t in dataset.item_texts.tolist()]
-    train_items = (
-        dataset.split.train.get_column("items").to_list() if negatives == "popularity" else None
-    )
+    train_items = None
+    if negatives == "popularity":
+        train_items = (
+            dataset.sequences.select(pl.col(ITEMS).list.head(pl.col(ITEMS).list.len() - 2))
+            .get_column(ITEMS)
+            .to_list()
+        )
     sampler = make_sampler(negatives, len(reprs) - 1, train_items)
     total = None
     contexts: dict[str, TaskContext] = {}

@@ -21,9 +21,18 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recalign.constants import ITEM_ID, ITEMS, RATING, RATINGS, SPLITS, TARGET_ITEM, TEXT, USER_ID
+from recalign.constants import (
+    ITEM_ID,
+    ITEMS,
+    MIN_SEQUENCE_LENGTH,
+    RATINGS,
+    SPLITS,
+    TEXT,
+    USER_ID,
+)
+from recalign.data.split import split_sequence
 from recalign.data.store import PreparedDataset, load_prepared
-from recalign.errors import ConfigError
+from recalign.errors import ConfigError, DataFormatError
 from recalign.manifest import build_manifest, config_hash, write_manifest
 from recalign.samples.buffer import SCHEMA, SampleBuffer
 from recalign.samples.context import KeyedRng, build_contexts, check_family
@@ -95,24 +104,40 @@ class _SplitWriters:
                 self.tmp[split].unlink(missing_ok=True)
 
 
+def _check_lengths(dataset: PreparedDataset) -> None:
+    lengths = dataset.sequences.get_column(ITEMS).list.len()
+    short = dataset.sequences.filter(lengths < MIN_SEQUENCE_LENGTH)
+    if short.height:
+        raise DataFormatError(
+            f"{short.height} user(s) have fewer than {MIN_SEQUENCE_LENGTH} interactions, too few "
+            f"for a train, a valid and a test item (e.g. users {short[USER_ID].head(5).to_list()}); "
+            "prepare the dataset with `recalign data prepare`, which excludes them"
+        )
+
+
 def _chunks(dataset: PreparedDataset, rows: np.ndarray, size: int):
-    """Per chunk of users: plain Python lists of everything the tasks read."""
-    split = dataset.split
-    train, valid, test = split.train, split.valid, split.test
+    """Per chunk of users: plain Python lists of everything the tasks read.
+
+    The leave-one-out split is applied per chunk (`split_sequence`, the rule of
+    `recalign.data.split`) rather than through `dataset.split`, whose three full views
+    would be memory that grows with the users.
+    """
     sequences = dataset.sequences
     has_ratings = dataset.has_ratings
     for start in range(0, len(rows), size):
-        idx = pl.Series(rows[start : start + size])
-        t, v, s = train[idx], valid[idx], test[idx]
+        chunk = sequences[pl.Series(rows[start : start + size])]
+        items = chunk.get_column(ITEMS).to_list()
+        parts = [split_sequence(s) for s in items]
+        ratings = chunk.get_column(RATINGS).to_list() if has_ratings else None
         yield {
-            "user_id": t.get_column(USER_ID).to_list(),
-            "train": t.get_column(ITEMS).to_list(),
-            "train_ratings": t.get_column(RATINGS).to_list() if has_ratings else None,
-            "valid": v.get_column(TARGET_ITEM).to_list(),
-            "valid_rating": v.get_column(RATING).to_list() if has_ratings else None,
-            "test": s.get_column(TARGET_ITEM).to_list(),
-            "test_rating": s.get_column(RATING).to_list() if has_ratings else None,
-            "all": sequences[idx].get_column(ITEMS).to_list(),
+            "user_id": chunk.get_column(USER_ID).to_list(),
+            "train": [p[0] for p in parts],
+            "valid": [p[1] for p in parts],
+            "test": [p[2] for p in parts],
+            "train_ratings": None if ratings is None else [r[:-2] for r in ratings],
+            "valid_rating": None if ratings is None else [r[-2] for r in ratings],
+            "test_rating": None if ratings is None else [r[-1] for r in ratings],
+            "all": items,
         }
 
 
@@ -156,7 +181,8 @@ def generate_samples(
         family=family,
         separator=cfg.separator,
     )
-    user_ids = dataset.split.train.get_column(USER_ID).to_numpy()
+    _check_lengths(dataset)
+    user_ids = dataset.sequences.get_column(USER_ID).to_numpy()
     if not np.all(np.diff(user_ids) > 0):
         order = np.argsort(user_ids, kind="stable")
     else:
