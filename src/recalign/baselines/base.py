@@ -1,0 +1,208 @@
+"""The one contract every baseline follows, and the full-catalogue top-K they share.
+
+A ranking baseline only has to say how it scores the whole catalogue for a batch of
+users (`score_batch`); masking, top-K and batching live here once, so every model is
+ranked by exactly the same rule:
+
+- item ids are dense from 1; column 0 of a score matrix is padding and never returned;
+- with `exclude_history` (the default protocol) the user's history items get -inf
+  before the top-K, so K real candidates still come back;
+- ties are broken by the lower item id (a stable, documented order).
+
+A rating baseline implements `predict(user_ids, item_ids)`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from recalign.data.store import PreparedDataset
+from recalign.errors import IncompatibleArtifactError, RecalignError
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.json"
+
+# `valid_fn(model) -> valid NDCG@10`: what early stopping watches.
+ValidFn = Callable[["Recommender"], float]
+
+
+@dataclass
+class FitReport:
+    """What a fit did: epochs run, the best epoch and its valid score, timings, curve."""
+
+    epochs: int = 0
+    best_epoch: int | None = None
+    best_valid: float | None = None
+    train_seconds: float = 0.0  # optimisation only
+    eval_seconds: float = 0.0  # the valid evaluations of early stopping
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epochs": self.epochs,
+            "best_epoch": self.best_epoch,
+            "best_valid": self.best_valid,
+            "train_seconds": round(self.train_seconds, 3),
+            "eval_seconds": round(self.eval_seconds, 3),
+            "seconds_per_epoch": round(self.train_seconds / self.epochs, 3)
+            if self.epochs
+            else None,
+            "history": self.history,
+        }
+
+
+class Baseline(ABC):
+    """Common parts: a name, a typed config, save/load of the config next to the weights."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]  # "ranking" or "rating"
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.fitted = False
+
+    @abstractmethod
+    def fit(self, dataset: PreparedDataset, valid_fn: ValidFn | None = None) -> FitReport:
+        """Train on the train part of `dataset` (never its valid/test targets)."""
+
+    def save(self, out_dir: str | Path) -> Path:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        meta = {"name": self.name, "kind": self.kind, "config": self.config.model_dump()}
+        meta.update(self._save_state(out))
+        (out / MODEL_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        return out
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> Baseline:
+        path = Path(model_dir)
+        meta = read_model_meta(path)
+        if meta.get("name") != cls.name:
+            raise IncompatibleArtifactError(
+                f"{path} holds a {meta.get('name')!r} model, not {cls.name!r}"
+            )
+        model = cls(type(cls.default_config())(**meta["config"]))
+        model._load_state(path, meta)
+        model.fitted = True
+        return model
+
+    @classmethod
+    @abstractmethod
+    def default_config(cls) -> Any: ...
+
+    @abstractmethod
+    def _save_state(self, out: Path) -> dict[str, Any]:
+        """Write weights/statistics into `out`; return extra JSON metadata."""
+
+    @abstractmethod
+    def _load_state(self, path: Path, meta: dict[str, Any]) -> None: ...
+
+    def _require_fitted(self) -> None:
+        if not self.fitted:
+            raise RecalignError(f"the {self.name} baseline must be fitted (or loaded) first")
+
+
+class Recommender(Baseline):
+    """A ranking baseline over the whole catalogue."""
+
+    kind = "ranking"
+    num_items: int = 0
+
+    @abstractmethod
+    def score_batch(
+        self, histories: Sequence[Sequence[int]], user_ids: Sequence[int] | None
+    ) -> np.ndarray:
+        """Scores of shape (batch, num_items + 1); column 0 is padding."""
+
+    def recommend(
+        self,
+        histories: Sequence[Sequence[int]],
+        k: int,
+        *,
+        user_ids: Sequence[int] | None = None,
+        exclude_history: bool = True,
+        exclude: Sequence[Sequence[int]] | None = None,
+        batch_size: int = 1024,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-K item ids and their scores, best first, for each history.
+
+        `exclude` adds per-user item ids to drop (on top of the history when
+        `exclude_history`). Returns two (n_users, k) arrays; where fewer than k items
+        remain, ids are 0 and scores -inf.
+        """
+        self._require_fitted()
+        if k < 1:
+            raise RecalignError(f"k must be at least 1, got {k}")
+        n = len(histories)
+        k_eff = min(k, self.num_items)
+        ids = np.zeros((n, k), dtype=np.int64)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            batch_hist = histories[start:stop]
+            batch_users = None if user_ids is None else user_ids[start:stop]
+            matrix = np.asarray(self.score_batch(batch_hist, batch_users), dtype=np.float32)
+            masks = list(batch_hist) if exclude_history else [()] * (stop - start)
+            if exclude is not None:
+                masks = [list(m) + list(e) for m, e in zip(masks, exclude[start:stop], strict=True)]
+            top_ids, top_scores = top_k(matrix, k_eff, masks)
+            ids[start:stop, :k_eff] = top_ids
+            scores[start:stop, :k_eff] = top_scores
+        return ids, scores
+
+
+class RatingPredictor(Baseline):
+    """A rating-prediction baseline."""
+
+    kind = "rating"
+
+    @abstractmethod
+    def predict(self, user_ids: Sequence[int], item_ids: Sequence[int]) -> np.ndarray:
+        """Predicted ratings, one per (user, item) pair."""
+
+
+def top_k(
+    scores: np.ndarray, k: int, exclude: Sequence[Sequence[int]] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised top-K of a (batch, num_items + 1) score matrix.
+
+    Column 0 (padding) and each row's `exclude` ids are masked to -inf first. Ties go
+    to the lower item id: a stable descending sort of the partitioned candidates.
+    """
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    scores[:, 0] = -np.inf
+    if exclude is not None:
+        rows = np.repeat(np.arange(len(exclude)), [len(e) for e in exclude])
+        cols = np.fromiter((i for e in exclude for i in e), dtype=np.int64, count=len(rows))
+        if len(cols):
+            scores[rows, cols] = -np.inf
+    k = min(k, scores.shape[1] - 1)
+    # argpartition picks the k best in O(n); ties at the boundary are then resolved by
+    # sorting on (-score, id) over a slightly wider candidate set.
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+    top_ids = np.empty((scores.shape[0], k), dtype=np.int64)
+    for row in range(scores.shape[0]):
+        candidates = np.flatnonzero(scores[row] >= kth[row])
+        order = np.lexsort((candidates, -scores[row, candidates]))
+        top_ids[row] = candidates[order[:k]]
+    top_scores = np.take_along_axis(scores, top_ids, axis=1)
+    # Fewer than k rankable items: the tail is padding, never a masked item.
+    top_ids[np.isneginf(top_scores)] = 0
+    return top_ids, top_scores
+
+
+def read_model_meta(path: Path) -> dict[str, Any]:
+    meta_path = Path(path) / MODEL_FILE
+    if not meta_path.is_file():
+        raise RecalignError(f"{path} has no {MODEL_FILE}: not a saved baseline model")
+    return json.loads(meta_path.read_text())
