@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from recalign.constants import HISTORY, ITEMS, RATING, RATINGS, TARGET_ITEM, USER_ID
+from recalign.constants import ITEMS, RATING, RATINGS, USER_ID
 from recalign.data.store import PreparedDataset
 
 
@@ -31,20 +31,10 @@ def train_ratings(dataset: PreparedDataset) -> pl.DataFrame:
 
 def split_view(dataset: PreparedDataset, split: str) -> pl.DataFrame:
     """The valid or test view: user_id, history, target_item (and rating)."""
+    from recalign.errors import ConfigError
+
     if split == "valid":
         return dataset.split.valid
     if split == "test":
         return dataset.split.test
-    from recalign.errors import ConfigError
-
     raise ConfigError(f"split must be 'valid' or 'test', got {split!r}")
-
-
-__all__ = [
-    "HISTORY",
-    "TARGET_ITEM",
-    "split_view",
-    "train_pairs",
-    "train_ratings",
-    "train_sequences",
-]
