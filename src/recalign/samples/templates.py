@@ -112,6 +112,10 @@ class Template:
     _target: _Renderer = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     def render(self, values: Mapping[str, Any]) -> tuple[str, str]:
+        # Called once per sample: go straight to the format strings when there are two.
+        fin, ftg = self._input.fmt, self._target.fmt
+        if fin is not None and ftg is not None:
+            return fin.format_map(values), ftg.format_map(values)
         return self._input(values), self._target(values)
 
     def render_input(self, values: Mapping[str, Any]) -> str:
