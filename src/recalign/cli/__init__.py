@@ -11,7 +11,14 @@ import sys
 
 import typer
 
+from recalign.cli import baseline as baseline_cli
 from recalign.cli import data as data_cli
+from recalign.cli import evaluate as evaluate_cli
+from recalign.cli import metrics as metrics_cli
+from recalign.cli import pipeline as pipeline_cli
+from recalign.cli import samples as samples_cli
+from recalign.cli import serve as serve_cli
+from recalign.cli import train as train_cli
 from recalign.errors import RecalignError
 
 app = typer.Typer(
@@ -22,6 +29,17 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_cli.app, name="data")
+app.add_typer(samples_cli.app, name="samples")
+app.command("train")(train_cli.train)
+app.add_typer(train_cli.models_app, name="models")
+app.add_typer(evaluate_cli.app, name="evaluate")
+app.add_typer(metrics_cli.app, name="metrics")
+app.command("baseline")(baseline_cli.baseline)
+app.command("run")(pipeline_cli.run)
+app.command("ablate")(pipeline_cli.ablate)
+app.command("report")(pipeline_cli.report)
+app.command("recommend")(serve_cli.recommend)
+app.command("serve")(serve_cli.serve)
 
 
 @app.callback()

@@ -19,7 +19,7 @@ from typing import Any
 
 from recalign.manifest import config_hash, write_json
 
-STAGE_FILE = ".stage.json"
+STAGE_SUFFIX = ".stage.json"
 log = logging.getLogger(__name__)
 
 
@@ -37,8 +37,14 @@ def stage_key(name: str, config: Mapping[str, Any], upstream: Mapping[str, str])
     return config_hash({"stage": name, "config": dict(config), "upstream": dict(upstream)})
 
 
+def state_path(directory: Path) -> Path:
+    """The stage record lives beside the stage's directory, which holds only its output
+    (tools such as `recalign train` refuse a non-empty output directory)."""
+    return directory.parent / f".{directory.name}{STAGE_SUFFIX}"
+
+
 def _read_state(directory: Path) -> dict[str, Any] | None:
-    path = directory / STAGE_FILE
+    path = state_path(directory)
     if not path.is_file():
         return None
     try:
@@ -61,8 +67,8 @@ def run_stage(
     resume = bool(state and state.get("key") == key)
     if directory.exists() and not resume:
         shutil.rmtree(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    write_json(directory / STAGE_FILE, {"stage": name, "key": key, "complete": False})
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    write_json(state_path(directory), {"stage": name, "key": key, "complete": False})
     info = dict(fn(directory, resume) or {})
-    write_json(directory / STAGE_FILE, {"stage": name, "key": key, "complete": True, "info": info})
+    write_json(state_path(directory), {"stage": name, "key": key, "complete": True, "info": info})
     return StageResult(name, directory, key, False, info)

@@ -60,10 +60,22 @@ class EvaluationSection(_Section):
 
 
 class BaselinesSection(_Section):
-    models: list[str] = Field(default_factory=lambda: ["pop", "bprmf", "sasrec-bce", "sasrec-ce"])
-    """Baselines to train and evaluate on the same split (see `recalign baseline --help`)."""
+    models: list[str] = Field(
+        default_factory=lambda: [
+            "pop",
+            "bprmf",
+            "sasrec",
+            "sasrec-ce",
+            "global-mean",
+            "user-mean",
+            "item-mean",
+            "biased-mf",
+        ]
+    )
+    """Baselines on the same split (`recalign baseline --help`); rating baselines are
+    skipped, with a message, on data without ratings."""
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    """Per-baseline options, e.g. {sasrec-bce: {epochs: 20}}."""
+    """Per-baseline options, e.g. {sasrec: {epochs: 20}}."""
 
 
 class RunConfig(_Section):

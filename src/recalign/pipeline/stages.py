@@ -1,0 +1,140 @@
+"""Adapters from the pipeline's config to each stage's Python API.
+
+Each function reads the previous stage's directory and writes its own; it returns a
+small dict of facts for the stage record (and the terminal).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from recalign.pipeline.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+# Rating baselines predict ratings; they need a dataset with ratings.
+RATING_BASELINES = frozenset({"global-mean", "user-mean", "item-mean", "biased-mf"})
+
+
+def prepare(config: RunConfig, out: Path) -> dict[str, Any]:
+    from recalign.data.prepare import prepare_dataset
+
+    dataset = prepare_dataset(
+        config.data.name, out, source=config.data.source, **config.data.options
+    )
+    stats = dataset.stats()
+    return {"users": stats["users"], "items": stats["items"], "interactions": stats["interactions"]}
+
+
+def model_family(spec: str) -> str:
+    """seq2seq or causal, from the preset name or the model's config (no weights read)."""
+    if spec == "tiny-t5":
+        return "seq2seq"
+    if spec == "tiny-causal":
+        return "causal"
+    from transformers import AutoConfig
+
+    from recalign.models.loading import family_of_config
+
+    return family_of_config(AutoConfig.from_pretrained(spec))
+
+
+def samples(config: RunConfig, data_dir: Path, out: Path) -> dict[str, Any]:
+    from recalign.samples import generate_samples
+
+    mixture = dict(config.samples.config or {})
+    mixture.setdefault("max_history", config.samples.max_history)
+    mixture.setdefault("item_repr", config.samples.item_repr)
+    manifest = generate_samples(
+        data_dir,
+        out,
+        preset=config.samples.preset,
+        seed=config.seed,
+        config=mixture,
+        family=model_family(config.model.spec),
+    )
+    return {"counts": manifest.get("totals", manifest.get("counts", {}))}
+
+
+def train(
+    config: RunConfig, data_dir: Path, samples_dir: Path, out: Path, resume: bool
+) -> dict[str, Any]:
+    from recalign.training import train as train_model
+    from recalign.training.checkpoints import last_checkpoint
+    from recalign.training.config import make_config
+
+    train_config = make_config({"seed": config.seed, **config.training}, source="training")
+    # A stage interrupted after its first checkpoint continues from it.
+    resume = resume and out.exists() and last_checkpoint(out) is not None
+    if not resume and out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    result = train_model(
+        data_dir,
+        samples_dir,
+        config.model.spec,
+        out,
+        config=train_config,
+        resume=resume,
+        tokenizer_path=config.model.tokenizer,
+    )
+    return {
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "best_eval_loss": result.best_eval_loss,
+        "train_seconds": round(result.train_seconds, 1),
+    }
+
+
+def supported_protocols(config: RunConfig, data_dir: Path) -> list[str]:
+    from recalign.data import load_prepared
+
+    has_ratings = load_prepared(data_dir).has_ratings
+    chosen = []
+    for protocol in config.evaluation.protocols:
+        if protocol == "rating" and not has_ratings:
+            log.info("skipping the rating protocol: the dataset has no ratings")
+            continue
+        chosen.append(protocol)
+    return chosen
+
+
+def evaluate(
+    config: RunConfig, data_dir: Path, run_dir: Path, protocol: str, out: Path
+) -> dict[str, Any]:
+    from recalign.evaluation.llm import EvalOptions, evaluate_run
+
+    ev = config.evaluation
+    options = EvalOptions(
+        protocol=protocol,
+        split=ev.split,
+        max_users=ev.max_users,
+        exclude_history=ev.exclude_history,
+        num_beams=ev.num_beams,
+        batch_size=ev.batch_size,
+        seed=config.seed,
+    )
+    metrics = evaluate_run(run_dir, data_dir, out, options, show_progress=True)
+    return {"users": metrics.get("users"), "metrics": metrics.get("metrics", {})}
+
+
+def baseline(config: RunConfig, data_dir: Path, name: str, out: Path) -> dict[str, Any]:
+    from recalign.baselines.run import run_baseline
+    from recalign.data import load_prepared
+
+    if name in RATING_BASELINES and not load_prepared(data_dir).has_ratings:
+        log.info("skipping baseline %s: the dataset has no ratings", name)
+        return {"skipped": "the dataset has no ratings"}
+    overrides = {"seed": config.seed, **config.baselines.options.get(name, {})}
+    metrics = run_baseline(
+        name,
+        data_dir,
+        out,
+        split=config.evaluation.split,
+        exclude_history=config.evaluation.exclude_history,
+        overrides=overrides,
+    )
+    return {"metrics": metrics.get("metrics", {})}
