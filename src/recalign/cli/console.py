@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Off a terminal (logs, CI) rich assumes 80 columns and squeezes tables; give it room.
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 _SHOWN = ("hit@10", "ndcg@10", "mrr", "hit@1", "rmse", "mae")
 

@@ -67,7 +67,7 @@ def run_stage(
     resume = bool(state and state.get("key") == key)
     if directory.exists() and not resume:
         shutil.rmtree(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
     write_json(state_path(directory), {"stage": name, "key": key, "complete": False})
     info = dict(fn(directory, resume) or {})
     write_json(state_path(directory), {"stage": name, "key": key, "complete": True, "info": info})

@@ -67,10 +67,11 @@ def train(
 
     train_config = make_config({"seed": config.seed, **config.training}, source="training")
     # A stage interrupted after its first checkpoint continues from it.
-    resume = resume and out.exists() and last_checkpoint(out) is not None
-    if not resume and out.exists():
+    resume = resume and last_checkpoint(out) is not None
+    if not resume:
         import shutil
 
+        # An interruption before the first checkpoint leaves nothing to resume from.
         shutil.rmtree(out)
     result = train_model(
         data_dir,
