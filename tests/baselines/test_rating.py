@@ -35,7 +35,7 @@ def test_rating_metrics_hand_computed(rating_dataset):
 
 
 def test_biased_mf_beats_the_global_mean(tmp_path):
-    from conftest import write_sequences
+    from tests.baselines.conftest import write_sequences
 
     rng = np.random.default_rng(0)
     user_bias, item_bias = rng.normal(0, 1, 60), rng.normal(0, 1, 31)

@@ -17,7 +17,8 @@ app = typer.Typer(help="Prepare datasets and inspect them.", no_args_is_help=Tru
 def _console():
     from rich.console import Console
 
-    return Console()
+    # soft_wrap: paths and counts stay on one line whatever the terminal width.
+    return Console(soft_wrap=True)
 
 
 @app.command("list")

@@ -173,7 +173,9 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
                 f"{config.get('samples', {}).get('preset')}, seed {config.get('seed')}"
             )
         )
-    blocks.append(Heading("Results", 2))
+    ablation = ablation_blocks(run_dir)
+    if evaluations or not ablation:
+        blocks.append(Heading("Results", 2))
     if evaluations:
         blocks.append(
             Paragraph(
@@ -186,9 +188,9 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
         full = [e for e in evaluations if _protocol_of(e) == "retrieval"]
         if full:
             blocks.append(Image(bar_chart(full, figures / "full_ranking.png"), "NDCG@10 and HR@10"))
-    else:
+    elif not ablation:
         blocks.append(Paragraph("No evaluation has been run yet."))
-    blocks.extend(ablation_blocks(run_dir))
+    blocks.extend(ablation)
     curves = training_curves(
         read_train_log(run_dir / "train" / "train_log.jsonl"), figures / "training.png"
     )
