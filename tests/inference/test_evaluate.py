@@ -8,13 +8,13 @@ import shutil
 import numpy as np
 import polars as pl
 import pytest
-from tests.inference.conftest import make_run, write_dataset
 from typer.testing import CliRunner
 
 from recalign.cli.evaluate import app
 from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignError
 from recalign.evaluation.llm import EvalOptions, evaluate_run, sampled_candidate_lists
 from recalign.evaluation.outputs import metrics_from_predictions, read_predictions
+from tests.inference.conftest import make_run, write_dataset
 
 pytest.importorskip("torch")
 

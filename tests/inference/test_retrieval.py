@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.inference.conftest import prompts_for, trie_of
 
 from recalign.errors import ConfigError
 from recalign.inference.reference import reference_retrieval
 from recalign.inference.retrieval import constrained_retrieval
+from tests.inference.conftest import prompts_for, trie_of
 
 torch = pytest.importorskip("torch")
 

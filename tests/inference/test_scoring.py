@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from tests.inference.conftest import prompts_for
 
 from recalign.inference.scoring import (
     expected_rating,
@@ -14,6 +13,7 @@ from recalign.inference.scoring import (
     rank_by_score,
     score_candidates,
 )
+from tests.inference.conftest import prompts_for
 
 torch = pytest.importorskip("torch")
 

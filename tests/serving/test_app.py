@@ -7,9 +7,9 @@ import asyncio
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from tests.serving.conftest import TEXTS
 
 from recalign.serving.app import ServeLimits, create_app
+from tests.serving.conftest import TEXTS
 
 LIMITS = ServeLimits(
     max_history=5, max_k=4, max_candidates=6, max_body_bytes=600, max_text_length=40,

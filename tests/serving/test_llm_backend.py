@@ -13,11 +13,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from fastapi.testclient import TestClient  # noqa: E402
-from tests.serving.conftest import TEXTS, make_llm_run  # noqa: E402
 
 from recalign.data import load_prepared  # noqa: E402
 from recalign.serving import Recommender  # noqa: E402
 from recalign.serving.app import create_app  # noqa: E402
+from tests.serving.conftest import TEXTS, make_llm_run  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

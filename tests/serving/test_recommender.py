@@ -6,11 +6,11 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from tests.serving.conftest import TEXTS, write_run_manifest
 
 from recalign.errors import IncompatibleArtifactError, RecalignError
 from recalign.serving import InvalidRequestError, Recommender, UnknownItemsError
 from recalign.serving.backends import UnsupportedOperationError
+from tests.serving.conftest import TEXTS, write_run_manifest
 
 
 def test_popularity_top_k_hand_computed(rec):

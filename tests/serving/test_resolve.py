@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.serving.conftest import TEXTS
 
 from recalign.serving import ItemCatalog, UnknownItemsError
+from tests.serving.conftest import TEXTS
 
 CATALOG = ItemCatalog(list(range(1, len(TEXTS) + 1)), TEXTS)
 
