@@ -11,6 +11,7 @@ import pytest
 
 from recalign.data import write_prepared
 from recalign.serving import ItemCatalog, Recommender
+from tests.tiny import TINY_OVERRIDES
 
 TEXTS = [
     "Red Velvet Lipstick",
@@ -118,24 +119,7 @@ def make_llm_run(run_dir: Path, data_dir: Path, family: str = "seq2seq", seed: i
     torch.manual_seed(seed)
     dataset = load_prepared(data_dir)
     preset = "tiny-t5" if family == "seq2seq" else "tiny-causal"
-    overrides = (
-        {
-            "d_model": 32,
-            "d_ff": 64,
-            "num_layers": 2,
-            "num_decoder_layers": 2,
-            "num_heads": 2,
-            "d_kv": 16,
-        }
-        if family == "seq2seq"
-        else {
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 2,
-        }
-    )
+    overrides = TINY_OVERRIDES[family]
     loaded = build_tiny(preset, dataset=dataset, vocab_size=300, overrides=overrides)
     loaded.model.save_pretrained(run_dir / "model")
     loaded.tokenizer.save_pretrained(run_dir / "model")
