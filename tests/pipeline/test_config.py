@@ -46,3 +46,13 @@ def test_not_a_mapping(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_a_real_dataset_config_gets_no_demo_budget(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("data:\n  name: amazon2014-beauty\n")
+    config = load_config(path)
+    assert config.data.options == {}
+    assert config.training == {}
+    assert config.baselines.options == {}
+    assert config.evaluation.max_users is None
