@@ -1,0 +1,98 @@
+"""A reduced `recalign run`: every stage, the cache, the report and a failing stage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recalign.pipeline.config import parse_config
+from recalign.pipeline.run import StageFailed, run_pipeline
+
+SMALL = {
+    "name": "small",
+    "data": {"name": "synthetic", "options": {"users": 120, "items": 160}},
+    "samples": {"max_history": 4},
+    "training": {
+        "max_steps": 6,
+        "eval_steps": 3,
+        "batch_size": 8,
+        "max_eval_samples": 16,
+        "vocab_size": 400,
+        "model_overrides": {
+            "d_model": 32,
+            "d_ff": 64,
+            "num_layers": 1,
+            "num_decoder_layers": 1,
+            "num_heads": 2,
+            "d_kv": 16,
+        },
+    },
+    "evaluation": {"max_users": 6, "num_beams": 10, "batch_size": 6},
+    "baselines": {"models": ["pop", "sasrec", "global-mean"], "options": {"sasrec": {"epochs": 1}}},
+}
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    result = run_pipeline(parse_config(SMALL), run_dir)
+    return run_dir, result
+
+
+def _metrics(path):
+    return json.loads((path / "metrics.json").read_text())
+
+
+def test_every_stage_writes_its_outputs(small_run):
+    run_dir, result = small_run
+    assert [s.name for s in result.stages] == [
+        "data",
+        "samples",
+        "train",
+        "eval-retrieval",
+        "eval-ranking",
+        "eval-sampled",
+        "eval-rating",
+        "baseline-pop",
+        "baseline-sasrec",
+        "baseline-global-mean",
+    ]
+    assert not any(s.reused for s in result.stages)
+    for protocol in ("retrieval", "ranking", "sampled", "rating"):
+        metrics = _metrics(run_dir / "eval" / protocol)
+        assert metrics["protocol"] == protocol and metrics["users"] == 6
+    for name in ("pop", "sasrec"):
+        assert _metrics(run_dir / "baselines" / name)["users"] == 120
+    assert "rmse" in _metrics(run_dir / "baselines" / "global-mean")["metrics"]
+    report = (run_dir / "report.md").read_text()
+    assert "| pop |" in report and "Rating prediction" in report
+    assert (run_dir / "report.html").is_file()
+    assert json.loads((run_dir / "manifest.json").read_text())["config"]["name"] == "small"
+
+
+def test_rerun_reuses_and_an_evaluation_change_only_reevaluates(small_run):
+    run_dir, _ = small_run
+    again = run_pipeline(parse_config(SMALL), run_dir)
+    assert all(s.reused for s in again.stages)
+    changed = {**SMALL, "evaluation": {**SMALL["evaluation"], "max_users": 5}}
+    result = run_pipeline(parse_config(changed), run_dir)
+    reused = {s.name for s in result.stages if s.reused}
+    assert {"data", "samples", "train"} <= reused
+    assert "eval-retrieval" not in reused and "baseline-pop" not in reused
+    assert _metrics(run_dir / "eval" / "retrieval")["users"] == 5
+
+
+def test_failing_stage_keeps_earlier_caches_and_says_how_to_resume(small_run, tmp_path):
+    run_dir, _ = small_run
+    broken = {
+        **SMALL,
+        "evaluation": {**SMALL["evaluation"], "max_users": 5},
+        "baselines": {"models": ["no-such-model"]},
+    }
+    with pytest.raises(StageFailed) as error:
+        run_pipeline(parse_config(broken), run_dir)
+    message = str(error.value)
+    assert "baseline-no-such-model" in message and "run the same command again" in message
+    assert "unknown baseline 'no-such-model'" in message
+    assert (run_dir / "train" / "model").is_dir()
