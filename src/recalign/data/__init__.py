@@ -1,5 +1,6 @@
 """The data stage: readers, item text, splits, stats and the prepared-dataset store."""
 
+from recalign.data.prepare import prepare_dataset
 from recalign.data.split import LeaveOneOut, leave_one_out, split_sequence
 from recalign.data.store import PreparedDataset, load_prepared, write_prepared
 
@@ -8,6 +9,7 @@ __all__ = [
     "PreparedDataset",
     "leave_one_out",
     "load_prepared",
+    "prepare_dataset",
     "split_sequence",
     "write_prepared",
 ]
