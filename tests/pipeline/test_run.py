@@ -96,3 +96,13 @@ def test_failing_stage_keeps_earlier_caches_and_says_how_to_resume(small_run, tm
     assert "baseline-no-such-model" in message and "run the same command again" in message
     assert "unknown baseline 'no-such-model'" in message
     assert (run_dir / "train" / "model").is_dir()
+
+
+def test_a_pipeline_run_directory_can_be_served(small_run):
+    from recalign.serving import Recommender
+
+    run_dir, _ = small_run
+    recommender = Recommender.load(run_dir)
+    result = recommender.recommend([1, 2], k=3)
+    ids = [item.item_id for item in result.items]
+    assert len(ids) == 3 and not {1, 2} & set(ids)

@@ -127,6 +127,14 @@ class Recommender:
             )
         manifest = _read_manifest(run_dir)
         kind = manifest.get("kind")
+        if kind == "pipeline":
+            # A `recalign run` directory: serve its fine-tuned model over its own data.
+            data_dir = data_dir or run_dir / "data"
+            run_dir = run_dir / "train"
+            if not run_dir.is_dir():
+                raise RecalignError(f"{run_dir} is missing: the pipeline has not trained yet")
+            manifest = _read_manifest(run_dir)
+            kind = manifest.get("kind")
         loader = LOADERS.get(str(kind))
         if loader is None:
             raise RecalignError(
