@@ -8,6 +8,7 @@ import pytest
 
 from recalign.constants import SPLITS
 from recalign.errors import ConfigError, DataFormatError
+from recalign.data.store import load_prepared
 from recalign.samples import generate_samples
 from recalign.samples.mixture import resolve_mixture
 
@@ -57,6 +58,20 @@ def test_same_seed_gives_identical_files(tiny, tmp_path):
         a = (tmp_path / "a" / f"{split}.parquet").read_bytes()
         assert a == (tmp_path / "b" / f"{split}.parquet").read_bytes()
     assert not read(tmp_path / "a", "train").equals(read(tmp_path / "c", "train"))
+
+
+def test_streamed_and_in_memory_sequences_give_identical_files(tiny, tmp_path):
+    import dataclasses
+
+    streamed = load_prepared(tiny.path)
+    generate_samples(streamed, tmp_path / "file", seed=3, chunk_users=2)
+    assert "sequences" not in streamed.__dict__  # never read whole
+    again = load_prepared(tiny.path)
+    in_memory = dataclasses.replace(again, frame=again.sequences)
+    generate_samples(in_memory, tmp_path / "memory", seed=3, chunk_users=2)
+    for split in SPLITS:
+        a = (tmp_path / "file" / f"{split}.parquet").read_bytes()
+        assert a == (tmp_path / "memory" / f"{split}.parquet").read_bytes()
 
 
 @pytest.mark.parametrize("num_shards", [2, 3, 6])
@@ -184,7 +199,7 @@ def test_too_short_sequences_are_reported(tiny, tmp_path):
     import dataclasses
 
     short = dataclasses.replace(
-        tiny, sequences=pl.DataFrame({"user_id": [1, 2], "items": [[1, 2, 3], [4, 5]]})
+        tiny, frame=pl.DataFrame({"user_id": [1, 2], "items": [[1, 2, 3], [4, 5]]})
     )
     with pytest.raises(DataFormatError, match=r"1 user\(s\) have fewer than 3 interactions"):
         generate_samples(short, tmp_path / "o")

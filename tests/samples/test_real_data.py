@@ -20,7 +20,7 @@ def prepared(name: str, source: Path, out: Path, users: int = USERS):
 
     dataset = prepare_dataset(name, out, source=source)
     # A subset of users, same items; data_hash stays the full dataset's (only a test).
-    return dataclasses.replace(dataset, sequences=dataset.sequences.head(users))
+    return dataclasses.replace(dataset, frame=dataset.sequences.head(users))
 
 
 @pytest.fixture(scope="module")

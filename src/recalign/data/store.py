@@ -9,7 +9,7 @@ DIR/manifest.json       source, options, input file hashes, versions, data_hash
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -39,21 +39,64 @@ from recalign.manifest import build_manifest, file_sha256, files_sha256, write_j
 
 @dataclass(frozen=True)
 class PreparedDataset:
-    """A prepared dataset in memory (sequences + items), optionally backed by a directory."""
+    """A prepared dataset: items in memory, sequences in memory or read on first use.
+
+    `load_prepared` validates the sequences file by scanning it and leaves it on disk:
+    `sequences` reads it whole the first time it is used, while `scan_sequences` and
+    `sequence_batches` let a stage (sample generation) stream it with flat memory.
+    """
 
     name: str
-    sequences: pl.DataFrame
     items: pl.DataFrame
     path: Path | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    frame: pl.DataFrame | None = field(default=None, repr=False)  # sequences given in memory
+
+    @cached_property
+    def sequences(self) -> pl.DataFrame:
+        """Every user's sequence (`user_id`, `items`, ...), in memory."""
+        if self.frame is not None:
+            return self.frame
+        if self.path is None:
+            raise RecalignError(f"dataset {self.name!r} has neither sequences nor a directory")
+        return pl.read_parquet(self.path / SEQUENCES_FILE)
+
+    def scan_sequences(self) -> pl.LazyFrame:
+        """The sequences as a lazy query (the file, unless they are already in memory)."""
+        in_memory = self.frame if self.frame is not None else self.__dict__.get("sequences")
+        if in_memory is not None:
+            return in_memory.lazy()
+        return pl.scan_parquet(self.path / SEQUENCES_FILE)
+
+    def sequence_batches(
+        self, start: int, stop: int, size: int, columns: list[str] | None = None
+    ) -> Iterator[pl.DataFrame]:
+        """Rows `[start, stop)` of the sequences in file order, `size` rows per batch.
+
+        From a file only the row groups holding those rows are read, one batch at a
+        time, so memory depends on `size`, not on the number of users.
+        """
+        in_memory = self.frame if self.frame is not None else self.__dict__.get("sequences")
+        if in_memory is not None:
+            part = in_memory.slice(start, max(0, stop - start))
+            if columns is not None:
+                part = part.select(columns)
+            for offset in range(0, part.height, size):
+                yield part.slice(offset, size)
+            return
+        yield from _file_batches(self.path / SEQUENCES_FILE, start, stop, size, columns)
+
+    @cached_property
+    def sequence_columns(self) -> list[str]:
+        return self.scan_sequences().collect_schema().names()
 
     @property
     def has_ratings(self) -> bool:
-        return RATINGS in self.sequences.columns
+        return RATINGS in self.sequence_columns
 
     @property
     def has_timestamps(self) -> bool:
-        return TIMESTAMPS in self.sequences.columns
+        return TIMESTAMPS in self.sequence_columns
 
     @property
     def num_items(self) -> int:
@@ -85,13 +128,50 @@ class PreparedDataset:
         return compute_stats(self.sequences, self.items)
 
 
-def validate_tables(sequences: pl.DataFrame, items: pl.DataFrame, where: str = "") -> None:
+def _file_batches(
+    path: Path, start: int, stop: int, size: int, columns: list[str] | None
+) -> Iterator[pl.DataFrame]:
+    """Rows `[start, stop)` of a Parquet file re-cut into batches of exactly `size` rows
+    (the last one shorter), so batch boundaries never depend on the file's row groups."""
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    groups, skip, offset = [], 0, 0
+    for index in range(file.metadata.num_row_groups):
+        rows = file.metadata.row_group(index).num_rows
+        if offset + rows > start and offset < stop:
+            if not groups:
+                skip = start - offset
+            groups.append(index)
+        offset += rows
+    remaining = max(0, stop - start)
+    pending: list[pl.DataFrame] = []
+    pending_rows = 0
+    for batch in file.iter_batches(batch_size=size, row_groups=groups, columns=columns):
+        frame = pl.from_arrow(batch)
+        if skip:
+            dropped = min(skip, frame.height)
+            frame, skip = frame.slice(dropped), skip - dropped
+        frame = frame.head(remaining)
+        remaining -= frame.height
+        if frame.height:
+            pending.append(frame)
+            pending_rows += frame.height
+        while pending_rows >= size or (remaining == 0 and pending_rows):
+            joined = pl.concat(pending, rechunk=False) if len(pending) > 1 else pending[0]
+            yield joined.head(size)
+            rest = joined.slice(size)
+            pending, pending_rows = ([rest], rest.height) if rest.height else ([], 0)
+        if remaining == 0:
+            return
+
+
+def validate_tables(sequences: pl.DataFrame | pl.LazyFrame, items: pl.DataFrame, where: str = "") -> None:
     """Check the contract; raise a `DataFormatError` naming what is wrong."""
+    columns = sequences.lazy().collect_schema().names()
     for column in (USER_ID, ITEMS):
-        if column not in sequences.columns:
-            raise MissingColumnError(
-                column, path=where or SEQUENCES_FILE, available=sequences.columns
-            )
+        if column not in columns:
+            raise MissingColumnError(column, path=where or SEQUENCES_FILE, available=columns)
     for column in (ITEM_ID, SOURCE_ID, TEXT):
         if column not in items.columns:
             raise MissingColumnError(column, path=where or ITEMS_FILE, available=items.columns)
@@ -110,25 +190,33 @@ def validate_tables(sequences: pl.DataFrame, items: pl.DataFrame, where: str = "
             path=ITEMS_FILE,
             field=TEXT,
         )
-    used = sequences.select(pl.col(ITEMS).explode().unique()).to_series().drop_nulls()
-    unknown = used.filter(~used.is_in(ids.implode()))
+    # One scan of the sequences (streamed from a file: flat memory) for every check.
+    lazy = sequences.lazy()
+    names = lazy.collect_schema().names()
+    aligned = [c for c in (RATINGS, TIMESTAMPS) if c in names]
+    found = lazy.select(
+        pl.col(ITEMS).explode().unique().drop_nulls().implode().alias("used"),
+        *(
+            (pl.col(c).list.len() != pl.col(ITEMS).list.len()).sum().alias(c)
+            for c in aligned
+        ),
+    ).collect(engine="streaming")
+    used = pl.Series(found.get_column("used")[0], dtype=pl.Int64)
+    unknown = used.filter(~used.is_in(ids.cast(pl.Int64).implode()))
     if unknown.len():
         raise DataFormatError(
-            f"{unknown.len()} item id(s) in sequences are not in items, e.g. {unknown.head(5).to_list()}",
+            f"{unknown.len()} item id(s) in sequences are not in items, e.g. {unknown.sort().head(5).to_list()}",
             path=SEQUENCES_FILE,
             field=ITEMS,
         )
-    for column in (RATINGS, TIMESTAMPS):
-        if column in sequences.columns:
-            mismatch = sequences.filter(
-                pl.col(column).list.len() != pl.col(ITEMS).list.len()
-            ).height
-            if mismatch:
-                raise DataFormatError(
-                    f"{mismatch} user(s) have {column} not aligned with items",
-                    path=SEQUENCES_FILE,
-                    field=column,
-                )
+    for column in aligned:
+        mismatch = int(found.get_column(column)[0])
+        if mismatch:
+            raise DataFormatError(
+                f"{mismatch} user(s) have {column} not aligned with items",
+                path=SEQUENCES_FILE,
+                field=column,
+            )
 
 
 def write_prepared(
@@ -330,16 +418,14 @@ def load_prepared(path: str | Path) -> PreparedDataset:
                 f"{path} has no {required}: not a prepared dataset "
                 "(make one with `recalign data prepare`)"
             )
-    sequences = pl.read_parquet(path / SEQUENCES_FILE)
     items = pl.read_parquet(path / ITEMS_FILE)
-    validate_tables(sequences, items, where=str(path))
+    validate_tables(pl.scan_parquet(path / SEQUENCES_FILE), items, where=str(path))
     manifest_path = path / MANIFEST_FILE
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     if "data_hash" not in manifest:
         manifest["data_hash"] = files_sha256([path / SEQUENCES_FILE, path / ITEMS_FILE])
     return PreparedDataset(
         name=manifest.get("name", path.name),
-        sequences=sequences,
         items=items,
         path=path,
         manifest=manifest,

@@ -67,8 +67,24 @@ def natural_positions(dataset: PreparedDataset) -> int:
     """Train positions t >= 1 over all users: the 100% of a task's `ratio`."""
     # Train part = all but the last two items (the leave-one-out split), without
     # materialising the split views.
-    lengths = dataset.sequences.get_column(ITEMS).list.len() - 2
-    return int((lengths - 1).clip(lower_bound=0).sum())
+    positions = (pl.col(ITEMS).list.len() - 3).clip(lower_bound=0).sum()
+    return int(dataset.scan_sequences().select(positions).collect(engine="streaming").item())
+
+
+def train_item_counts(dataset: PreparedDataset, num_items: int) -> np.ndarray:
+    """How often each item (index = id) occurs in the train parts (all but the last two)."""
+    train = pl.col(ITEMS).list.head(pl.col(ITEMS).list.len() - 2)
+    counts = (
+        dataset.scan_sequences()
+        .select(train.alias(ITEMS))
+        .explode(ITEMS)
+        .group_by(ITEMS)
+        .len()
+        .collect(engine="streaming")
+    )
+    out = np.zeros(num_items + 1, dtype=np.int64)
+    out[counts.get_column(ITEMS).to_numpy()] = counts.get_column("len").to_numpy()
+    return out
 
 
 def check_options(task: str, options: Any, num_items: int) -> None:
@@ -95,14 +111,8 @@ def build_contexts(
     check_family(family)
     reprs = item_representations(dataset.item_texts, item_repr, id_seed)
     texts = [str(t) for t in dataset.item_texts.tolist()]
-    train_items = None
-    if negatives == "popularity":
-        train_items = (
-            dataset.sequences.select(pl.col(ITEMS).list.head(pl.col(ITEMS).list.len() - 2))
-            .get_column(ITEMS)
-            .to_list()
-        )
-    sampler = make_sampler(negatives, len(reprs) - 1, train_items)
+    counts = train_item_counts(dataset, len(reprs) - 1) if negatives == "popularity" else None
+    sampler = make_sampler(negatives, len(reprs) - 1, counts=counts)
     total = None
     contexts: dict[str, TaskContext] = {}
     for task, options in task_options.items():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,27 +105,47 @@ class _SplitWriters:
 
 
 def _check_lengths(dataset: PreparedDataset) -> None:
-    lengths = dataset.sequences.get_column(ITEMS).list.len()
-    short = dataset.sequences.filter(lengths < MIN_SEQUENCE_LENGTH)
-    if short.height:
+    short = (
+        dataset.scan_sequences()
+        .filter(pl.col(ITEMS).list.len() < MIN_SEQUENCE_LENGTH)
+        .select(USER_ID)
+        .collect(engine="streaming")
+        .get_column(USER_ID)
+    )
+    if short.len():
         raise DataFormatError(
-            f"{short.height} user(s) have fewer than {MIN_SEQUENCE_LENGTH} interactions, too few "
-            f"for a train, a valid and a test item (e.g. users {short[USER_ID].head(5).to_list()}); "
+            f"{short.len()} user(s) have fewer than {MIN_SEQUENCE_LENGTH} interactions, too few "
+            f"for a train, a valid and a test item (e.g. users {short.head(5).to_list()}); "
             "prepare the dataset with `recalign data prepare`, which excludes them"
         )
 
 
-def _chunks(dataset: PreparedDataset, rows: np.ndarray, size: int):
-    """Per chunk of users: plain Python lists of everything the tasks read.
+def _user_batches(
+    dataset: PreparedDataset, shard: int | None, num_shards: int | None, size: int
+) -> tuple[int, Iterator[pl.DataFrame]]:
+    """The shard's users in ascending user-id order, `size` users per batch.
 
-    The leave-one-out split is applied per chunk (`split_sequence`, the rule of
+    Prepared files are sorted by user, so a shard is a contiguous row range streamed
+    from the file (memory flat in the users); other row orders are sorted in memory.
+    """
+    user_ids = dataset.scan_sequences().select(USER_ID).collect().get_column(USER_ID)
+    rows = shard_users(user_ids.to_numpy(), shard, num_shards)
+    start, stop = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
+    columns = [USER_ID, ITEMS, *([RATINGS] if dataset.has_ratings else [])]
+    if user_ids.is_sorted() and user_ids.n_unique() == user_ids.len():
+        return len(rows), dataset.sequence_batches(start, stop, size, columns)
+    ordered = dataset.sequences.select(columns).sort(USER_ID, maintain_order=True)
+    return len(rows), (ordered.slice(i, size) for i in range(start, stop, size))
+
+
+def _chunks(batches: Iterator[pl.DataFrame], has_ratings: bool):
+    """Per batch of users: plain Python lists of everything the tasks read.
+
+    The leave-one-out split is applied per batch (`split_sequence`, the rule of
     `recalign.data.split`) rather than through `dataset.split`, whose three full views
     would be memory that grows with the users.
     """
-    sequences = dataset.sequences
-    has_ratings = dataset.has_ratings
-    for start in range(0, len(rows), size):
-        chunk = sequences[pl.Series(rows[start : start + size])]
+    for chunk in batches:
         items = chunk.get_column(ITEMS).to_list()
         parts = [split_sequence(s) for s in items]
         ratings = chunk.get_column(RATINGS).to_list() if has_ratings else None
@@ -182,12 +202,7 @@ def generate_samples(
         separator=cfg.separator,
     )
     _check_lengths(dataset)
-    user_ids = dataset.sequences.get_column(USER_ID).to_numpy()
-    if not np.all(np.diff(user_ids) > 0):
-        order = np.argsort(user_ids, kind="stable")
-    else:
-        order = np.arange(len(user_ids))
-    rows = order[shard_users(user_ids, shard, num_shards)]
+    num_users, batches = _user_batches(dataset, shard, num_shards, chunk_users)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -202,7 +217,7 @@ def generate_samples(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for chunk in _chunks(dataset, rows, chunk_users):
+        for chunk in _chunks(batches, dataset.has_ratings):
             _generate_chunk(chunk, plan, rec_plan, seed, buffers)
             for split, buffer in buffers.items():
                 if len(buffer) >= ROW_GROUP_ROWS:
@@ -238,7 +253,7 @@ def generate_samples(
         max_history=cfg.max_history,
         shard=shard,
         num_shards=num_shards,
-        users=len(rows),
+        users=num_users,
         tasks=list(contexts),
         skipped=skipped,
         counts={split: dict(counts[split]) for split in SPLITS},

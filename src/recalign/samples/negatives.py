@@ -108,14 +108,26 @@ class NegativeSampler:
         return rows
 
 
-def make_sampler(kind: str, num_items: int, train_items: list[list[int]] | None = None):
-    """`uniform`, or `popularity` weighted by train-part counts (+1, so every item can appear)."""
+def make_sampler(
+    kind: str,
+    num_items: int,
+    train_items: list[list[int]] | None = None,
+    *,
+    counts: np.ndarray | None = None,
+):
+    """`uniform`, or `popularity` weighted by train-part counts (+1, so every item can appear).
+
+    The counts come either as `counts` (indexed by item id, index 0 unused) or are taken
+    from the train parts `train_items`.
+    """
     if kind == "uniform":
         return NegativeSampler(num_items)
     if kind == "popularity":
-        counts = np.ones(num_items, dtype=np.float64)
-        if train_items:
+        weights = np.ones(num_items, dtype=np.float64)
+        if counts is not None:
+            weights += np.asarray(counts, dtype=np.float64)[1 : num_items + 1]
+        elif train_items:
             flat = np.fromiter((i for seq in train_items for i in seq), dtype=np.int64)
-            counts += np.bincount(flat, minlength=num_items + 1)[1 : num_items + 1]
-        return NegativeSampler(num_items, counts)
+            weights += np.bincount(flat, minlength=num_items + 1)[1 : num_items + 1]
+        return NegativeSampler(num_items, weights)
     raise ConfigError(f"unknown negative sampler {kind!r}; choose from {NEGATIVE_SAMPLERS}")
