@@ -39,7 +39,9 @@ def prepared(tmp_path_factory):
     return out, sequences
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     start=st.integers(0, USERS),
     length=st.integers(0, USERS),
@@ -74,5 +76,7 @@ def test_scan_validation_names_unknown_items(prepared, tmp_path):
     sequences.with_columns(pl.col("items").list.concat(pl.lit([42]))).write_parquet(
         bad / SEQUENCES_FILE
     )
-    with pytest.raises(DataFormatError, match=r"1 item id\(s\) in sequences are not in items, e.g. \[42\]"):
+    with pytest.raises(
+        DataFormatError, match=r"1 item id\(s\) in sequences are not in items, e.g. \[42\]"
+    ):
         load_prepared(bad)

@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from recalign.constants import SPLITS
-from recalign.errors import ConfigError, DataFormatError
 from recalign.data.store import load_prepared
+from recalign.errors import ConfigError, DataFormatError
 from recalign.samples import generate_samples
 from recalign.samples.mixture import resolve_mixture
 

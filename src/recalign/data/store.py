@@ -166,7 +166,9 @@ def _file_batches(
             return
 
 
-def validate_tables(sequences: pl.DataFrame | pl.LazyFrame, items: pl.DataFrame, where: str = "") -> None:
+def validate_tables(
+    sequences: pl.DataFrame | pl.LazyFrame, items: pl.DataFrame, where: str = ""
+) -> None:
     """Check the contract; raise a `DataFormatError` naming what is wrong."""
     columns = sequences.lazy().collect_schema().names()
     for column in (USER_ID, ITEMS):
@@ -196,10 +198,7 @@ def validate_tables(sequences: pl.DataFrame | pl.LazyFrame, items: pl.DataFrame,
     aligned = [c for c in (RATINGS, TIMESTAMPS) if c in names]
     found = lazy.select(
         pl.col(ITEMS).explode().unique().drop_nulls().implode().alias("used"),
-        *(
-            (pl.col(c).list.len() != pl.col(ITEMS).list.len()).sum().alias(c)
-            for c in aligned
-        ),
+        *((pl.col(c).list.len() != pl.col(ITEMS).list.len()).sum().alias(c) for c in aligned),
     ).collect(engine="streaming")
     used = pl.Series(found.get_column("used")[0], dtype=pl.Int64)
     unknown = used.filter(~used.is_in(ids.cast(pl.Int64).implode()))
