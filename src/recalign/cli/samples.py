@@ -52,18 +52,23 @@ def generate_command(
     templates: list[Path] = typer.Option(
         [], "--templates", help="Your template file(s): replace the task's shipped templates."
     ),
+    workers: int = typer.Option(
+        1, "--workers", "-j", min=1, help="Processes (user shards generated in parallel, merged)."
+    ),
 ) -> None:
     """Write DIR/{train,valid,test}.parquet and DIR/manifest.json."""
+    import numpy as np
     from rich.progress import Progress
 
     from recalign.data.store import load_prepared
-    from recalign.samples.generate import generate_samples
+    from recalign.samples.generate import generate_samples, shard_users
 
     dataset = load_prepared(data_dir)
+    users = len(shard_users(np.arange(dataset.num_users), shard, num_shards))
     with Progress(transient=True) as progress:
-        bar = progress.add_task("users", total=dataset.sequences.height)
+        bar = progress.add_task("users", total=users)
         manifest = generate_samples(
-            dataset,
+            dataset if workers == 1 else data_dir,
             out,
             preset=preset,
             seed=seed,
@@ -74,13 +79,31 @@ def generate_command(
             item_repr=item_repr,
             templates=templates or None,
             on_progress=lambda n: progress.advance(bar, n),
+            workers=workers,
         )
+    _print_counts(manifest, out)
+
+
+def _print_counts(manifest: dict, out: Path) -> None:
     for name, reason in manifest["skipped"].items():
         typer.secho(f"skipped {name}: {reason}", fg=typer.colors.YELLOW)
     for split, counts in manifest["counts"].items():
         detail = ", ".join(f"{task} {n:,}" for task, n in counts.items())
         typer.echo(f"{split:5s} {manifest['totals'][split]:>10,}  ({detail})")
     typer.echo(f"wrote {out}")
+
+
+@app.command("merge")
+def merge_command(
+    shards: list[Path] = typer.Argument(
+        ..., help="The shard directories (--shard I --num-shards N)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
+) -> None:
+    """Merge the user shards of one generation into one samples directory."""
+    from recalign.samples.merge import merge_samples
+
+    _print_counts(merge_samples(shards, out), out)
 
 
 @app.command("show")

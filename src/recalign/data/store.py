@@ -87,6 +87,10 @@ class PreparedDataset:
         yield from _file_batches(self.path / SEQUENCES_FILE, start, stop, size, columns)
 
     @cached_property
+    def num_users(self) -> int:
+        return int(self.scan_sequences().select(pl.len()).collect().item())
+
+    @cached_property
     def sequence_columns(self) -> list[str]:
         return self.scan_sequences().collect_schema().names()
 

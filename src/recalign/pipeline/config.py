@@ -37,6 +37,8 @@ class SamplesSection(_Section):
     """Per-task overrides of the mixture (the same keys as `samples generate --config`)."""
     item_repr: Literal["title", "id", "id+title"] = "title"
     max_history: int = Field(20, ge=1)
+    workers: int = Field(1, ge=1)
+    """Processes generating user shards in parallel (the samples are the same)."""
 
 
 class ModelSection(_Section):

@@ -80,7 +80,11 @@ def run_pipeline(
     data = step(
         "data", run_dir / "data", data_cfg, [], lambda d, _resume: stages.prepare(config, d)
     )
-    samples_cfg = resolved["samples"] | {"seed": config.seed, "model": resolved["model"]}
+    # `workers` changes how fast the samples are made, not what they are: not in the key.
+    samples_cfg = {k: v for k, v in resolved["samples"].items() if k != "workers"} | {
+        "seed": config.seed,
+        "model": resolved["model"],
+    }
     step(
         "samples",
         run_dir / "samples",

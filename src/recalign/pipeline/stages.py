@@ -54,6 +54,7 @@ def samples(config: RunConfig, data_dir: Path, out: Path) -> dict[str, Any]:
         seed=config.seed,
         config=mixture,
         family=model_family(config.model.spec),
+        workers=config.samples.workers,
     )
     return {"counts": manifest.get("totals", manifest.get("counts", {}))}
 

@@ -1,7 +1,8 @@
 """Training samples: prompt templates, the six tasks, the mixture, generation and export.
 
     generate_samples(data, out, preset="paper", seed=0, config=None,
-                     shard=None, num_shards=None, family="seq2seq") -> manifest
+                     shard=None, num_shards=None, family="seq2seq", workers=1) -> manifest
+    merge_samples([shard_dir, ...], out) -> manifest   # shards -> the unsharded samples
     build_eval_samples(dataset, task, split="test", template="default", ...) -> DataFrame
     render_prompt(task, history_texts, template="default", candidates=..., ...) -> str
 
@@ -43,13 +44,20 @@ Choices the paper leaves open, made here:
 Determinism: every random draw of a (seed, task, split, user) comes from its own PCG64
 stream (`context.KeyedRng`), so the output does not depend on sharding or on which
 other tasks are in the mixture; the row order is users ascending, tasks in `TASKS`
-order, positions ascending.
+order, positions ascending. Shards are contiguous blocks of users, so merging shards
+0..N-1 (`merge_samples`, or `workers=N`, which shards and merges by itself) gives the
+unsharded rows.
+
+Memory: the prepared sequences are streamed from their file in blocks of users
+(`PreparedDataset.sequence_batches`) and the samples written in row groups as they are
+made, so memory does not grow with the number of users.
 """
 
 from __future__ import annotations
 
 from recalign.samples.evaluation import build_eval_samples, render_prompt
 from recalign.samples.generate import generate_samples
+from recalign.samples.merge import merge_samples
 from recalign.samples.mixture import PRESETS, resolve_mixture
 from recalign.samples.tasks import TASKS
 from recalign.samples.templates import Template, TemplateSet, load_templates
@@ -62,6 +70,7 @@ __all__ = [
     "build_eval_samples",
     "generate_samples",
     "load_templates",
+    "merge_samples",
     "render_prompt",
     "resolve_mixture",
 ]

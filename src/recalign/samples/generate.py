@@ -176,8 +176,32 @@ def generate_samples(
     chunk_users: int = CHUNK_USERS,
     compression: str = "zstd",
     on_progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Write `out_dir/{train,valid,test}.parquet` and `manifest.json`; returns the manifest."""
+    """Write `out_dir/{train,valid,test}.parquet` and `manifest.json`; returns the manifest.
+
+    `workers > 1` generates user shards in that many processes and merges them: the same
+    rows in the same order as one process (every draw is keyed by its user).
+    """
+    if workers > 1:
+        return _generate_parallel(
+            data,
+            out_dir,
+            workers,
+            on_progress,
+            preset=preset,
+            seed=seed,
+            config=config,
+            shard=shard,
+            num_shards=num_shards,
+            family=family,
+            item_repr=item_repr,
+            templates=templates,
+            chunk_users=chunk_users,
+            compression=compression,
+        )
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
     dataset = data if isinstance(data, PreparedDataset) else load_prepared(data)
     check_family(family)
     if not 0 <= seed < 2**63:
@@ -266,6 +290,59 @@ def generate_samples(
     write_manifest(out, manifest)
     logger.info("wrote %s: %s", out, manifest["totals"])
     return manifest
+
+
+SHARDS_PER_WORKER = 4  # smaller shards than workers: the last ones finish together
+
+
+def _generate_parallel(
+    data: str | Path | PreparedDataset,
+    out_dir: str | Path,
+    workers: int,
+    on_progress: Callable[[int], None] | None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Shards in a pool of processes (spawned: no forked thread pools), then one merge."""
+    import shutil
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from recalign.samples.merge import merge_samples
+
+    if options["shard"] is not None or options["num_shards"] is not None:
+        raise ConfigError("--workers splits the users itself: give it or --shard/--num-shards")
+    if isinstance(options["templates"], TemplateSet):
+        raise ConfigError("with workers > 1, give templates as files, not a loaded TemplateSet")
+    path = data.path if isinstance(data, PreparedDataset) else Path(data)
+    if path is None or (isinstance(data, PreparedDataset) and data.frame is not None):
+        raise ConfigError("workers > 1 reads the dataset from its directory: pass its path")
+    out = Path(out_dir)
+    parts = out / ".shards"
+    shutil.rmtree(parts, ignore_errors=True)
+    num_shards = workers * SHARDS_PER_WORKER
+    dirs = [parts / str(i) for i in range(num_shards)]
+    try:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = {
+                pool.submit(
+                    generate_samples, path, d, **{**options, "shard": i, "num_shards": num_shards}
+                ): i
+                for i, d in enumerate(dirs)
+            }
+            try:
+                for future in as_completed(futures):
+                    manifest = future.result()
+                    if on_progress is not None:
+                        on_progress(manifest["users"])
+            except BaseException:
+                for future in futures:  # a failed shard: do not start the others
+                    future.cancel()
+                raise
+        return merge_samples(
+            dirs, out, compression=options["compression"], record_sources=False, workers=workers
+        )
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
 
 
 def _generate_chunk(chunk: dict, plan: list, rec_plan: list, seed: int, buffers: dict) -> None:
