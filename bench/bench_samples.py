@@ -8,6 +8,9 @@ file written. Measured:
   shipped templates compiled to Python format strings (the default);
 - `beauty/jinja` (the baseline): the same run with every template rendered by Jinja
   (each template compiled once, `StrictUndefined`);
+- `beauty/workers-<N>` (with `--workers N`): the same run as `beauty/format` over N
+  worker processes (`generate_samples(workers=N)`: user shards, then a merge); CPU time
+  includes the workers', peak RSS is the largest single process;
 - `synthetic/<users>`: the synthetic shop at 1x and 10x Beauty's users (`--preset` for
   it, default `paper`), to show that peak memory does not grow with the users (the
   prepared sequences themselves are in memory; the samples are streamed).
@@ -32,25 +35,32 @@ import tempfile
 from pathlib import Path
 
 CHILD = r"""
-import json, resource, sys, tempfile, time
+import json, os, resource, sys, tempfile, time
 data, preset, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+workers = int(mode.split("-")[1]) if mode.startswith("workers-") else 1
 if mode == "jinja":
     import recalign.samples.templates as templates
     templates._format_string = lambda ast: None  # the baseline: Jinja renders every sample
 from recalign.samples import generate_samples
+
+def cpu_time():  # this process and its finished worker processes
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
 with tempfile.TemporaryDirectory() as out:
-    start, cpu = time.perf_counter(), time.process_time()
-    manifest = generate_samples(data, out, preset=preset, seed=0)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    start, cpu = time.perf_counter(), cpu_time()
+    manifest = generate_samples(data, out, preset=preset, seed=0, workers=workers)
+    seconds, cpu = time.perf_counter() - start, cpu_time() - cpu
     size = sum(f.stat().st_size for f in __import__("pathlib").Path(out).glob("*.parquet"))
 samples = sum(manifest["totals"].values())
+rss = [resource.getrusage(who).ru_maxrss / 1024 for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
 print(json.dumps({
     "seconds": seconds,
     "samples": samples,
     "samples_per_s": samples / seconds,
     "cpu_seconds": cpu,
     "users": manifest["users"],
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_rss_mb": max(rss),  # the largest single process
     "output_mb": size / 1e6,
 }))
 """
@@ -113,6 +123,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--workers", type=int, default=0, help="also time N worker processes")
     parser.add_argument("--synthetic-users", default=f"{BEAUTY_USERS},{10 * BEAUTY_USERS}")
     parser.add_argument("--synthetic-items", type=int, default=12_101)
     parser.add_argument("--synthetic-preset", default="paper")
@@ -129,6 +140,12 @@ def main() -> None:
             report["beauty/jinja"] = slow
             report["speedup_format_vs_jinja"] = round(
                 slow["seconds_median"] / fast["seconds_median"], 2
+            )
+        if args.workers > 1:
+            parallel = measure(beauty, "paper", f"workers-{args.workers}", args.repeats)
+            report[f"beauty/workers-{args.workers}"] = parallel
+            report[f"speedup_workers_{args.workers}_vs_1"] = round(
+                fast["seconds_median"] / parallel["seconds_median"], 2
             )
         if not args.skip_synthetic:
             from recalign.data.synthetic import write_synthetic

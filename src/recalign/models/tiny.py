@@ -26,9 +26,13 @@ TINY_T5_DEFAULTS: dict[str, Any] = {
     "num_decoder_layers": 2,
     "dropout_rate": 0.1,
     "feed_forward_proj": "gated-gelu",  # as FLAN-T5
-    # transformers 5 always ties T5's output layer to the embedding and reads
-    # `tie_word_embeddings=False` as "T5 v1.1 / FLAN-T5: do not rescale decoder outputs".
-    "tie_word_embeddings": False,
+    # transformers 5 always ties T5's output layer to the embedding; `True` keeps the
+    # original T5's d_model**-0.5 rescaling of the decoder output (`False` is FLAN-T5's
+    # unscaled head). A model trained from scratch needs it: unscaled, the N(0, 1)
+    # embedding init gives logits of std ~sqrt(d_model) and a first loss of ~70 instead
+    # of ln(vocab) ~9; on Beauty `paper` samples the valid loss after 400 steps was 10.14
+    # unscaled vs 6.88 scaled (below the unscaled run's 7.06 after 1,000 steps).
+    "tie_word_embeddings": True,
 }
 TINY_CAUSAL_DEFAULTS: dict[str, Any] = {
     "hidden_size": 128,
