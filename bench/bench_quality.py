@@ -87,7 +87,7 @@ def main() -> None:
         config = parse_config(config_for(name, args))
         root = work / name
         start = time.perf_counter()
-        # Training logs are printed on stdout by transformers; keep stdout for the JSON.
+        # stdout is for the JSON alone: whatever a stage prints goes to stderr.
         with contextlib.redirect_stdout(sys.stderr):
             table = run_ablation(
                 config,

@@ -196,6 +196,16 @@ def test_samples_from_another_dataset_are_refused(shop, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_progress_bar_keeps_log_records_off_stdout(shop, tmp_path, capsys):
+    data, samples = shop
+    config = _config("seq2seq", max_steps=4, logging_steps=1, eval_steps=2)
+    train(data, samples, "tiny-t5", tmp_path / "run", config=config, progress=True)
+    captured = capsys.readouterr()
+    assert "'loss'" not in captured.out and "'eval_loss'" not in captured.out
+    assert "loss=" in captured.err and "4/4" in captured.err  # in the bar, on stderr
+    assert len(_losses(tmp_path / "run")) == 4  # the records are in train_log.jsonl
+
+
 def test_cli_train_and_python_api(shop, tmp_path):
     from typer.testing import CliRunner
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 
 logger = logging.getLogger(__name__)
 
@@ -87,3 +88,34 @@ class StopAtStepCallback(TrainerCallback):
         if state.global_step >= self.step:
             control.should_save = True
             control.should_training_stop = True
+
+
+class BarProgressCallback(ProgressCallback):
+    """transformers' progress bar, with the latest loss and samples/s shown *in* the bar.
+
+    The stock callback writes every log dict as a line on stdout, which interleaves with
+    the bar and pollutes the output of commands that print JSON; the full records are in
+    `train_log.jsonl` anyway.
+    """
+
+    def __init__(self, samples_per_step: int) -> None:
+        super().__init__()
+        self.samples_per_step = samples_per_step
+        self._last: tuple[float, int] | None = None
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or self.training_bar is None or not logs:
+            return
+        shown = {}
+        for key in ("loss", "eval_loss"):
+            if isinstance(logs.get(key), (int, float)):
+                shown[key] = f"{logs[key]:.4g}"
+        now = time.perf_counter()
+        if "loss" in logs:
+            if self._last is not None:
+                then, step = self._last
+                rate = (state.global_step - step) * self.samples_per_step / max(now - then, 1e-9)
+                shown["samples/s"] = f"{rate:.0f}"
+            self._last = (now, state.global_step)
+        if shown:
+            self.training_bar.set_postfix(shown, refresh=False)

@@ -185,7 +185,11 @@ def train(
 
     from recalign.data.store import load_prepared
     from recalign.manifest import config_hash, file_sha256
-    from recalign.training.callbacks import InterruptCallback, JsonlLogCallback
+    from recalign.training.callbacks import (
+        BarProgressCallback,
+        InterruptCallback,
+        JsonlLogCallback,
+    )
     from recalign.training.data import (
         Collator,
         Lengths,
@@ -301,10 +305,13 @@ def train(
             *(callbacks or []),
         ],
     )
-    if not progress:
-        from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-        trainer.remove_callback(PrinterCallback)
+    # Log records go to train_log.jsonl; stdout stays free of them (bar on stderr only).
+    trainer.remove_callback(PrinterCallback)
+    if progress:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(BarProgressCallback(samples_per_step))
     main = trainer.is_world_process_zero()
     if main:
         dump_config(cfg, out / CONFIG_FILE)
