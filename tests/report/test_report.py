@@ -77,3 +77,38 @@ def test_report_without_evaluations_says_so(tmp_path):
 def test_format_value():
     assert format_value(0.5, [0.4, 0.6]) == "0.5000 [0.4000, 0.6000]"
     assert format_value(0.5, None) == "0.5000"
+
+
+def _predictions(directory, rows):
+    with (directory / "predictions.jsonl").open("w") as handle:
+        for user, target, ranked in rows:
+            record = {
+                "user_id": user,
+                "target": target,
+                "ranked": ranked,
+                "scores": [0.0] * len(ranked),
+            }
+            handle.write(json.dumps(record) + "\n")
+
+
+def test_baselines_are_also_scored_on_the_llms_users(tmp_path):
+    from recalign.report.collect import find_evaluations, on_same_users
+
+    run = tmp_path / "run"
+    _dataset(run / "data")
+    _metrics(run / "eval" / "retrieval", "tiny-t5", "retrieval", {"hit@1": 0.5}, users=2)
+    _predictions(run / "eval" / "retrieval", [(1, 4, [4, 3]), (3, 3, [4, 1])])
+    # pop ranked all three users; the LLM saw users 1 and 3, both hits at rank 1 for pop.
+    _metrics(run / "baselines" / "pop", "pop", "full", {"hit@1": 2 / 3}, users=3)
+    _predictions(run / "baselines" / "pop", [(1, 4, [4, 1]), (2, 4, [1, 2]), (3, 3, [3, 1])])
+
+    llm, baselines = find_evaluations(run / "eval"), find_evaluations(run / "baselines")
+    [same] = on_same_users(llm, baselines)
+    assert same.model == "pop (same users)" and same.users == 2
+    assert same.metrics["hit@1"] == 1.0 and same.metrics["hit@10"] == 1.0
+    md = build_report(run)[0].read_text()
+    assert "| pop (same users) | test | 2 |" in md and "| pop | test | 3 |" in md
+    # No extra rows when the LLM was evaluated on every user.
+    _metrics(run / "eval2" / "retrieval", "tiny-t5", "retrieval", {"hit@1": 0.5}, users=3)
+    _predictions(run / "eval2" / "retrieval", [(1, 4, [4]), (2, 4, [4]), (3, 3, [3])])
+    assert on_same_users(find_evaluations(run / "eval2"), baselines) == []

@@ -16,14 +16,14 @@ _SHOWN = ("hit@10", "ndcg@10", "mrr", "hit@1", "rmse", "mae")
 
 def print_results(run_dir: Path) -> None:
     """The metrics of every evaluation in a run directory, one row per model and protocol."""
-    from recalign.report.collect import find_evaluations
+    from recalign.report.collect import find_evaluations, on_same_users
 
-    evaluations = [
-        e
+    llm, baselines = (
+        find_evaluations(run_dir / sub) if (run_dir / sub).is_dir() else []
         for sub in ("eval", "baselines")
-        if (run_dir / sub).is_dir()
-        for e in find_evaluations(run_dir / sub)
-    ]
+    )
+    # Baselines also on the LLM's sampled users, so that like is compared with like.
+    evaluations = [*llm, *baselines, *on_same_users(llm, baselines)]
     if not evaluations:
         console.print("no evaluations in", run_dir)
         return

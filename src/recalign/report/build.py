@@ -20,12 +20,18 @@ from recalign.report.blocks import (
     to_html,
     to_markdown,
 )
-from recalign.report.collect import Evaluation, find_evaluations, read_stats, read_train_log
+from recalign.report.collect import (
+    Evaluation,
+    comparison_group,
+    find_evaluations,
+    on_same_users,
+    read_stats,
+    read_train_log,
+)
 from recalign.report.plots import bar_chart, training_curves
 
 log = logging.getLogger(__name__)
 
-FULL_RANKING = ("retrieval", "full")
 _PROTOCOL_TITLES = {
     "retrieval": "Full ranking over the catalogue (retrieval)",
     "ranking": "Ranking K candidates in the prompt",
@@ -33,11 +39,6 @@ _PROTOCOL_TITLES = {
     "rating": "Rating prediction",
 }
 _KEY_ORDER = ("hit@1", "hit@5", "hit@10", "ndcg@5", "ndcg@10", "mrr", "rmse", "mae")
-
-
-def _protocol_of(evaluation: Evaluation) -> str:
-    # Baselines rank the whole catalogue exactly as LLM retrieval does: one table.
-    return "retrieval" if evaluation.protocol in FULL_RANKING else evaluation.protocol
 
 
 def format_value(value: float, interval: Sequence[float] | None) -> str:
@@ -50,7 +51,7 @@ def results_tables(evaluations: Sequence[Evaluation]) -> list[Block]:
     blocks: list[Block] = []
     by_protocol: dict[str, list[Evaluation]] = {}
     for evaluation in evaluations:
-        by_protocol.setdefault(_protocol_of(evaluation), []).append(evaluation)
+        by_protocol.setdefault(comparison_group(evaluation), []).append(evaluation)
     for protocol in sorted(
         by_protocol, key=lambda p: list(_PROTOCOL_TITLES).index(p) if p in _PROTOCOL_TITLES else 99
     ):
@@ -156,12 +157,12 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     figures.mkdir(exist_ok=True)
     manifest_path = run_dir / MANIFEST_FILE
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    evaluations = [
-        e
+    llm, baselines = (
+        find_evaluations(run_dir / root) if (run_dir / root).is_dir() else []
         for root in ("eval", "baselines")
-        for e in find_evaluations(run_dir / root)
-        if (run_dir / root).is_dir()
-    ]
+    )
+    same_users = on_same_users(llm, baselines)
+    evaluations = [*llm, *baselines, *same_users]
     title = f"recalign report: {manifest.get('name', run_dir.name)}"
     blocks: list[Block] = [Heading(title, 1)]
     config = manifest.get("config", {})
@@ -182,10 +183,18 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
                 "Values are means over users with 95% bootstrap intervals. "
                 "History exclusion: "
                 + ", ".join(sorted({str(e.raw.get("exclude_history")) for e in evaluations}))
+                + (
+                    ". Rows marked (same users) score a baseline on exactly the users the "
+                    "LLM was evaluated on (a seeded sample): compare the LLM with those."
+                    if same_users
+                    else ""
+                )
             )
         )
         blocks.extend(results_tables(evaluations))
-        full = [e for e in evaluations if _protocol_of(e) == "retrieval"]
+        # The chart compares like with like: the same-users rows when there are any.
+        charted = [*llm, *same_users] if same_users else evaluations
+        full = [e for e in charted if comparison_group(e) == "retrieval"]
         if full:
             blocks.append(Image(bar_chart(full, figures / "full_ranking.png"), "NDCG@10 and HR@10"))
     elif not ablation:
