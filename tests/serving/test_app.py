@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import httpx
 import pytest
@@ -100,7 +101,14 @@ def test_page_and_docs(client):
     assert {"/health", "/items", "/recommend", "/rank", "/rate"} <= set(schema["paths"])
     # the configured limits are visible in the schema
     assert "maximum" in str(schema["components"]["schemas"]["RecommendRequest"])
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+    # Swagger UI's files are served locally (the docs work offline), not from a CDN.
+    assert "cdn." not in docs.text and "swagger-ui-bundle.js" in docs.text
+    script = re.search(r"src=.(/[^'\"]*swagger-ui-bundle\.js)", docs.text).group(1)
+    assert client.get(script).status_code == 200
+    redoc = client.get("/redoc")
+    assert redoc.status_code == 200 and "cdn." not in redoc.text
 
 
 # --- limits and bad input ----------------------------------------------------------------

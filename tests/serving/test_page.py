@@ -85,3 +85,24 @@ def test_page_builds_a_history_and_shows_recommendations(server_url):
             sync_api.expect(page.locator("#error")).to_contain_text("k")
         finally:
             browser.close()
+
+
+def test_api_docs_render_offline(server_url):
+    """Swagger UI comes from the local bundle: it renders with no network at all."""
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(15_000)
+            outside = []
+            page.on(
+                "request",
+                lambda r: None if r.url.startswith(server_url) else outside.append(r.url),
+            )
+            page.goto(server_url + "/docs")
+            sync_api.expect(
+                page.locator(".opblock-summary-path", has_text="/recommend")
+            ).to_be_visible()
+            assert outside == []
+        finally:
+            browser.close()

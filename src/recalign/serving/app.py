@@ -5,7 +5,7 @@
     POST /recommend               {"history": [...], "k": 10} -> top-k with scores
     POST /rank                    {"history": [...], "candidates": [...]} -> candidates ranked
     POST /rate                    {"history": [...], "item": ...} -> predicted rating
-    GET  /                        the try-it page;  GET /docs, /openapi.json: API docs
+    GET  /                        the try-it page;  GET /docs, /redoc, /openapi.json: API docs
 
 Every limit (history length, k, candidates, body size, query length) is configurable
 (`ServeLimits`) and enforced before the model is touched; breaking one, malformed JSON,
@@ -29,6 +29,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from recalign import __version__
@@ -179,7 +180,9 @@ def create_app(
         yield
         await batcher.close()
 
-    app = FastAPI(
+    # FastAPIOffline: FastAPI with /docs and /redoc served from bundled Swagger UI 5 and
+    # ReDoc files instead of a CDN, so the API docs work on an offline machine too.
+    app = FastAPIOffline(
         title="recalign",
         version=__version__,
         description="Top-K recommendations, candidate ranking and rating prediction "
