@@ -89,3 +89,10 @@ def test_cli_merge_and_workers(tiny, tmp_path):
     )
     assert parallel.exit_code == 0, parallel.output
     assert_same_samples(tmp_path / "m", tmp_path / "p")
+
+
+def test_a_failing_worker_fails_the_run_and_leaves_nothing(tiny_no_ratings, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="needs ratings"):
+        generate_samples(tiny_no_ratings.path, out, config={"tasks": {"rating": {}}}, workers=2)
+    assert not (out / ".shards").exists() and not (out / "train.parquet").exists()

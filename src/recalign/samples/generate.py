@@ -292,7 +292,16 @@ def generate_samples(
     return manifest
 
 
-SHARDS_PER_WORKER = 4  # smaller shards than workers: the last ones finish together
+SHARDS_PER_WORKER = 2  # a little balancing and progress; each shard re-reads its setup
+# The parts are decoded and re-encoded once by the merge: a fast codec for them, the
+# requested one (zstd) for the output only.
+PARTS_CODEC = "lz4"
+
+
+def _generate_part(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """One shard in a worker process; the parent reports what every shard would warn."""
+    logging.getLogger("recalign.samples").setLevel(logging.ERROR)
+    return generate_samples(*args, **kwargs)
 
 
 def _generate_parallel(
@@ -325,7 +334,10 @@ def _generate_parallel(
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             futures = {
                 pool.submit(
-                    generate_samples, path, d, **{**options, "shard": i, "num_shards": num_shards}
+                    _generate_part,
+                    path,
+                    d,
+                    **{**options, "shard": i, "num_shards": num_shards, "compression": PARTS_CODEC},
                 ): i
                 for i, d in enumerate(dirs)
             }
@@ -338,9 +350,12 @@ def _generate_parallel(
                 for future in futures:  # a failed shard: do not start the others
                     future.cancel()
                 raise
-        return merge_samples(
+        merged = merge_samples(
             dirs, out, compression=options["compression"], record_sources=False, workers=workers
         )
+        for name, reason in merged["skipped"].items():
+            logger.warning("skipped task %r: %s", name, reason)
+        return merged
     finally:
         shutil.rmtree(parts, ignore_errors=True)
 
