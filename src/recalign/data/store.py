@@ -61,9 +61,13 @@ class PreparedDataset:
             raise RecalignError(f"dataset {self.name!r} has neither sequences nor a directory")
         return pl.read_parquet(self.path / SEQUENCES_FILE)
 
+    def _in_memory(self) -> pl.DataFrame | None:
+        """The sequences if they are in memory (given, or read by `sequences` already)."""
+        return self.frame if self.frame is not None else self.__dict__.get("sequences")
+
     def scan_sequences(self) -> pl.LazyFrame:
         """The sequences as a lazy query (the file, unless they are already in memory)."""
-        in_memory = self.frame if self.frame is not None else self.__dict__.get("sequences")
+        in_memory = self._in_memory()
         if in_memory is not None:
             return in_memory.lazy()
         return pl.scan_parquet(self.path / SEQUENCES_FILE)
@@ -76,7 +80,7 @@ class PreparedDataset:
         From a file only the row groups holding those rows are read, one batch at a
         time, so memory depends on `size`, not on the number of users.
         """
-        in_memory = self.frame if self.frame is not None else self.__dict__.get("sequences")
+        in_memory = self._in_memory()
         if in_memory is not None:
             part = in_memory.slice(start, max(0, stop - start))
             if columns is not None:
