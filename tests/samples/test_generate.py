@@ -195,11 +195,12 @@ def test_bad_arguments(tiny, tmp_path, kwargs, message):
         generate_samples(tiny, tmp_path / "o", **kwargs)
 
 
-def test_too_short_sequences_are_reported(tiny, tmp_path):
+@pytest.mark.parametrize("negatives", ["uniform", "popularity"])
+def test_too_short_sequences_are_reported(tiny, tmp_path, negatives):
     import dataclasses
 
     short = dataclasses.replace(
         tiny, frame=pl.DataFrame({"user_id": [1, 2], "items": [[1, 2, 3], [4, 5]]})
     )
     with pytest.raises(DataFormatError, match=r"1 user\(s\) have fewer than 3 interactions"):
-        generate_samples(short, tmp_path / "o")
+        generate_samples(short, tmp_path / "o", config={"negatives": negatives})

@@ -78,6 +78,7 @@ def train_item_counts(dataset: PreparedDataset, num_items: int) -> np.ndarray:
         dataset.scan_sequences()
         .select(train.alias(ITEMS))
         .explode(ITEMS)
+        .drop_nulls()  # an empty train part explodes to a null
         .group_by(ITEMS)
         .len()
         .collect(engine="streaming")
