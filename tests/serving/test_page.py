@@ -52,57 +52,51 @@ def server_url(rec):
     thread.join(timeout=10)
 
 
-def test_page_builds_a_history_and_shows_recommendations(server_url):
+@pytest.fixture
+def page():
+    """A page of a headless chromium, closed after the test."""
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.set_default_timeout(15_000)
-            page.goto(server_url + "/")
-            sync_api.expect(page.locator("#model")).to_contain_text("pop")
-
-            page.fill("#search", "nail polish")
-            hit = page.locator("#search-results li", has_text="Green Nail Polish")
-            hit.click()
-            page.fill("#search", "lipstick")
-            page.locator("#search-results li", has_text="Red Velvet Lipstick").click()
-            sync_api.expect(page.locator("#history li")).to_have_count(2)
-
-            page.fill("#k", "3")
-            page.click("#recommend")
-            results = page.locator("#results li")
-            sync_api.expect(results).to_have_count(3)
-            # popularity without the history items 3 and 1: items 2, 4, 5
-            texts = results.all_inner_texts()
-            assert texts[0].startswith("Blue Waterproof Mascara") and "2.0000" in texts[0]
-            assert texts[1].startswith("Yellow Citrus Shampoo")
-            assert texts[2].startswith("Purple Liquid Eyeliner")
-            assert page.locator("#error").inner_text() == ""
-
-            # a k beyond the server's limit: the page shows the API's message
-            page.fill("#k", "1000")
-            page.click("#recommend")
-            sync_api.expect(page.locator("#error")).to_contain_text("k")
+            yield page
         finally:
             browser.close()
 
 
-def test_api_docs_render_offline(server_url):
+def test_page_builds_a_history_and_shows_recommendations(server_url, page):
+    page.goto(server_url + "/")
+    sync_api.expect(page.locator("#model")).to_contain_text("pop")
+
+    page.fill("#search", "nail polish")
+    hit = page.locator("#search-results li", has_text="Green Nail Polish")
+    hit.click()
+    page.fill("#search", "lipstick")
+    page.locator("#search-results li", has_text="Red Velvet Lipstick").click()
+    sync_api.expect(page.locator("#history li")).to_have_count(2)
+
+    page.fill("#k", "3")
+    page.click("#recommend")
+    results = page.locator("#results li")
+    sync_api.expect(results).to_have_count(3)
+    # popularity without the history items 3 and 1: items 2, 4, 5
+    texts = results.all_inner_texts()
+    assert texts[0].startswith("Blue Waterproof Mascara") and "2.0000" in texts[0]
+    assert texts[1].startswith("Yellow Citrus Shampoo")
+    assert texts[2].startswith("Purple Liquid Eyeliner")
+    assert page.locator("#error").inner_text() == ""
+
+    # a k beyond the server's limit: the page shows the API's message
+    page.fill("#k", "1000")
+    page.click("#recommend")
+    sync_api.expect(page.locator("#error")).to_contain_text("k")
+
+
+def test_api_docs_render_offline(server_url, page):
     """Swagger UI comes from the local bundle: it renders with no network at all."""
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(15_000)
-            outside = []
-            page.on(
-                "request",
-                lambda r: None if r.url.startswith(server_url) else outside.append(r.url),
-            )
-            page.goto(server_url + "/docs")
-            sync_api.expect(
-                page.locator(".opblock-summary-path", has_text="/recommend")
-            ).to_be_visible()
-            assert outside == []
-        finally:
-            browser.close()
+    outside = []
+    page.on("request", lambda r: None if r.url.startswith(server_url) else outside.append(r.url))
+    page.goto(server_url + "/docs")
+    sync_api.expect(page.locator(".opblock-summary-path", has_text="/recommend")).to_be_visible()
+    assert outside == []
