@@ -35,8 +35,8 @@ SHARED_KEYS = (
     "config_hash",
     "num_shards",
 )
-# Copied from the shards' manifests into the merged one.
-KEPT_KEYS = (*SHARED_KEYS[:-1], "data_path", "config", "files")
+# Copied from the shards' manifests into the merged one (shard keys are reset).
+KEPT_KEYS = (*(k for k in SHARED_KEYS if k != "num_shards"), "data_path", "config", "files")
 
 
 def _read_shards(shard_dirs: Sequence[str | Path]) -> list[tuple[Path, dict[str, Any]]]:
