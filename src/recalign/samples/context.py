@@ -78,7 +78,7 @@ def train_item_counts(dataset: PreparedDataset, num_items: int) -> np.ndarray:
         dataset.scan_sequences()
         .select(train.alias(ITEMS))
         .explode(ITEMS)
-        .drop_nulls()  # an empty train part explodes to a null
+        .drop_nulls()  # polars 1.x explodes an empty train part to a null (2.x: no row)
         .group_by(ITEMS)
         .len()
         .collect(engine="streaming")
