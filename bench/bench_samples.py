@@ -40,7 +40,7 @@ data, preset, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 workers = int(mode.split("-")[1]) if mode.startswith("workers-") else 1
 if mode == "jinja":
     import recalign.samples.templates as templates
-    templates._format_string = lambda ast: None  # the baseline: Jinja renders every sample
+    templates._pieces = lambda ast: None  # the baseline: Jinja renders every sample
 from recalign.samples import generate_samples
 
 def cpu_time():  # this process and its finished worker processes

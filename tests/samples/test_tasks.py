@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from recalign.samples import generate_samples
-from recalign.samples.context import build_contexts, default_options
-from recalign.samples.tasks.base import UserData, format_rating
-from recalign.samples.tasks.mlm import mask_words
+from recalign.samples.tasks.base import format_rating
+from recalign.samples.tasks.mlm import Words, assemble, hidden_spans
 from recalign.samples.templates import load_templates
 
-from .conftest import SEQUENCES, item_text
+from .conftest import SEQUENCES, item_text, make_dataset
 
 
 @pytest.fixture
@@ -43,23 +43,17 @@ def test_retrieval_one_sample_per_train_position(train_frame):
     assert first["items_shown"] == [1, 2]
 
 
-def test_retrieval_exact_prompt_with_the_default_template(tiny):
-    templates = load_templates()
-    template = templates.resolve("retrieval", "default")
-    ctx = build_contexts(tiny, {"retrieval": default_options("retrieval")}, templates)["retrieval"]
-    ctx.templates = [template]
-    from recalign.samples.buffer import SampleBuffer
-    from recalign.samples.tasks import retrieval
-
-    out = SampleBuffer()
-    user = UserData(1, [1, 2, 3, 4], None, {1, 2, 3, 4, 5, 6})
-    retrieval.train(user, np.random.default_rng(0), ctx, out)
-    assert [row[3] for row in out.rows] == [
+def test_retrieval_exact_prompt_with_the_default_template(tmp_path):
+    dataset = make_dataset(tmp_path / "d", [[1, 2, 3, 4, 5, 6]], 40)
+    config = {"tasks": {"retrieval": {"templates": ["retrieval-1"]}}}
+    generate_samples(dataset, tmp_path / "o", preset="rec-only", config=config)
+    rows = pl.read_parquet(tmp_path / "o" / "train.parquet").filter(pl.col("task") == "retrieval")
+    assert rows["input"].to_list() == [
         f"A user has bought these items, in order: {item_text(1)}. Which item will the user buy next?",
         f"A user has bought these items, in order: {item_text(1)}; {item_text(2)}. Which item will the user buy next?",
         f"A user has bought these items, in order: {item_text(1)}; {item_text(2)}; {item_text(3)}. Which item will the user buy next?",
     ]
-    assert [row[5] for row in out.rows] == [2, 3, 4]
+    assert rows["target_item"].to_list() == [2, 3, 4]
 
 
 def test_max_history_cuts_the_oldest_items(tiny, tmp_path):
@@ -131,28 +125,56 @@ def test_mlm_seq2seq_targets_use_t5_sentinels(train_frame):
         assert row["target"].endswith(f"<extra_id_{n}>")
 
 
+def mask_words(item_words, masked, family):
+    """One MLM sample through the generator's span logic: the item texts and the target."""
+    words = Words([" ".join(w) for w in item_words])
+    flat = [w for ws in item_words for w in ws]
+    new_item = np.array([i == 0 for ws in item_words for i in range(len(ws))], dtype=bool)
+    hit = np.zeros(len(flat), dtype=bool)
+    hit[masked] = True
+    first, last = hidden_spans(np.zeros(len(flat), dtype=np.int64), new_item, hit)
+    # Byte ranges in the items joined by "; " (the words' item-local ranges, shifted).
+    item_of = np.repeat(np.arange(len(item_words)), words.counts)
+    base = np.cumsum([0] + [len(t) + 2 for t in words.texts])[item_of]
+    spans = list(
+        zip((base + words.start)[first].tolist(), (base + words.end)[last].tolist(), strict=True)
+    )
+    text = b"; ".join(words.texts)
+    inp, target = assemble(text, 0, len(text), spans, family, b"[MASK]", b"; ")
+    return inp.decode().split("; "), target.decode()
+
+
 def test_mask_words_hand_computed():
     words = [["a", "b", "c"], ["d", "e"]]
     masked = [1, 2, 3]  # b c d: the span b c stops at the item boundary
-    texts, target = mask_words(words, masked, "seq2seq", "[MASK]", "; ")
+    texts, target = mask_words(words, masked, "seq2seq")
     assert texts == ["a <extra_id_0>", "<extra_id_1> e"]
     assert target == "<extra_id_0> b c <extra_id_1> d <extra_id_2>"
-    texts, target = mask_words(words, masked, "causal", "[MASK]", "; ")
+    texts, target = mask_words(words, masked, "causal")
     assert texts == ["a [MASK]", "[MASK] e"]
     assert target == "b c; d"
-    texts, target = mask_words(words, [0, 4], "seq2seq", "[MASK]", "; ")
+    texts, target = mask_words(words, [0, 4], "seq2seq")
     assert texts == ["<extra_id_0> b c", "d <extra_id_1>"]
     assert target == "<extra_id_0> a <extra_id_1> e <extra_id_2>"
-    texts, target = mask_words(words, [], "seq2seq", "[MASK]", "; ")
+    texts, target = mask_words(words, [], "seq2seq")
     assert texts == ["a b c", "d e"] and target == "<extra_id_0>"
 
 
 def test_mask_words_runs_out_of_sentinels():
     words = [[f"w{i}" for i in range(300)]]
-    texts, target = mask_words(words, list(range(0, 300, 2)), "seq2seq", "[MASK]", "; ")
+    texts, target = mask_words(words, list(range(0, 300, 2)), "seq2seq")
     assert texts[0].count("<extra_id_") == 99
     assert target.endswith("<extra_id_99>") and "<extra_id_100>" not in target
     assert "w198" in texts[0] and "w197" in texts[0]
+
+
+def test_words_byte_ranges_with_multibyte_text_and_odd_spacing():
+    words = Words(["", "  Crème  brûlée\tset ", "x"])
+    assert words.texts == [b"", "Crème brûlée set".encode(), b"x"]
+    assert words.counts.tolist() == [0, 3, 1]
+    text = words.texts[1]
+    ranges = zip(words.start[:3].tolist(), words.end[:3].tolist(), strict=True)
+    assert [text[a:b].decode() for a, b in ranges] == ["Crème", "brûlée", "set"]
 
 
 def test_mlm_causal_family(tiny, tmp_path):
@@ -184,3 +206,138 @@ def test_id_plus_title(tiny, tmp_path):
     generate_samples(tiny, tmp_path / "it", preset="rec-only", item_repr="id+title")
     texts = pl.read_parquet(tmp_path / "it" / "item_texts.parquet")["text"].to_list()
     assert texts[0].startswith("<item_") and texts[0].endswith(item_text(1))
+
+
+# Titles with multi-byte characters and irregular spacing: texts are assembled as UTF-8
+# byte slices, so a wrong offset would cut a character or misplace a word.
+ODD_WORDS = ["Crème", "brûlée™", "naïve", "日本語", "plain", "x"]
+
+
+def odd_text(item_id: int) -> str:
+    words = [ODD_WORDS[(item_id + k) % len(ODD_WORDS)] for k in range(item_id % 4 + 1)]
+    return f"Item{item_id:03d}  " + "  ".join(words) + " "
+
+
+def odd_dataset(path):
+    from recalign.data.store import write_prepared
+
+    sequences = [list(range(u * 9 + 1, u * 9 + 4 + u)) for u in range(5)]  # unique items
+    ratings = [[(u + i) % 5 + 1.0 for i in range(len(s))] for u, s in enumerate(sequences)]
+    frame = pl.DataFrame(
+        {"user_id": range(1, 6), "items": sequences, "ratings": ratings},
+        schema={"user_id": pl.Int64, "items": pl.List(pl.Int64), "ratings": pl.List(pl.Float64)},
+    )
+    items = pl.DataFrame(
+        {
+            "item_id": range(1, 61),
+            "source_id": [f"S{i}" for i in range(1, 61)],
+            "text": [odd_text(i) for i in range(1, 61)],
+        }
+    )
+    return write_prepared(path, "odd", frame, items), sequences, ratings
+
+
+def placeholder(template, rendered: str, name: str, known: dict) -> str:
+    """The value `name` took in `rendered` (an input of `template`), the others known."""
+    prefix, suffix = template.render_jinja({**known, name: "\0"})[0].split("\0")
+    assert rendered.startswith(prefix) and rendered.endswith(suffix), (rendered, prefix)
+    return rendered[len(prefix) : len(rendered) - len(suffix)]
+
+
+@pytest.mark.parametrize("family", ["seq2seq", "causal"])
+def test_every_row_is_its_template_rendered_from_its_items(tmp_path, family):
+    """An oracle for all six tasks: each row's text, recomputed with Jinja from its ids."""
+    dataset, sequences, ratings = odd_dataset(tmp_path / "d")
+    config = {"max_history": 4, "tasks": {"ranking": {"num_candidates": 6}, "mlm": {"ratio": 1.0}}}
+    generate_samples(dataset, tmp_path / "o", preset="paper", seed=5, family=family, config=config)
+    templates = load_templates()
+    text = {i: odd_text(i) for i in range(1, 61)}
+    plain = {i: " ".join(t.split()) for i, t in text.items()}
+    seen_tasks = set()
+    for split in ("train", "valid", "test"):
+        table = pq.read_table(tmp_path / "o" / f"{split}.parquet")
+        table.validate(full=True)  # valid UTF-8 throughout
+        for row in pl.from_arrow(table).iter_rows(named=True):
+            task, shown, target_item = row["task"], row["items_shown"], row["target_item"]
+            template = templates.resolve(task, row["template"])
+            seen_tasks.add(task)
+            rendered = (row["input"], row["target"])
+            if task == "retrieval":
+                values = {
+                    "history": "; ".join(text[i] for i in shown[:-1]),
+                    "target": text[shown[-1]],
+                }
+                assert target_item == shown[-1]
+            elif task == "ranking":
+                history, candidates = shown[: -len(row["candidates"])], row["candidates"]
+                assert shown[len(history) :] == candidates and len(candidates) == 6
+                values = {
+                    "history": "; ".join(text[i] for i in history),
+                    "candidates": "; ".join(text[i] for i in candidates),
+                    "num_candidates": 6,
+                    "target": text[target_item],
+                }
+            elif task == "bpr":
+                values = {
+                    "history": "; ".join(text[i] for i in shown[:-2]),
+                    "item_a": text[shown[-2]],
+                    "item_b": text[shown[-1]],
+                    "target": text[target_item],
+                }
+            elif task == "rating":
+                sequence = sequences[row["user_id"] - 1]
+                at = sequence.index(shown[-1])
+                user_ratings = ratings[row["user_id"] - 1]
+                history = [
+                    f"{text[i]} (rated {format_rating(user_ratings[sequence.index(i)])})"
+                    for i in shown[:-1]
+                ]
+                values = {
+                    "history": "; ".join(history),
+                    "item": text[shown[-1]],
+                    "target": format_rating(user_ratings[at]),
+                }
+            elif task == "mim":
+                known = {"mask": "[MASK]", "target": row["target"]}
+                slots = placeholder(template, row["input"], "history", known).split("; ")
+                assert len(slots) == len(shown)
+                hidden = [text[i] for i, s in zip(shown, slots, strict=True) if s == "[MASK]"]
+                assert all(s in ("[MASK]", text[i]) for i, s in zip(shown, slots, strict=True))
+                assert 1 <= len(hidden) < len(shown) and row["target"] == "; ".join(hidden)
+                values = {**known, "history": "; ".join(slots)}
+            else:  # mlm: putting the target's words back gives the window's titles
+                masked = placeholder(template, row["input"], "text", {"target": row["target"]})
+                if family == "seq2seq":
+                    spans = row["target"].split("<extra_id_")[1:]
+                    restored = masked
+                    for span in spans[:-1]:
+                        number, words = span.split("> ", 1)
+                        restored = restored.replace(f"<extra_id_{number}>", words.strip(), 1)
+                else:
+                    restored = masked
+                    for words in row["target"].split("; "):
+                        restored = restored.replace("[MASK]", words, 1)
+                assert restored == "; ".join(plain[i] for i in shown)
+                assert masked != restored
+                values = {"text": masked, "target": row["target"]}
+            assert rendered == template.render_jinja(values), (task, row["template"])
+    assert seen_tasks == {"retrieval", "ranking", "rating", "mim", "bpr", "mlm"}
+
+
+def test_user_templates_that_need_jinja(tmp_path, tiny):
+    path = tmp_path / "retrieval.yaml"
+    path.write_text(
+        "task: retrieval\n"
+        "placeholders: [history, target]\n"
+        "templates:\n"
+        "  - id: shout\n"
+        "    version: 1\n"
+        '    input: "{% if history %}BOUGHT: {{ history | upper }}{% endif %}"\n'
+        '    target: "{{ target | lower }}"\n'
+    )
+    generate_samples(tiny, tmp_path / "o", preset="rec-only", templates=[path])
+    rows = pl.read_parquet(tmp_path / "o" / "train.parquet").filter(pl.col("task") == "retrieval")
+    first = rows.row(0, named=True)
+    assert first["template"] == "shout"
+    assert first["input"] == f"BOUGHT: {item_text(1).upper()}"
+    assert first["target"] == item_text(2).lower()

@@ -41,12 +41,17 @@ Choices the paper leaves open, made here:
   positions never appear in them; an item the user bought again (in the train part
   too) is history like any other.
 
-Determinism: every random draw of a (seed, task, split, user) comes from its own PCG64
-stream (`context.KeyedRng`), so the output does not depend on sharding or on which
+Determinism: every random draw is a counter-based draw (`samples.draws`, SplitMix64)
+keyed by (seed, task, split, user), a purpose and the sample's position, so the output
+does not depend on sharding, on the block of users a user is generated with, or on which
 other tasks are in the mixture; the row order is users ascending, tasks in `TASKS`
 order, positions ascending. Shards are contiguous blocks of users, so merging shards
 0..N-1 (`merge_samples`, or `workers=N`, which shards and merges by itself) gives the
 unsharded rows.
+
+Speed: a block of users is generated with numpy (positions, draws, negatives, masks,
+item-id lists); Python only assembles each sample's text, as UTF-8 bytes, from slices of
+its user's items joined once (`samples.batch`).
 
 Memory: the prepared sequences are streamed from their file in blocks of users
 (`PreparedDataset.sequence_batches`) and the samples written in row groups as they are

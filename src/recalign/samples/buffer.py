@@ -1,14 +1,15 @@
-"""Column buffers for generated samples and their Arrow schema (the output contract)."""
+"""The output contract (Arrow schema) and the assembly of task rows into its tables."""
 
 from __future__ import annotations
 
-from collections import Counter
-from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 import pyarrow as pa
 
 from recalign.constants import CANDIDATES, INPUT, TARGET, TARGET_ITEM, TASK, TEMPLATE, USER_ID
+from recalign.samples.batch import Ragged
+from recalign.samples.tasks.base import NULL_ITEM, TaskRows
 
 ITEMS_SHOWN = "items_shown"  # list[int]: every item id the sample mentions (leakage audits)
 
@@ -26,74 +27,71 @@ SCHEMA = pa.schema(
 )
 
 
-class SampleBuffer:
-    """Collects samples as row tuples; `to_table()` transposes them into Arrow in bulk.
+def _reorder(values: list, order: list[int]) -> list:
+    if len(order) < 2:
+        return [values[i] for i in order]
+    return list(itemgetter(*order)(values))
 
-    One `list.append` per sample is the cheapest way to collect rows in Python; the
-    transpose (`zip(*rows)`) and the flattening of the list columns run in C.
-    """
 
-    def __init__(self) -> None:
-        self.rows: list[tuple] = []
-        self.counts: Counter[str] = Counter()
+def _strings(values: list[bytes]) -> pa.Array:
+    # Every text is assembled from whole UTF-8 strings (template text, item texts) and
+    # slices of joined ones cut at item or word boundaries: valid UTF-8 by construction,
+    # so the bytes are taken as strings without a validating cast.
+    return pa.array(values, pa.binary()).view(pa.string())
 
-    def __len__(self) -> int:
-        return len(self.rows)
 
-    def add(
-        self,
-        task: str,
-        template: str,
-        user_id: int,
-        input: str,
-        target: str,
-        target_item: int | None,
-        candidates: list[int] | None,
-        shown: list[int],
-    ) -> None:
-        self.rows.append((task, template, user_id, input, target, target_item, candidates, shown))
+def _lists(ragged: Ragged, valid: np.ndarray | None = None) -> pa.Array:
+    offsets = pa.array(ragged.offsets.astype(np.int32))
+    mask = None if valid is None else pa.array(~valid)
+    return pa.ListArray.from_arrays(offsets, pa.array(ragged.values, pa.int64()), mask=mask)
 
-    @staticmethod
-    def _list_array(lists: tuple, nullable: bool) -> pa.Array:
-        lengths = np.fromiter(
-            (0 if x is None else len(x) for x in lists) if nullable else map(len, lists),
-            dtype=np.int32,
-            count=len(lists),
-        )
-        offsets = np.zeros(len(lists) + 1, dtype=np.int32)
-        np.cumsum(lengths, out=offsets[1:])
-        flat = (
-            chain.from_iterable(x for x in lists if x is not None)
-            if nullable
-            else (chain.from_iterable(lists))
-        )
-        values = pa.array(np.fromiter(flat, dtype=np.int64, count=int(offsets[-1])))
-        mask = (
-            pa.array(np.fromiter((x is None for x in lists), bool, len(lists)))
-            if nullable
-            else None
-        )
-        return pa.ListArray.from_arrays(pa.array(offsets), values, mask=mask)
 
-    def to_table(self) -> pa.Table:
-        """The buffered rows as a table in `SCHEMA`; the buffer is emptied."""
-        if not self.rows:
-            return SCHEMA.empty_table()
-        task, template, user_id, inp, target, target_item, candidates, shown = zip(
-            *self.rows, strict=True
-        )
-        self.counts.update(task)
-        self.rows = []
-        return pa.Table.from_arrays(
-            [
-                pa.array(task, pa.string()),
-                pa.array(template, pa.string()),
-                pa.array(user_id, pa.int64()),
-                pa.array(inp, pa.string()),
-                pa.array(target, pa.string()),
-                pa.array(target_item, pa.int64()),
-                self._list_array(candidates, nullable=True),
-                self._list_array(shown, nullable=False),
-            ],
-            schema=SCHEMA,
-        )
+def assemble(parts: list[TaskRows], task_order: dict[str, int], user_ids: np.ndarray) -> pa.Table:
+    """One split's rows of a block of users, in canonical order: user, task, position."""
+    parts = [p for p in parts if len(p.cases)]
+    if not parts:
+        return SCHEMA.empty_table()
+    rows = np.concatenate([p.cases.rows for p in parts])
+    rank = np.concatenate([np.full(len(p.cases), task_order[p.task]) for p in parts])
+    # Within a part, cases are in (row, position) order already: a stable sort suffices.
+    order = np.argsort(rows * len(task_order) + rank, kind="stable")
+    listed = order.tolist()
+    names = [p.task for p in parts]
+    task = np.repeat(np.arange(len(parts)), [len(p.cases) for p in parts])[order]
+    candidates = concat_rows_all(
+        [p.candidates if p.candidates is not None else _empty_rows(len(p.cases)) for p in parts]
+    ).take(order)
+    has_candidates = np.concatenate(
+        [np.full(len(p.cases), p.candidates is not None) for p in parts]
+    )[order]
+    shown = concat_rows_all([p.shown for p in parts]).take(order)
+    target_item = np.concatenate([p.target_item for p in parts])[order]
+    return pa.Table.from_arrays(
+        [
+            pa.DictionaryArray.from_arrays(pa.array(task, pa.int32()), pa.array(names)).cast(
+                pa.string()
+            ),
+            pa.array(_reorder([t for p in parts for t in p.template], listed), pa.string()),
+            pa.array(user_ids[rows[order]], pa.int64()),
+            _strings(_reorder([s for p in parts for s in p.input], listed)),
+            _strings(_reorder([s for p in parts for s in p.target], listed)),
+            pa.array(target_item, pa.int64(), mask=target_item == NULL_ITEM),
+            _lists(candidates, has_candidates),
+            _lists(shown),
+        ],
+        schema=SCHEMA,
+    )
+
+
+def _empty_rows(n: int) -> Ragged:
+    return Ragged(np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+
+def concat_rows_all(parts: list[Ragged]) -> Ragged:
+    """Stack raggeds vertically: the rows of parts[0], then of parts[1], ..."""
+    if len(parts) == 1:
+        return parts[0]
+    lengths = np.concatenate([p.lengths for p in parts])
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return Ragged(offsets, np.concatenate([p.values for p in parts]))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import struct
 from typing import Any
 
 import numpy as np
@@ -20,42 +18,7 @@ from recalign.samples.templates import TemplateSet
 
 logger = logging.getLogger(__name__)
 
-SPLIT_INDEX = {"train": 0, "valid": 1, "test": 2}
 FAMILIES = ("seq2seq", "causal")
-
-
-class KeyedRng:
-    """A `numpy.random.Generator` re-keyed for each (seed, task, split, user).
-
-    Every key gets its own PCG64 stream, so which process or shard handles a user never
-    changes its draws. The 256-bit state comes from BLAKE2b of the key: the same
-    guarantee as `default_rng([seed, task, split, user])`, whose SeedSequence costs
-    ~12 us per call, the largest single cost when a task makes ~6 samples per user.
-    The returned generator is shared: use it for one key, then ask again.
-    """
-
-    def __init__(self) -> None:
-        self._bits = np.random.PCG64(0)
-        self._gen = np.random.Generator(self._bits)
-
-    def __call__(self, seed: int, task_index: int, split: str, user_id: int) -> np.random.Generator:
-        key = struct.pack("<4q", seed, task_index, SPLIT_INDEX[split], user_id)
-        digest = hashlib.blake2b(key, digest_size=32, person=b"recalign-samples").digest()
-        self._bits.state = {
-            "bit_generator": "PCG64",
-            "state": {
-                "state": int.from_bytes(digest[:16], "little"),
-                "inc": int.from_bytes(digest[16:], "little") | 1,
-            },
-            "has_uint32": 0,
-            "uinteger": 0,
-        }
-        return self._gen
-
-
-def user_rng(seed: int, task_index: int, split: str, user_id: int) -> np.random.Generator:
-    """A fresh generator for one (seed, task, split, user) key (same stream as `KeyedRng`)."""
-    return KeyedRng()(seed, task_index, split, user_id)
 
 
 def check_family(family: str) -> None:
@@ -114,6 +77,7 @@ def build_contexts(
     texts = [str(t) for t in dataset.item_texts.tolist()]
     counts = train_item_counts(dataset, len(reprs) - 1) if negatives == "popularity" else None
     sampler = make_sampler(negatives, len(reprs) - 1, counts=counts)
+    repr_bytes = [r.encode("utf-8") for r in reprs]  # shared: users' joined items too
     total = None
     contexts: dict[str, TaskContext] = {}
     for task, options in task_options.items():
@@ -135,6 +99,7 @@ def build_contexts(
             ratio=ratio,
             family=family,
             separator=separator,
+            cache={"repr_bytes": repr_bytes},
         )
     return contexts
 

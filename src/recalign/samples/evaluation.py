@@ -17,7 +17,6 @@ from recalign.constants import (
     HISTORY,
     INPUT,
     ITEMS,
-    RATING,
     RATINGS,
     TARGET,
     TARGET_ITEM,
@@ -26,8 +25,11 @@ from recalign.constants import (
 )
 from recalign.data.store import PreparedDataset
 from recalign.errors import ConfigError
-from recalign.samples.context import build_contexts, default_options, user_rng
-from recalign.samples.tasks import REC_TASKS, TASK_INDEX, TASKS, EvalQuery, TaskContext
+from recalign.samples.batch import Batch, Ragged, ranges
+from recalign.samples.buffer import _strings
+from recalign.samples.context import build_contexts, default_options
+from recalign.samples.tasks import REC_TASKS, TASK_INDEX, TASKS
+from recalign.samples.tasks.base import NULL_ITEM, eval_cases
 from recalign.samples.tasks.rating import rated_history
 from recalign.samples.templates import TemplateSet, load_templates
 
@@ -96,63 +98,45 @@ def build_eval_samples(
         negatives=negatives,
         max_history=max_history,
     )[task]
-    view = dataset.split.valid if split == "valid" else dataset.split.test
-    user_ids = view.get_column(USER_ID).to_numpy()
-    rows = pl.Series(_select_users(user_ids, users, max_users, seed))
-    view = view[rows]
     sequences = dataset.sequences.select(
         USER_ID, ITEMS, *([RATINGS] if dataset.has_ratings else [])
     )
-    sequences = view.select(USER_ID).join(sequences, on=USER_ID, how="left", maintain_order="left")
-    histories = view.get_column(HISTORY).to_list()
-    targets = view.get_column(TARGET_ITEM).to_list()
-    target_ratings = view.get_column(RATING).to_list() if dataset.has_ratings else None
-    all_items = sequences.get_column(ITEMS).to_list()
-    all_ratings = sequences.get_column(RATINGS).to_list() if dataset.has_ratings else None
-
-    columns: dict[str, list] = {
-        k: []
-        for k in (USER_ID, TEMPLATE, INPUT, TARGET, TARGET_ITEM, CANDIDATES, HISTORY, FULL_HISTORY)
+    user_ids = sequences.get_column(USER_ID).to_numpy()
+    chosen_rows = _select_users(user_ids, users, max_users, seed)
+    batch = Batch.from_frame(sequences[pl.Series(chosen_rows)], len(ctx.reprs) - 1)
+    cases = eval_cases(batch, split, seed, TASK_INDEX[task])
+    rows = TASKS[task].build(batch, cases, ctx, chosen)
+    target = cases.target_flat(batch)
+    first = cases.window_start(batch, max_history)
+    starts = batch.offsets[:-1]
+    columns = {
+        USER_ID: pl.Series(batch.user_ids, dtype=pl.Int64),
+        TEMPLATE: pl.Series(rows.template, dtype=pl.String),
+        INPUT: pl.Series(_strings(rows.input)),
+        TARGET: pl.Series(_strings(rows.target)),
+        TARGET_ITEM: pl.Series(
+            np.where(rows.target_item == NULL_ITEM, None, rows.target_item).tolist(),
+            dtype=pl.Int64,
+        ),
+        CANDIDATES: _list_series(rows.candidates, len(cases)),
+        HISTORY: _list_series(ranges(batch.items, first, target), len(cases)),
+        FULL_HISTORY: _list_series(ranges(batch.items, starts, target), len(cases)),
+        ITEM: pl.Series(batch.items[target], dtype=pl.Int64),
     }
-    columns[ITEM] = []
-    spec, index = TASKS[task], TASK_INDEX[task]
-    for j, user_id in enumerate(view.get_column(USER_ID).to_list()):
-        history = histories[j]
-        query = EvalQuery(
-            user_id,
-            history,
-            None if all_ratings is None else all_ratings[j][: len(history)],
-            targets[j],
-            None if target_ratings is None else target_ratings[j],
-            set(all_items[j]),
-        )
-        row = spec.evaluate(query, user_rng(seed, index, split, user_id), ctx, chosen)
-        columns[USER_ID].append(user_id)
-        columns[TEMPLATE].append(row.template)
-        columns[INPUT].append(row.input)
-        columns[TARGET].append(row.target)
-        columns[TARGET_ITEM].append(row.target_item)
-        columns[CANDIDATES].append(row.candidates)
-        columns[HISTORY].append(row.prompt_history)
-        columns[FULL_HISTORY].append(history)
-        columns[ITEM].append(query.target)
-    schema = {
-        USER_ID: pl.Int64,
-        TEMPLATE: pl.String,
-        INPUT: pl.String,
-        TARGET: pl.String,
-        TARGET_ITEM: pl.Int64,
-        CANDIDATES: pl.List(pl.Int64),
-        HISTORY: pl.List(pl.Int64),
-        FULL_HISTORY: pl.List(pl.Int64),
-        ITEM: pl.Int64,
-    }
-    frame = pl.DataFrame(columns, schema=schema)
+    frame = pl.DataFrame(columns)
     if task != "rating":
         frame = frame.drop(ITEM)
     if task != "ranking":
         frame = frame.drop(CANDIDATES)
     return frame
+
+
+def _list_series(ragged: Ragged | None, n: int) -> pl.Series:
+    if ragged is None:
+        return pl.Series([None] * n, dtype=pl.List(pl.Int64))
+    bounds = ragged.offsets.tolist()
+    values = ragged.values.tolist()
+    return pl.Series([values[bounds[i] : bounds[i + 1]] for i in range(n)], dtype=pl.List(pl.Int64))
 
 
 def render_prompt(
@@ -185,14 +169,6 @@ def render_prompt(
             raise ConfigError("the rating prompt needs the item to rate")
         if ratings is None or len(ratings) != len(history_texts):
             raise ConfigError("the rating prompt needs one rating per history item")
-        ctx = TaskContext(
-            reprs=["", *history_texts],
-            texts=[],
-            templates=[chosen],
-            sampler=None,  # type: ignore[arg-type]
-            options=None,
-            separator=sep,
-        )
-        values["history"] = rated_history(ctx, range(1, len(history_texts) + 1), ratings)
+        values["history"] = rated_history(history_texts, ratings, sep)
         values["item"] = item
     return chosen.render_input(values)

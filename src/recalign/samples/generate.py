@@ -2,9 +2,10 @@
 
 Row order (canonical): users ascending, then tasks in `TASKS` order, then positions.
 Shards are contiguous blocks of that user order, so concatenating shard 0..N-1 gives the
-unsharded files row for row; every random draw comes from the (seed, task, split, user)
-generator, so which process handles a user never matters. Users are processed in chunks
-and each chunk is written as Parquet row groups: memory does not grow with the users.
+unsharded files row for row; every random draw is a counter-based draw keyed by (seed,
+task, split, user) and the position (`samples.draws`), so which process or block handles
+a user never matters. Users are processed in blocks (`samples.batch`), each written as
+Parquet row groups: memory does not grow with the users.
 """
 
 from __future__ import annotations
@@ -30,20 +31,21 @@ from recalign.constants import (
     TEXT,
     USER_ID,
 )
-from recalign.data.split import split_sequence
 from recalign.data.store import PreparedDataset, load_prepared
 from recalign.errors import ConfigError, DataFormatError
 from recalign.manifest import build_manifest, config_hash, write_manifest
-from recalign.samples.buffer import SCHEMA, SampleBuffer
-from recalign.samples.context import KeyedRng, build_contexts, check_family
+from recalign.samples.batch import Batch
+from recalign.samples.buffer import SCHEMA, assemble
+from recalign.samples.context import build_contexts, check_family
 from recalign.samples.mixture import Mixture, resolve_mixture
-from recalign.samples.tasks import TASK_INDEX, TASKS, EvalQuery, UserData
+from recalign.samples.tasks import TASK_INDEX, TASKS, TaskRows
+from recalign.samples.tasks.base import eval_cases, train_cases
 from recalign.samples.templates import TemplateSet, load_templates
 
 logger = logging.getLogger(__name__)
 
 ITEM_TEXTS_FILE = "item_texts.parquet"  # item_id -> the string prompts show (for the trie)
-CHUNK_USERS = 256  # small chunks keep Arrow's buffers hot in the allocator (measured)
+CHUNK_USERS = 512  # users per block: larger blocks amortise numpy calls, smaller use less memory
 ROW_GROUP_ROWS = 8192  # a split's buffer is written once it holds this many rows
 
 
@@ -138,29 +140,6 @@ def _user_batches(
     return len(rows), (ordered.slice(i, size) for i in range(start, stop, size))
 
 
-def _chunks(batches: Iterator[pl.DataFrame], has_ratings: bool):
-    """Per batch of users: plain Python lists of everything the tasks read.
-
-    The leave-one-out split is applied per batch (`split_sequence`, the rule of
-    `recalign.data.split`) rather than through `dataset.split`, whose three full views
-    would be memory that grows with the users.
-    """
-    for chunk in batches:
-        items = chunk.get_column(ITEMS).to_list()
-        parts = [split_sequence(s) for s in items]
-        ratings = chunk.get_column(RATINGS).to_list() if has_ratings else None
-        yield {
-            "user_id": chunk.get_column(USER_ID).to_list(),
-            "train": [p[0] for p in parts],
-            "valid": [p[1] for p in parts],
-            "test": [p[2] for p in parts],
-            "train_ratings": None if ratings is None else [r[:-2] for r in ratings],
-            "valid_rating": None if ratings is None else [r[-2] for r in ratings],
-            "test_rating": None if ratings is None else [r[-1] for r in ratings],
-            "all": items,
-        }
-
-
 def generate_samples(
     data: str | Path | PreparedDataset,
     out_dir: str | Path,
@@ -230,33 +209,35 @@ def generate_samples(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    buffers = {split: SampleBuffer() for split in SPLITS}
     counts: dict[str, Counter[str]] = {split: Counter() for split in SPLITS}
-    plan = [(name, TASK_INDEX[name], TASKS[name], contexts[name]) for name in contexts]
-    rec_plan = [p for p in plan if p[2].evaluate is not None]
+    pending: dict[str, list[pa.Table]] = {split: [] for split in SPLITS}
+    plan = [(TASK_INDEX[name], TASKS[name], contexts[name]) for name in contexts]
+    num_items = len(next(iter(contexts.values())).reprs) - 1
     writers = _SplitWriters(out, compression)
     ok = False
-    # Samples are acyclic tuples, lists and strings: the cyclic collector would rescan
-    # millions of them for nothing (~15% of the run time).
+    # Samples are bytes in lists: the cyclic collector would rescan them for nothing.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for chunk in _chunks(batches, dataset.has_ratings):
-            _generate_chunk(chunk, plan, rec_plan, seed, buffers)
-            for split, buffer in buffers.items():
-                if len(buffer) >= ROW_GROUP_ROWS:
-                    writers.write(split, buffer.to_table())
+        for frame in batches:
+            batch = Batch.from_frame(frame, num_items)
+            for split, parts in _generate_batch(batch, plan, seed).items():
+                for part in parts:
+                    counts[split][part.task] += len(part.cases)
+                pending[split].append(assemble(parts, TASK_INDEX, batch.user_ids))
+                if sum(t.num_rows for t in pending[split]) >= ROW_GROUP_ROWS:
+                    writers.write(split, pa.concat_tables(pending[split]))
+                    pending[split] = []
             if on_progress is not None:
-                on_progress(len(chunk["user_id"]))
-        for split, buffer in buffers.items():
-            writers.write(split, buffer.to_table())
+                on_progress(len(batch))
+        for split, tables in pending.items():
+            if tables:
+                writers.write(split, pa.concat_tables(tables))
         ok = True
     finally:
         writers.close(ok)
         if gc_was_enabled:
             gc.enable()
-    for split, buffer in buffers.items():
-        counts[split].update(buffer.counts)
 
     reprs = next(iter(contexts.values())).reprs  # shared by every task
     pl.DataFrame({ITEM_ID: np.arange(1, len(reprs)), TEXT: reprs[1:]}).write_parquet(
@@ -360,48 +341,12 @@ def _generate_parallel(
         shutil.rmtree(parts, ignore_errors=True)
 
 
-def _generate_chunk(chunk: dict, plan: list, rec_plan: list, seed: int, buffers: dict) -> None:
-    train_out, valid_out, test_out = buffers["train"], buffers["valid"], buffers["test"]
-    ratings = chunk["train_ratings"]
-    user_rng = KeyedRng()
-    for j, user_id in enumerate(chunk["user_id"]):
-        seen = set(chunk["all"][j])
-        train = chunk["train"][j]
-        train_r = None if ratings is None else ratings[j]
-        user = UserData(user_id, train, train_r, seen)
-        for _name, index, spec, ctx in plan:
-            spec.train(user, user_rng(seed, index, "train", user_id), ctx, train_out)
-        if not rec_plan:
-            continue
-        valid, test = chunk["valid"][j], chunk["test"][j]
-        valid_r = None if ratings is None else chunk["valid_rating"][j]
-        test_r = None if ratings is None else chunk["test_rating"][j]
-        queries = (
-            ("valid", valid_out, EvalQuery(user_id, train, train_r, valid, valid_r, seen)),
-            (
-                "test",
-                test_out,
-                EvalQuery(
-                    user_id,
-                    [*train, valid],
-                    None if train_r is None else [*train_r, valid_r],
-                    test,
-                    test_r,
-                    seen,
-                ),
-            ),
-        )
-        for split, out, query in queries:
-            for name, index, spec, ctx in rec_plan:
-                row = spec.evaluate(query, user_rng(seed, index, split, user_id), ctx, None)
-                shown = [*row.prompt_history, *(row.candidates or ()), query.target]
-                out.add(
-                    name,
-                    row.template,
-                    user_id,
-                    row.input,
-                    row.target,
-                    row.target_item,
-                    row.candidates,
-                    shown,
-                )
+def _generate_batch(batch: Batch, plan: list, seed: int) -> dict[str, list[TaskRows]]:
+    """Every task's train rows and the rec tasks' valid and test rows of a block of users."""
+    parts: dict[str, list[TaskRows]] = {split: [] for split in SPLITS}
+    for index, spec, ctx in plan:
+        parts["train"].append(spec.build(batch, train_cases(batch, ctx, seed, index), ctx))
+        if spec.kind == "rec":
+            for split in ("valid", "test"):
+                parts[split].append(spec.build(batch, eval_cases(batch, split, seed, index), ctx))
+    return parts

@@ -1,17 +1,17 @@
 """Negative samplers: items a user never interacted with.
 
-Both samplers draw candidate ids in vectorised batches from the user's seeded generator
-and reject the user's own items (every item of the sequence, valid and test included,
-so a negative is never a true positive of any split).
+Both samplers turn counter-based draws (`samples.draws`, purpose NEGATIVE) into item ids
+and reject the user's own items (every item of the sequence, valid and test included, so
+a negative is never a true positive of any split). A block of samples is drawn as one
+matrix; the rare row that rejects too many draws continues its own stream alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Set
-
 import numpy as np
 
 from recalign.errors import ConfigError
+from recalign.samples.draws import STRIDE, Purpose, uniform
 
 NEGATIVE_SAMPLERS = ("uniform", "popularity")
 
@@ -28,7 +28,6 @@ class NegativeSampler:
             raise ConfigError("the catalogue is empty: no negatives to sample")
         self.num_items = num_items
         self._cdf = None
-        self._accept = 1.0
         if weights is not None:
             weights = np.asarray(weights, dtype=np.float64)
             if weights.shape != (num_items,) or (weights <= 0).any():
@@ -36,76 +35,87 @@ class NegativeSampler:
             cdf = np.cumsum(weights)
             self._cdf = cdf / cdf[-1]
 
-    def _draw(self, rng: np.random.Generator, size: int) -> list[int]:
+    def items(self, u: np.ndarray) -> np.ndarray:
+        """Uniform draws in [0, 1) -> item ids 1..num_items."""
         if self._cdf is None:
-            # floor(u * N) + 1 rather than `integers`: see `tasks.base.randint_list`.
-            return ((rng.random(size) * self.num_items).astype(np.int64) + 1).tolist()
-        idx = np.searchsorted(self._cdf, rng.random(size), side="right")
-        return (np.minimum(idx, self.num_items - 1) + 1).tolist()
+            return (u * self.num_items).astype(np.int64) + 1
+        idx = np.searchsorted(self._cdf, u, side="right")
+        return np.minimum(idx, self.num_items - 1) + 1
 
-    def _check(self, exclude: Set[int], distinct: int) -> int:
-        available = self.num_items - len(exclude)
-        if available < distinct:
+    def check(self, distinct_seen: np.ndarray, k: int) -> None:
+        """Every user must leave at least `k` unseen items."""
+        if len(distinct_seen) and self.num_items - int(distinct_seen.max()) < k:
             raise ConfigError(
-                f"cannot sample {distinct} distinct negative(s): the catalogue has "
-                f"{self.num_items} items and the user has {len(exclude)}; "
+                f"cannot sample {k} distinct negative(s): the catalogue has "
+                f"{self.num_items} items and a user has {int(distinct_seen.max())}; "
                 "lower num_candidates"
             )
-        return available
 
-    def one_each(self, rng: np.random.Generator, exclude: Set[int], n: int) -> list[int]:
-        """`n` independent negatives (repeats allowed across rows)."""
-        if n == 0:
-            return []
-        available = self._check(exclude, 1)
-        out: list[int] = []
-        # Oversample by the expected rejection rate (exact for uniform) plus a margin.
-        factor = self.num_items / available
-        while len(out) < n:
-            need = n - len(out)
-            for item in self._draw(rng, int(need * factor * 1.2) + 8):
-                if item not in exclude:
-                    out.append(item)
-                    if len(out) == n:
-                        break
+    def sample(
+        self,
+        keys: np.ndarray,
+        t: np.ndarray,
+        seen,
+        k: int,
+        *,
+        distinct: bool = True,
+    ) -> np.ndarray:
+        """A `(len(keys), k)` matrix of negatives, row i from stream (keys[i], t[i]).
+
+        `seen(rows, items) -> bool` tells a row's excluded items. A row keeps its
+        acceptable draws in draw order: not seen and (with `distinct`) not an earlier
+        draw of the row.
+        """
+        n = len(keys)
+        if n == 0 or k == 0:
+            return np.zeros((n, k), dtype=np.int64)
+        width = k + 4 + k // 2  # most rows of a large catalogue reject nothing
+        counters = t[:, None] * STRIDE + np.arange(width)
+        draws = self.items(uniform(keys[:, None], Purpose.NEGATIVE, counters))
+        ok = ~seen(np.arange(n)[:, None], draws)
+        if distinct:
+            ok &= ~_repeats(draws)
+        taken = np.cumsum(ok, axis=1)
+        full = taken[:, -1] >= k
+        out = np.empty((n, k), dtype=np.int64)
+        out[full] = draws[full][(ok & (taken <= k))[full]].reshape(-1, k)
+        for i in np.flatnonzero(~full).tolist():
+            out[i] = self._slow_row(
+                keys[i], int(t[i]), lambda items, i=i: seen(i, items), k, distinct
+            )
         return out
 
-    def distinct_rows(
-        self, rng: np.random.Generator, exclude: Set[int], n: int, k: int
-    ) -> list[list[int]]:
-        """`n` rows of `k` distinct negatives each (ranking candidates).
+    def _slow_row(self, key, t: int, seen, k: int, distinct: bool) -> np.ndarray:
+        """One row from its stream, drawing until k are accepted (same rule as `sample`)."""
+        row: list[int] = []
+        taken: set[int] = set()
+        j, block = 0, 4 * k + 16
+        while len(row) < k:
+            if j + block > STRIDE:
+                raise ConfigError(
+                    "negative sampling rejected too many draws (catalogue nearly seen)"
+                )
+            counters = t * STRIDE + np.arange(j, j + block)
+            draws = self.items(uniform(np.asarray(key), Purpose.NEGATIVE, counters))
+            bad = seen(draws).tolist()
+            for item, rejected in zip(draws.tolist(), bad, strict=True):
+                if rejected or (distinct and item in taken):
+                    continue
+                taken.add(item)
+                row.append(item)
+                if len(row) == k:
+                    break
+            j += block
+        return np.asarray(row, dtype=np.int64)
 
-        Rows take consecutive draws from one pooled batch; a row keeps the acceptable
-        draws (not excluded, not repeated) in draw order. Most rows of a large catalogue
-        need no rejection at all, so that case is checked with C-level set operations
-        first (a vectorised numpy version was slower at ~6 rows per user).
-        """
-        if n == 0 or k == 0:
-            return [[] for _ in range(n)]
-        available = self._check(exclude, k)
-        factor = self.num_items / available
-        pool = self._draw(rng, int(n * k * factor * 1.1) + 16)
-        cursor = 0
-        rows: list[list[int]] = []
-        for _ in range(n):
-            row = pool[cursor : cursor + k]
-            if len(row) == k and len(set(row)) == k and exclude.isdisjoint(row):
-                cursor += k
-                rows.append(row)
-                continue
-            row = []
-            taken: set[int] = set()
-            while len(row) < k:
-                if cursor == len(pool):
-                    pool = self._draw(rng, int(k * factor * 2) + 16)
-                    cursor = 0
-                item = pool[cursor]
-                cursor += 1
-                if item not in exclude and item not in taken:
-                    taken.add(item)
-                    row.append(item)
-            rows.append(row)
-        return rows
+
+def _repeats(draws: np.ndarray) -> np.ndarray:
+    """Per row, whether each draw repeats an earlier draw of the row."""
+    order = np.argsort(draws, axis=1, kind="stable")
+    ordered = np.take_along_axis(draws, order, axis=1)
+    repeated = np.zeros(draws.shape, dtype=bool)
+    np.put_along_axis(repeated, order[:, 1:], ordered[:, 1:] == ordered[:, :-1], axis=1)
+    return repeated
 
 
 def make_sampler(

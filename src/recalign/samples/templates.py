@@ -65,29 +65,56 @@ class _TemplateFile(BaseModel):
     templates: list[_TemplateSpec] = Field(min_length=1)
 
 
-def _format_string(ast: jinja2.nodes.Template) -> str | None:
-    """The template as a `str.format` string, or None if it needs Jinja proper."""
-    parts: list[str] = []
+def _pieces(ast: jinja2.nodes.Template) -> list[tuple[str, bool]] | None:
+    """The template as (text, is_placeholder) pieces, or None if it needs Jinja proper."""
+    pieces: list[tuple[str, bool]] = []
     for node in ast.body:
         if not isinstance(node, jinja2.nodes.Output):
             return None
         for child in node.nodes:
             if isinstance(child, jinja2.nodes.TemplateData):
-                parts.append(child.data.replace("{", "{{").replace("}", "}}"))
+                pieces.append((child.data, False))
             elif isinstance(child, jinja2.nodes.Name) and child.ctx == "load":
-                parts.append("{" + child.name + "}")
+                pieces.append((child.name, True))
             else:
                 return None
-    return "".join(parts)
+    return pieces
+
+
+def _format_string(ast: jinja2.nodes.Template) -> str | None:
+    """The template as a `str.format` string, or None if it needs Jinja proper."""
+    pieces = _pieces(ast)
+    if pieces is None:
+        return None
+    return "".join(
+        "{" + text + "}" if name else text.replace("{", "{{").replace("}", "}}")
+        for text, name in pieces
+    )
+
+
+def _bytes_pattern(ast: jinja2.nodes.Template) -> tuple[bytes, tuple[str, ...]] | None:
+    """The template as a positional `bytes % values` pattern and the names it takes in order.
+
+    Generation assembles prompts from UTF-8 slices (see `samples.batch`): rendering
+    bytes keeps them bytes until Arrow takes them.
+    """
+    pieces = _pieces(ast)
+    if pieces is None:
+        return None
+    pattern = b"".join(
+        b"%s" if name else text.encode("utf-8").replace(b"%", b"%%") for text, name in pieces
+    )
+    return pattern, tuple(text for text, name in pieces if name)
 
 
 class _Renderer:
     """One compiled string: a format string when possible, else a Jinja template."""
 
-    __slots__ = ("fmt", "jinja")
+    __slots__ = ("fmt", "jinja", "pattern")
 
     def __init__(self, source: str, ast: jinja2.nodes.Template) -> None:
         self.fmt = _format_string(ast)
+        self.pattern = _bytes_pattern(ast)
         self.jinja = None if self.fmt is not None else _ENV.from_string(source)
 
     def __call__(self, values: Mapping[str, Any]) -> str:

@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 from recalign.samples.tasks import bpr, mim, mlm, ranking, rating, retrieval
-from recalign.samples.tasks.base import (
-    EvalQuery,
-    EvalRow,
-    TaskContext,
-    TaskOptions,
-    TaskSpec,
-    UserData,
-)
+from recalign.samples.tasks.base import TaskContext, TaskOptions, TaskRows, TaskSpec
 
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
@@ -32,10 +25,8 @@ __all__ = [
     "REC_TASKS",
     "TASKS",
     "TASK_INDEX",
-    "EvalQuery",
-    "EvalRow",
     "TaskContext",
     "TaskOptions",
+    "TaskRows",
     "TaskSpec",
-    "UserData",
 ]

@@ -1,24 +1,32 @@
-"""What every task shares: its specification, the generation context, a user's data.
+"""What every task shares: its specification, the generation context, the rows it makes.
 
-A task module provides `SPEC = TaskSpec(...)` with two pure-ish functions:
-- `train(user, rng, ctx, out)`: the user's training samples into `out`, all randomness
-  from `rng` (seeded by (seed, task, user) by the caller);
-- `evaluate(query, rng, ctx, template)` (rec tasks): the one valid/test sample of a user.
-  Content is drawn first and the template last, so fixing the template (the evaluator)
-  keeps the same candidates as generation.
+A task module provides `SPEC = TaskSpec(...)` with one function,
+`build(batch, cases, ctx, template=None) -> TaskRows`: the samples of the given cases
+(user row, target position) of a block of users, for any split. Every random choice is
+a counter-based draw keyed by (seed, task, split, user) and the position (`draws`), made
+for the whole block in numpy; Python only assembles each sample's text from slices of
+its user's joined items. Content is drawn independently of the template, so fixing the
+template (the evaluator) keeps the candidates of generation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from recalign.samples.batch import Batch, Cases, Joined, Ragged
+from recalign.samples.draws import Purpose, below, uniform, user_keys
 from recalign.samples.negatives import NegativeSampler
 from recalign.samples.templates import Template
+
+NULL_ITEM = -1  # target_item of rows whose target is not one item
+_BARE_TARGET = (b"%s", ("target",))
 
 
 class TaskOptions(BaseModel):
@@ -40,7 +48,7 @@ class TaskOptions(BaseModel):
 
 @dataclass
 class TaskContext:
-    """Everything a task needs besides the user and the generator (built once per run)."""
+    """Everything a task needs besides the users (built once per run)."""
 
     reprs: list[str]  # item id -> what the prompt shows (title / id token / both)
     texts: list[str]  # item id -> plain item text (MLM masks title words)
@@ -57,45 +65,40 @@ class TaskContext:
         reprs = self.reprs
         return self.separator.join([reprs[i] for i in items])
 
-
-@dataclass(slots=True)
-class UserData:
-    user_id: int
-    train: list[int]  # train part of the sequence, chronological
-    train_ratings: list[float] | None
-    seen: set[int]  # every item of the user's full sequence
-    # position t -> (history item ids, history text): retrieval, ranking and bpr prompt the
-    # same history at the same position, so it is joined once per user and position.
-    histories: dict[int, tuple[list[int], str]] = field(default_factory=dict)
-
-    def history(self, t: int, ctx: TaskContext) -> tuple[list[int], str]:
-        found = self.histories.get(t)
+    def cached(self, name: str, make: Callable[[], Any]) -> Any:
+        found = self.cache.get(name)
         if found is None:
-            items = self.train[max(0, t - ctx.max_history) : t]
-            found = self.histories[t] = (items, ctx.join(items))
+            found = self.cache[name] = make()
         return found
 
+    @property
+    def repr_bytes(self) -> list[bytes]:
+        return self.cached("repr_bytes", lambda: [r.encode("utf-8") for r in self.reprs])
 
-@dataclass(slots=True)
-class EvalQuery:
-    """One user's valid or test case: the history before the target and the target."""
+    @property
+    def sep(self) -> bytes:
+        return self.separator.encode("utf-8")
 
-    user_id: int
-    history: list[int]
-    history_ratings: list[float] | None
-    target: int
-    target_rating: float | None
-    seen: set[int]
+    def joined_reprs(self, batch: Batch) -> Joined:
+        """Each user's items as the prompt shows them, joined (histories are slices)."""
+        reprs = self.repr_bytes
+        return batch.joined(
+            f"reprs:{id(self.reprs)}", lambda: [reprs[i] for i in batch.items.tolist()], self.sep
+        )
 
 
-@dataclass(slots=True)
-class EvalRow:
-    template: str
-    input: str
-    target: str
-    target_item: int | None
-    candidates: list[int] | None
-    prompt_history: list[int]
+@dataclass
+class TaskRows:
+    """One task's samples for a block of users, in case order (rows, then positions)."""
+
+    task: str
+    cases: Cases
+    template: list[str]  # template id per sample
+    input: list[bytes]
+    target: list[bytes]
+    target_item: np.ndarray  # int64, NULL_ITEM where the target is not one item
+    candidates: Ragged | None  # ranking only
+    shown: Ragged  # every item id the sample mentions
 
 
 @dataclass(frozen=True)
@@ -103,49 +106,136 @@ class TaskSpec:
     name: str
     kind: Literal["rec", "aux"]
     placeholders: frozenset[str]
-    train: Callable[..., None]
-    evaluate: Callable[..., EvalRow] | None = None
+    build: Callable[..., TaskRows]
     options: type[TaskOptions] = TaskOptions
     needs_ratings: bool = False
 
 
-def train_positions(rng: np.random.Generator, length: int, ctx: TaskContext) -> list[int]:
-    """Target positions t >= 1 of a train sequence, thinned by the ratio and capped."""
-    if length < 2:
-        return []
-    if ctx.ratio >= 1.0:
-        positions = list(range(1, length))
-    else:
-        keep = rng.random(length - 1) < ctx.ratio
-        positions = (np.flatnonzero(keep) + 1).tolist()
+def train_cases(batch: Batch, ctx: TaskContext, seed: int, task_index: int) -> Cases:
+    """Train positions t >= 1 of every user's train part, thinned by the ratio and capped."""
+    counts = np.maximum(batch.lengths - 3, 0)  # train part = all but the last two items
+    rows = np.repeat(np.arange(len(batch), dtype=np.int64), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    t = np.arange(len(rows), dtype=np.int64) - first + 1
+    keys = user_keys(seed, task_index, "train", batch.user_ids)[rows]
+    cases = Cases(rows, t, keys)
+    if ctx.ratio < 1.0:
+        cases = cases.select(uniform(cases.keys, Purpose.KEEP, cases.t) < ctx.ratio)
     cap = ctx.options.max_per_user
-    if cap is not None and len(positions) > cap:
-        chosen = np.sort(rng.choice(len(positions), size=cap, replace=False))
-        positions = [positions[i] for i in chosen.tolist()]
-    return positions
+    if cap is not None and len(cases):
+        # Keep the `cap` positions of each user with the smallest draws: a uniform subset.
+        order = np.lexsort((uniform(cases.keys, Purpose.CAP, cases.t), cases.rows))
+        starts = np.searchsorted(cases.rows[order], cases.rows[order], side="left")
+        keep = np.zeros(len(cases), dtype=bool)
+        keep[order[np.arange(len(order)) - starts < cap]] = True
+        cases = cases.select(keep)
+    return cases
 
 
-def randint_list(rng: np.random.Generator, high: int, n: int) -> list[int]:
-    """`n` uniform integers in [0, high) as a list.
-
-    `floor(u * high)` of 53-bit uniforms (bias below 2**-40 for any catalogue size):
-    `Generator.integers(size=n)` spends ~5 us in Python-level argument handling per
-    call, which made it one of the largest costs at a few samples per call.
-    """
-    return (rng.random(n) * high).astype(np.int64).tolist()
+def eval_cases(batch: Batch, split: str, seed: int, task_index: int) -> Cases:
+    """One case per user: the valid item (t = len - 2) or the test item (t = len - 1)."""
+    back = 2 if split == "valid" else 1
+    rows = np.arange(len(batch), dtype=np.int64)
+    keys = user_keys(seed, task_index, split, batch.user_ids)
+    return Cases(rows, batch.lengths - back, keys)
 
 
-def draw_templates(rng: np.random.Generator, n: int, ctx: TaskContext) -> list[Template]:
+def choose_templates(
+    cases: Cases, ctx: TaskContext, template: Template | None
+) -> tuple[list[Template], np.ndarray]:
+    """The templates to render with and each case's index into them."""
+    if template is not None:
+        return [template], np.zeros(len(cases), dtype=np.int64)
     templates = ctx.templates
-    return [templates[i] for i in randint_list(rng, len(templates), n)]
+    return templates, below(cases.keys, Purpose.TEMPLATE, cases.t, len(templates))
+
+
+def render(
+    templates: list[Template], choice: np.ndarray, values: dict[str, Iterable[bytes]]
+) -> tuple[list[str], list[bytes], list[bytes]]:
+    """Template ids, inputs and targets: each case rendered with its chosen template.
+
+    `values` maps every placeholder of the task to one value per case (a list) or to an
+    `itertools.repeat` of a constant.
+    """
+    names = list(values)
+    column = {name: i for i, name in enumerate(names)}
+    compiled = []
+    for t in templates:
+        pin, ptg = t._input.pattern, t._target.pattern
+        if pin is None or ptg is None:
+            compiled = None  # some template needs Jinja: the general path below
+            break
+        compiled.append(
+            (
+                pin[0],
+                _getter([column[n] for n in pin[1]]),
+                ptg[0],
+                _getter([column[n] for n in ptg[1]]),
+            )
+        )
+    choices = choice.tolist()
+    inputs: list[bytes] = []
+    targets: list[bytes] = []
+    if compiled is not None and all(t._target.pattern == _BARE_TARGET for t in templates):
+        # The usual target, `{{ target }}`: the value itself, nothing to render.
+        add_in = inputs.append
+        for vals, j in zip(_value_rows(values), choices, strict=True):
+            pin, gin, _, _ = compiled[j]
+            add_in(pin % gin(vals))
+        targets = list(values["target"])
+    elif compiled is not None:
+        add_in, add_tg = inputs.append, targets.append
+        for vals, j in zip(_value_rows(values), choices, strict=True):
+            pin, gin, ptg, gtg = compiled[j]
+            add_in(pin % gin(vals))
+            add_tg(ptg % gtg(vals))
+    else:
+        for vals, j in zip(_value_rows(values), choices, strict=True):
+            texts = {n: v.decode("utf-8") for n, v in zip(names, vals, strict=True)}
+            inp, tgt = templates[j].render(texts)
+            inputs.append(inp.encode("utf-8"))
+            targets.append(tgt.encode("utf-8"))
+    ids = [t.id for t in templates]
+    return [ids[j] for j in choices], inputs, targets
+
+
+def _value_rows(values: dict[str, Iterable[bytes]]):
+    """Per case, its values in placeholder order (constants repeat, so not strict)."""
+    return zip(*values.values())  # noqa: B905
+
+
+def _getter(indices: list[int]) -> Callable[[tuple], Any]:
+    """`vals -> the values a positional pattern takes` (a tuple, or one bytes value)."""
+    if not indices:
+        return lambda vals: ()
+    if len(indices) == 1:
+        (i,) = indices
+        return lambda vals: (vals[i],)
+    return itemgetter(*indices)
+
+
+def constant(value: str | int) -> repeat:
+    return repeat(str(value).encode("utf-8"))
+
+
+def item_texts(ctx: TaskContext, items: np.ndarray) -> list[bytes]:
+    reprs = ctx.repr_bytes
+    return [reprs[i] for i in items.tolist()]
+
+
+def histories(
+    batch: Batch, joined: Joined, rows: np.ndarray, first: np.ndarray, stop: np.ndarray
+) -> list[bytes]:
+    """Per case, the joined items first..stop-1 (flat indices of the case's user)."""
+    texts, start, end = joined.texts, joined.start.tolist(), joined.end.tolist()
+    return [
+        texts[r][start[a] : end[b - 1]] if b > a else b""
+        for r, a, b in zip(rows.tolist(), first.tolist(), stop.tolist(), strict=True)
+    ]
 
 
 def format_rating(value: float) -> str:
     """`4.0` -> `4`, `3.5` -> `3.5`: the rating text a model reads and writes."""
     value = float(value)
     return str(int(value)) if value.is_integer() else f"{value:g}"
-
-
-def window(items: Sequence[int], end: int, size: int) -> Sequence[int]:
-    """The (at most) `size` items before position `end`."""
-    return items[max(0, end - size) : end]

@@ -5,46 +5,55 @@ from __future__ import annotations
 
 import numpy as np
 
-from recalign.samples.buffer import SampleBuffer
+from recalign.samples.batch import Batch, Cases, concat_rows, matrix_rows, ranges
+from recalign.samples.draws import Purpose, uniform
 from recalign.samples.tasks.base import (
     TaskContext,
+    TaskRows,
     TaskSpec,
-    UserData,
-    draw_templates,
-    train_positions,
+    choose_templates,
+    histories,
+    item_texts,
+    render,
 )
+from recalign.samples.templates import Template
 
 NAME = "bpr"
 
 
-def train(user: UserData, rng: np.random.Generator, ctx: TaskContext, out: SampleBuffer) -> None:
-    items = user.train
-    positions = train_positions(rng, len(items), ctx)
-    if not positions:
-        return
-    negatives = ctx.sampler.one_each(rng, user.seen, len(positions))
-    swaps = (rng.random(len(positions)) < 0.5).tolist()
-    templates = draw_templates(rng, len(positions), ctx)
-    reprs = ctx.reprs
-    for t, negative, swap, template in zip(positions, negatives, swaps, templates, strict=True):
-        history, history_text = user.history(t, ctx)
-        positive = items[t]
-        first, second = (negative, positive) if swap else (positive, negative)
-        values = {
-            "history": history_text,
-            "item_a": reprs[first],
-            "item_b": reprs[second],
-            "target": reprs[positive],
-        }
-        inp, tgt = template.render(values)
-        out.rows.append(
-            (NAME, template.id, user.user_id, inp, tgt, positive, None, [*history, first, second])
-        )
+def build(
+    batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
+) -> TaskRows:
+    target = cases.target_flat(batch)
+    first = cases.window_start(batch, ctx.max_history)
+    positive = batch.items[target]
+    ctx.sampler.check(batch.distinct_counts()[cases.rows], 1)
+    negative = ctx.sampler.sample(
+        cases.keys,
+        cases.t,
+        lambda i, items: batch.seen(cases.rows[i], items),
+        1,
+        distinct=False,
+    )[:, 0]
+    swap = uniform(cases.keys, Purpose.SWAP, cases.t) < 0.5
+    pair = np.where(
+        swap[:, None], np.stack([negative, positive], 1), np.stack([positive, negative], 1)
+    )
+    templates, choice = choose_templates(cases, ctx, template)
+    values = {
+        "history": histories(batch, ctx.joined_reprs(batch), cases.rows, first, target),
+        "item_a": item_texts(ctx, pair[:, 0]),
+        "item_b": item_texts(ctx, pair[:, 1]),
+        "target": item_texts(ctx, positive),
+    }
+    ids, inputs, targets = render(templates, choice, values)
+    shown = concat_rows(ranges(batch.items, first, target), matrix_rows(pair))
+    return TaskRows(NAME, cases, ids, inputs, targets, positive, None, shown)
 
 
 SPEC = TaskSpec(
     name=NAME,
     kind="aux",
     placeholders=frozenset({"history", "item_a", "item_b", "target"}),
-    train=train,
+    build=build,
 )

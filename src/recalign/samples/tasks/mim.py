@@ -5,15 +5,19 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from recalign.samples.buffer import SampleBuffer
+from recalign.samples.batch import Batch, Cases, ranges
+from recalign.samples.draws import STRIDE, Purpose, uniform
 from recalign.samples.tasks.base import (
+    NULL_ITEM,
     TaskContext,
     TaskOptions,
+    TaskRows,
     TaskSpec,
-    UserData,
-    draw_templates,
-    train_positions,
+    choose_templates,
+    constant,
+    render,
 )
+from recalign.samples.templates import Template
 
 NAME = "mim"
 
@@ -26,47 +30,86 @@ class MimOptions(TaskOptions):
     mask_token: str = Field(default="[MASK]", min_length=1)
 
 
-def train(user: UserData, rng: np.random.Generator, ctx: TaskContext, out: SampleBuffer) -> None:
-    items = user.train
-    positions = train_positions(rng, len(items), ctx)
-    if not positions:
-        return
+def masked_slots(
+    cases: Cases, first: np.ndarray, width: np.ndarray, count: np.ndarray
+) -> np.ndarray:
+    """Flat item indices of the masked slots, per case ascending (`count[i]` of case i).
+
+    Each slot of a window gets a uniform key; the `count` smallest keys of a window are
+    a uniform random subset of its slots.
+    """
+    case = np.repeat(np.arange(len(cases)), width)
+    starts = np.cumsum(width) - width
+    slot = np.arange(len(case)) - np.repeat(starts, width)
+    keys = uniform(cases.keys[case], Purpose.MASK, cases.t[case] * STRIDE + slot)
+    order = np.lexsort((keys, case))
+    rank = np.empty(len(case), dtype=np.int64)
+    rank[order] = np.arange(len(case)) - np.repeat(starts, width)
+    masked = rank < count[case]
+    return (first[case] + slot)[masked]
+
+
+def build(
+    batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
+) -> TaskRows:
     opts: MimOptions = ctx.options
-    size = ctx.max_history
-    # The window ends at (and includes) position t, so it has at least two items.
-    widths = [min(t + 1, size) for t in positions]
-    keys = rng.random(sum(widths)).tolist()  # one draw per user; sorted keys pick the masks
-    templates = draw_templates(rng, len(positions), ctx)
-    reprs, sep, mask = ctx.reprs, ctx.separator, opts.mask_token
-    prob, cap = opts.mask_prob, opts.max_masked
-    start = 0
-    for t, width, template in zip(positions, widths, templates, strict=True):
-        count = min(max(1, round(prob * width)), cap, width - 1)
-        row = keys[start : start + width]
-        start += width
-        if count == 1:  # the common case (short windows): one uniform slot
-            masked = [int(row[0] * width)]
-        else:  # the `count` smallest keys: a uniform random subset of the slots
-            masked = sorted(sorted(range(width), key=row.__getitem__)[:count])
-        win = items[t + 1 - width : t + 1]
-        shown = [reprs[i] for i in win]
-        for j in masked:
-            shown[j] = mask
-        hidden = [win[j] for j in masked]
-        values = {
-            "history": sep.join(shown),
-            "mask": mask,
-            "target": sep.join([reprs[i] for i in hidden]),
-        }
-        inp, tgt = template.render(values)
-        target_item = hidden[0] if len(hidden) == 1 else None
-        out.rows.append((NAME, template.id, user.user_id, inp, tgt, target_item, None, win))
+    # The window ends at (and includes) position t; at least one of its items stays.
+    target = cases.target_flat(batch)
+    first = cases.window_start(batch, ctx.max_history, inclusive=True)
+    width = target + 1 - first
+    count = np.minimum(np.maximum(1, np.round(opts.mask_prob * width)), opts.max_masked)
+    count = np.minimum(count, width - 1).astype(np.int64)
+    if (count < 1).any():  # a one-item window (max_history 1) has nothing to mask
+        keep = count >= 1
+        cases, target, first, width, count = (
+            cases.select(keep),
+            target[keep],
+            first[keep],
+            width[keep],
+            count[keep],
+        )
+    masked = masked_slots(cases, first, width, count).tolist()
+    joined = ctx.joined_reprs(batch)
+    texts, start, end = joined.texts, joined.start.tolist(), joined.end.tolist()
+    reprs, sep, items = ctx.repr_bytes, ctx.sep, batch.items.tolist()
+    mask = opts.mask_token.encode("utf-8")
+    shown_texts: list[bytes] = []
+    hidden_texts: list[bytes] = []
+    k = 0
+    for row, a, last, c in zip(
+        cases.rows.tolist(), first.tolist(), target.tolist(), count.tolist(), strict=True
+    ):
+        text = texts[row]
+        if c == 1:  # the common case (windows under 8 items)
+            m = masked[k]
+            k += 1
+            shown_texts.append(text[start[a] : start[m]] + mask + text[end[m] : end[last]])
+            hidden_texts.append(reprs[items[m]])
+            continue
+        cursor, pieces = start[a], []
+        slots = masked[k : k + c]
+        k += c
+        for m in slots:
+            pieces.append(text[cursor : start[m]])
+            pieces.append(mask)
+            cursor = end[m]
+        pieces.append(text[cursor : end[last]])
+        shown_texts.append(b"".join(pieces))
+        hidden_texts.append(sep.join([reprs[items[m]] for m in slots]))
+    templates, choice = choose_templates(cases, ctx, template)
+    values = {"history": shown_texts, "mask": constant(opts.mask_token), "target": hidden_texts}
+    ids, inputs, targets = render(templates, choice, values)
+    firsts = np.cumsum(count) - count
+    single = batch.items[np.asarray(masked, dtype=np.int64)[firsts]] if len(cases) else firsts
+    target_item = np.where(count == 1, single, NULL_ITEM)
+    shown = ranges(batch.items, first, target + 1)
+    return TaskRows(NAME, cases, ids, inputs, targets, target_item, None, shown)
 
 
 SPEC = TaskSpec(
     name=NAME,
     kind="aux",
     placeholders=frozenset({"history", "mask", "target"}),
-    train=train,
+    build=build,
     options=MimOptions,
 )

@@ -5,27 +5,35 @@ seq2seq targets follow T5 span corruption: each run of masked words becomes one 
 `<extra_id_i>` in the input, and the target lists `<extra_id_i> words` per span, closed by
 the next sentinel. Causal models get a plain mask word per span and the spans' words as the
 target, separated like the history.
+
+Words are whitespace-separated and shown single-spaced. The masks are drawn for a whole
+block of samples in numpy (one draw per word); each sample's text is then its user's
+joined titles with the spans' byte ranges cut out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from pydantic import Field
 
-from recalign.samples.buffer import SampleBuffer
+from recalign.samples.batch import Batch, Cases, ranges
+from recalign.samples.draws import STRIDE, Purpose, below, uniform
 from recalign.samples.tasks.base import (
+    NULL_ITEM,
     TaskContext,
     TaskOptions,
+    TaskRows,
     TaskSpec,
-    UserData,
-    draw_templates,
-    randint_list,
-    train_positions,
-    window,
+    choose_templates,
+    render,
 )
+from recalign.samples.templates import Template
 
 NAME = "mlm"
 MAX_SENTINELS = 100  # T5 vocabularies have <extra_id_0> .. <extra_id_99>
+SENTINELS = [f"<extra_id_{i}>".encode() for i in range(MAX_SENTINELS)]
 
 
 class MlmOptions(TaskOptions):
@@ -34,87 +42,131 @@ class MlmOptions(TaskOptions):
     mask_word: str = Field(default="[MASK]", min_length=1, description="causal models' mask")
 
 
-def mask_words(
-    item_words: list[list[str]], masked: list[int], family: str, mask_word: str, sep: str
-) -> tuple[list[str], str]:
-    """Each item's text with its masked words replaced, and the target.
+class Words:
+    """Per item id: its single-spaced text and each word's byte range in it."""
 
-    `masked` holds sorted positions in the items' concatenated words; a span never
-    crosses two items. The work is per masked word (~15%), not per word.
+    def __init__(self, texts: Sequence[str]) -> None:
+        split = [text.split() for text in texts]
+        self.texts = [" ".join(words).encode("utf-8") for words in split]
+        sizes = [len(w.encode("utf-8")) + 1 for words in split for w in words]
+        counts = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])
+        ends = np.cumsum(np.asarray(sizes, dtype=np.int64))  # running, +1 space per word
+        item_base = np.repeat(np.concatenate([[0], ends])[self.offsets[:-1]], counts)
+        self.end = ends - 1 - item_base  # byte end of each word within its item's text
+        self.start = self.end - (np.asarray(sizes, dtype=np.int64) - 1)
+        self.counts = counts
+
+
+def hidden_spans(
+    case_start: np.ndarray, new_item: np.ndarray, masked: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """First and last word index of each masked span that gets a sentinel, in word order.
+
+    A span is a run of masked words inside one item (`new_item` marks each item's first
+    word; `case_start` is the index of each word's case's first word). Each case has `MAX_SENTINELS - 1` spans at most (the last sentinel closes the
+    target): words of later spans stay visible.
     """
-    seq2seq = family == "seq2seq"
-    texts: list[str] = []
-    spans: list[list[str]] = []
-    k = 0  # next masked position to place
-    offset = 0  # position of the current item's first word
-    for words in item_words:
-        end = offset + len(words)
-        if k == len(masked) or masked[k] >= end:
-            texts.append(" ".join(words))
-            offset = end
-            continue
-        pieces: list[str] = []
-        last = -2  # previous masked word (item-local)
-        cursor = 0  # first word not yet emitted
-        while k < len(masked) and masked[k] < end:
-            j = masked[k] - offset
-            k += 1
-            if j == last + 1:
-                spans[-1].append(words[j])
-            elif len(spans) < MAX_SENTINELS - 1:  # the last sentinel closes the target
-                if j > cursor:
-                    pieces.append(" ".join(words[cursor:j]))
-                pieces.append(f"<extra_id_{len(spans)}>" if seq2seq else mask_word)
-                spans.append([words[j]])
-            else:
-                continue  # out of sentinels: the word stays visible
-            last, cursor = j, j + 1
-        if cursor < len(words):
-            pieces.append(" ".join(words[cursor:]))
-        texts.append(" ".join(pieces))
-        offset = end
-    if not seq2seq:
-        return texts, sep.join(" ".join(span) for span in spans)
-    parts = [f"<extra_id_{i}> {' '.join(span)}" for i, span in enumerate(spans)]
-    parts.append(f"<extra_id_{len(spans)}>")
-    return texts, " ".join(parts)
+    previous = np.concatenate([[False], masked[:-1]])
+    begins = masked & (new_item | ~previous)
+    running = np.cumsum(begins)
+    before = np.where(case_start > 0, running[np.maximum(case_start - 1, 0)], 0)
+    hidden = masked & (running - before <= MAX_SENTINELS - 1)
+    following = np.concatenate([hidden[1:], [False]])
+    following_new = np.concatenate([new_item[1:], [True]])
+    first = np.flatnonzero(hidden & begins)
+    last = np.flatnonzero(hidden & (~following | following_new))
+    return first, last
 
 
-def train(user: UserData, rng: np.random.Generator, ctx: TaskContext, out: SampleBuffer) -> None:
-    items = user.train
-    positions = train_positions(rng, len(items), ctx)
-    if not positions:
-        return
+def assemble(
+    text: bytes,
+    begin: int,
+    stop: int,
+    spans: Sequence[tuple[int, int]],
+    family: str,
+    mask: bytes,
+    sep: bytes,
+) -> tuple[bytes, bytes]:
+    """`text[begin:stop]` with each (start, end) byte span replaced; and the target."""
+    pieces: list[bytes] = []
+    cursor = begin
+    if family == "seq2seq":
+        parts: list[bytes] = []
+        for i, (start, end) in enumerate(spans):
+            pieces += (text[cursor:start], SENTINELS[i])
+            parts += (SENTINELS[i], text[start:end])
+            cursor = end
+        parts.append(SENTINELS[len(spans)])
+        target = b" ".join(parts)
+    else:
+        for start, end in spans:
+            pieces += (text[cursor:start], mask)
+            cursor = end
+        target = sep.join([text[start:end] for start, end in spans])
+    pieces.append(text[cursor:stop])
+    return b"".join(pieces), target
+
+
+def build(
+    batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
+) -> TaskRows:
     opts: MlmOptions = ctx.options
-    words = ctx.cache.get("words")
-    if words is None:
-        words = ctx.cache["words"] = [text.split() for text in ctx.texts]
-    windows = [window(items, t + 1, opts.max_items) for t in positions]
-    totals = [sum(len(words[i]) for i in win) for win in windows]
-    # One Bernoulli draw per word for the whole user; positions split per sample below.
-    hits = np.flatnonzero(rng.random(sum(totals)) < opts.mask_prob).tolist()
-    fallback = randint_list(rng, 1 << 30, len(positions))  # used when none is masked
-    templates = draw_templates(rng, len(positions), ctx)
-    sep, start, h = ctx.separator, 0, 0
-    for win, total, extra, template in zip(windows, totals, fallback, templates, strict=True):
-        end = start + total
-        first = h
-        while h < len(hits) and hits[h] < end:
-            h += 1
-        masked = [i - start for i in hits[first:h]]
-        if not masked and total:
-            masked = [extra % total]
-        start = end
-        texts, target = mask_words([words[i] for i in win], masked, ctx.family, opts.mask_word, sep)
-        values = {"text": sep.join(texts), "target": target}
-        inp, tgt = template.render(values)
-        out.rows.append((NAME, template.id, user.user_id, inp, tgt, None, None, win))
+    words: Words = ctx.cached("words", lambda: Words(ctx.texts))
+    target = cases.target_flat(batch)
+    first = cases.window_start(batch, opts.max_items, inclusive=True)
+    slots = ranges(np.arange(len(batch.items)), first, target + 1)  # flat item per slot
+    slot_case = np.repeat(np.arange(len(cases)), slots.lengths)
+    slot_words = words.counts[batch.items[slots.values]]
+    totals = np.bincount(slot_case, weights=slot_words, minlength=len(cases)).astype(np.int64)
+    # Word level: each word's case, item slot and index within its item and its case.
+    word_slot = np.repeat(np.arange(len(slot_case)), slot_words)
+    slot_first_word = np.cumsum(slot_words) - slot_words
+    in_item = np.arange(len(word_slot)) - slot_first_word[word_slot]
+    case = slot_case[word_slot]
+    case_first_word = np.cumsum(totals) - totals
+    j = np.arange(len(case)) - case_first_word[case]
+    masked = uniform(cases.keys[case], Purpose.MASK, cases.t[case] * STRIDE + j) < opts.mask_prob
+    # At least one masked word per sample (when its titles have any).
+    none = (np.bincount(case, weights=masked, minlength=len(cases)) == 0) & (totals > 0)
+    pick = below(cases.keys[none], Purpose.FALLBACK, cases.t[none], totals[none])
+    masked[case_first_word[none] + pick] = True
+    span_first, span_last = hidden_spans(case_first_word[case], in_item == 0, masked)
+
+    plain = words.texts
+    joined = batch.joined(
+        f"words:{id(words)}", lambda: [plain[i] for i in batch.items.tolist()], ctx.sep
+    )
+    item_flat = slots.values[word_slot]
+    word_item = batch.items[item_flat]
+    base = words.offsets[word_item] + in_item
+    span_start = (joined.start[item_flat] + words.start[base])[span_first].tolist()
+    span_end = (joined.start[item_flat] + words.end[base])[span_last].tolist()
+    per_case = np.bincount(case[span_first], minlength=len(cases)).tolist()
+    texts, start, end = joined.texts, joined.start.tolist(), joined.end.tolist()
+    mask, sep, family = opts.mask_word.encode("utf-8"), ctx.sep, ctx.family
+    shown_texts: list[bytes] = []
+    answers: list[bytes] = []
+    k = 0
+    for row, a, last, n in zip(
+        cases.rows.tolist(), first.tolist(), target.tolist(), per_case, strict=True
+    ):
+        spans = list(zip(span_start[k : k + n], span_end[k : k + n], strict=True))
+        k += n
+        inp, tgt = assemble(texts[row], start[a], end[last], spans, family, mask, sep)
+        shown_texts.append(inp)
+        answers.append(tgt)
+    templates, choice = choose_templates(cases, ctx, template)
+    ids, inputs, targets = render(templates, choice, {"text": shown_texts, "target": answers})
+    target_item = np.full(len(cases), NULL_ITEM, dtype=np.int64)
+    shown = ranges(batch.items, first, target + 1)
+    return TaskRows(NAME, cases, ids, inputs, targets, target_item, None, shown)
 
 
 SPEC = TaskSpec(
     name=NAME,
     kind="aux",
     placeholders=frozenset({"text", "target"}),
-    train=train,
+    build=build,
     options=MlmOptions,
 )

@@ -5,18 +5,18 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from recalign.samples.buffer import SampleBuffer
+from recalign.samples.batch import Batch, Cases, concat_rows, matrix_rows, ranges
+from recalign.samples.draws import Purpose, below
 from recalign.samples.tasks.base import (
-    EvalQuery,
-    EvalRow,
     TaskContext,
     TaskOptions,
+    TaskRows,
     TaskSpec,
-    UserData,
-    draw_templates,
-    randint_list,
-    train_positions,
-    window,
+    choose_templates,
+    constant,
+    histories,
+    item_texts,
+    render,
 )
 from recalign.samples.templates import Template
 
@@ -27,67 +27,47 @@ class RankingOptions(TaskOptions):
     num_candidates: int = Field(default=20, ge=2, description="K: the positive + K-1 negatives")
 
 
-def _candidates(
-    rng: np.random.Generator, ctx: TaskContext, positives: list[int], seen: set[int]
-) -> list[list[int]]:
-    """Insert each positive at a uniform random slot among its i.i.d. negatives.
+def candidates(batch: Batch, cases: Cases, ctx: TaskContext, positives: np.ndarray) -> np.ndarray:
+    """`(cases, K)`: each positive at a uniform random slot among K-1 distinct negatives.
 
-    The negatives are exchangeable draws, so this is a uniform shuffle of the K items
-    without a per-row permutation.
+    The negatives are exchangeable draws, so this is a uniform shuffle of the K items.
     """
     k = ctx.options.num_candidates
-    rows = ctx.sampler.distinct_rows(rng, seen, len(positives), k - 1)
-    slots = randint_list(rng, k, len(positives))
-    for row, slot, positive in zip(rows, slots, positives, strict=True):
-        row.insert(slot, positive)
-    return rows
+    ctx.sampler.check(batch.distinct_counts()[cases.rows], k - 1)
+    negatives = ctx.sampler.sample(
+        cases.keys, cases.t, lambda i, items: batch.seen(cases.rows[i], items), k - 1
+    )
+    slot = below(cases.keys, Purpose.SLOT, cases.t, k)[:, None]
+    column = np.arange(k)[None, :]
+    shifted = np.take_along_axis(negatives, np.clip(column - (column > slot), 0, k - 2), axis=1)
+    return np.where(column == slot, positives[:, None], shifted)
 
 
-def train(user: UserData, rng: np.random.Generator, ctx: TaskContext, out: SampleBuffer) -> None:
-    items = user.train
-    positions = train_positions(rng, len(items), ctx)
-    if not positions:
-        return
-    rows = _candidates(rng, ctx, [items[t] for t in positions], user.seen)
-    templates = draw_templates(rng, len(positions), ctx)
-    reprs, k = ctx.reprs, ctx.options.num_candidates
-    for t, candidates, template in zip(positions, rows, templates, strict=True):
-        history, history_text = user.history(t, ctx)
-        target = items[t]
-        values = {
-            "history": history_text,
-            "candidates": ctx.join(candidates),
-            "num_candidates": k,
-            "target": reprs[target],
-        }
-        inp, tgt = template.render(values)
-        out.rows.append(
-            (NAME, template.id, user.user_id, inp, tgt, target, candidates, [*history, *candidates])
-        )
-
-
-def evaluate(
-    query: EvalQuery, rng: np.random.Generator, ctx: TaskContext, template: Template | None
-) -> EvalRow:
-    history = list(window(query.history, len(query.history), ctx.max_history))
-    candidates = _candidates(rng, ctx, [query.target], query.seen)[0]
-    if template is None:
-        template = draw_templates(rng, 1, ctx)[0]
+def build(
+    batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
+) -> TaskRows:
+    target = cases.target_flat(batch)
+    first = cases.window_start(batch, ctx.max_history)
+    items = batch.items[target]
+    matrix = candidates(batch, cases, ctx, items)
+    reprs, sep = ctx.repr_bytes, ctx.sep
+    templates, choice = choose_templates(cases, ctx, template)
     values = {
-        "history": ctx.join(history),
-        "candidates": ctx.join(candidates),
-        "num_candidates": ctx.options.num_candidates,
-        "target": ctx.reprs[query.target],
+        "history": histories(batch, ctx.joined_reprs(batch), cases.rows, first, target),
+        "candidates": [sep.join([reprs[i] for i in row]) for row in matrix.tolist()],
+        "num_candidates": constant(ctx.options.num_candidates),
+        "target": item_texts(ctx, items),
     }
-    inp, tgt = template.render(values)
-    return EvalRow(template.id, inp, tgt, query.target, candidates, history)
+    ids, inputs, targets = render(templates, choice, values)
+    listed = matrix_rows(matrix)
+    shown = concat_rows(ranges(batch.items, first, target), listed)
+    return TaskRows(NAME, cases, ids, inputs, targets, items, listed, shown)
 
 
 SPEC = TaskSpec(
     name=NAME,
     kind="rec",
     placeholders=frozenset({"history", "candidates", "num_candidates", "target"}),
-    train=train,
-    evaluate=evaluate,
+    build=build,
     options=RankingOptions,
 )

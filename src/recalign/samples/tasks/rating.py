@@ -6,74 +6,70 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from recalign.samples.buffer import SampleBuffer
+from recalign.samples.batch import Batch, Cases, ranges
 from recalign.samples.tasks.base import (
-    EvalQuery,
-    EvalRow,
+    NULL_ITEM,
     TaskContext,
+    TaskRows,
     TaskSpec,
-    UserData,
-    draw_templates,
+    choose_templates,
     format_rating,
-    train_positions,
-    window,
+    histories,
+    item_texts,
+    render,
 )
 from recalign.samples.templates import Template
 
 NAME = "rating"
+RATED = "{} (rated {})"  # how a history item shows its rating
 
 
-def rated_history(ctx: TaskContext, items: Sequence[int], ratings: Sequence[float]) -> str:
-    reprs = ctx.reprs
-    return ctx.separator.join(
-        [f"{reprs[i]} (rated {format_rating(r)})" for i, r in zip(items, ratings, strict=True)]
+def rated_history(texts: Sequence[str], ratings: Sequence[float], separator: str) -> str:
+    """The history text of a rating prompt from item strings (serving renders with this)."""
+    return separator.join(
+        [RATED.format(text, format_rating(r)) for text, r in zip(texts, ratings, strict=True)]
     )
 
 
-def train(user: UserData, rng: np.random.Generator, ctx: TaskContext, out: SampleBuffer) -> None:
-    items, ratings = user.train, user.train_ratings
-    if ratings is None:
-        return
-    positions = train_positions(rng, len(items), ctx)
-    templates = draw_templates(rng, len(positions), ctx)
-    reprs, size = ctx.reprs, ctx.max_history
-    for t, template in zip(positions, templates, strict=True):
-        history = window(items, t, size)
-        item = items[t]
-        values = {
-            "history": rated_history(ctx, history, window(ratings, t, size)),
-            "item": reprs[item],
-            "target": format_rating(ratings[t]),
-        }
-        inp, tgt = template.render(values)
-        # The target is a rating, not an item: target_item stays null.
-        out.rows.append((NAME, template.id, user.user_id, inp, tgt, None, None, [*history, item]))
+def _rating_texts(values: np.ndarray) -> list[bytes]:
+    unique, inverse = np.unique(values, return_inverse=True)
+    texts = [format_rating(v).encode("utf-8") for v in unique.tolist()]
+    return [texts[i] for i in inverse.tolist()]
 
 
-def evaluate(
-    query: EvalQuery, rng: np.random.Generator, ctx: TaskContext, template: Template | None
-) -> EvalRow:
-    if query.history_ratings is None or query.target_rating is None:
+def build(
+    batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
+) -> TaskRows:
+    if batch.ratings is None:
         raise ValueError("the rating task needs ratings")
-    n = len(query.history)
-    history = list(window(query.history, n, ctx.max_history))
-    ratings = window(query.history_ratings, n, ctx.max_history)
-    if template is None:
-        template = draw_templates(rng, 1, ctx)[0]
+    target = cases.target_flat(batch)
+    first = cases.window_start(batch, ctx.max_history)
+    reprs, pattern = ctx.repr_bytes, RATED.encode("utf-8").replace(b"{}", b"%s")
+    joined = batch.joined(
+        f"rated:{id(ctx.reprs)}",
+        lambda: [
+            pattern % (reprs[i], r)
+            for i, r in zip(batch.items.tolist(), _rating_texts(batch.ratings), strict=True)
+        ],
+        ctx.sep,
+    )
+    templates, choice = choose_templates(cases, ctx, template)
     values = {
-        "history": rated_history(ctx, history, ratings),
-        "item": ctx.reprs[query.target],
-        "target": format_rating(query.target_rating),
+        "history": histories(batch, joined, cases.rows, first, target),
+        "item": item_texts(ctx, batch.items[target]),
+        "target": _rating_texts(batch.ratings[target]),
     }
-    inp, tgt = template.render(values)
-    return EvalRow(template.id, inp, tgt, None, None, history)
+    ids, inputs, targets = render(templates, choice, values)
+    # The target is a rating, not an item: target_item stays null.
+    target_item = np.full(len(cases), NULL_ITEM, dtype=np.int64)
+    shown = ranges(batch.items, first, target + 1)
+    return TaskRows(NAME, cases, ids, inputs, targets, target_item, None, shown)
 
 
 SPEC = TaskSpec(
     name=NAME,
     kind="rec",
     placeholders=frozenset({"history", "item", "target"}),
-    train=train,
-    evaluate=evaluate,
+    build=build,
     needs_ratings=True,
 )
