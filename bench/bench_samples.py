@@ -9,8 +9,9 @@ file written. Measured:
 - `beauty/jinja` (the baseline): the same run with every template rendered by Jinja
   (each template compiled once, `StrictUndefined`);
 - `beauty/workers-<N>` (with `--workers N`): the same run as `beauty/format` over N
-  worker processes (`generate_samples(workers=N)`: user shards, then a merge); CPU time
-  includes the workers', peak RSS is the largest single process;
+  worker processes (`generate_samples(workers=N)`: workers generate blocks of users,
+  this process writes them); CPU time includes the workers', peak RSS is the largest
+  single process;
 - `synthetic/<users>`: the synthetic shop at 1x and 10x Beauty's users (`--preset` for
   it, default `paper`), to show that peak memory does not grow with the users (the
   prepared sequences themselves are in memory; the samples are streamed).

@@ -204,3 +204,15 @@ def test_too_short_sequences_are_reported(tiny, tmp_path, negatives):
     )
     with pytest.raises(DataFormatError, match=r"1 user\(s\) have fewer than 3 interactions"):
         generate_samples(short, tmp_path / "o", config={"negatives": negatives})
+
+
+def test_a_failed_write_raises_and_leaves_no_files(tiny, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    def broken(self, table, row_group_size=None):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", broken)
+    with pytest.raises(OSError, match="disk full"):
+        generate_samples(tiny, tmp_path / "o", seed=1, chunk_users=2)
+    assert not list((tmp_path / "o").glob("*.parquet*"))

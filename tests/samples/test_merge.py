@@ -67,9 +67,12 @@ def test_workers_give_the_single_process_samples(tiny, tmp_path):
     manifest = generate_samples(tiny.path, tmp_path / "two", seed=4, preset="paper", workers=2)
     assert manifest["workers"] == 2 and "merged_from" not in manifest
     assert_same_samples(tmp_path / "two", tmp_path / "one")
-    assert not (tmp_path / "two" / ".shards").exists()
-    with pytest.raises(ConfigError, match="--workers splits the users itself"):
-        generate_samples(tiny.path, tmp_path / "x", workers=2, shard=0, num_shards=2)
+    # Workers also split a shard's blocks (one user per block here: several in flight).
+    generate_samples(tiny.path, tmp_path / "s1", seed=4, shard=1, num_shards=2)
+    generate_samples(
+        tiny.path, tmp_path / "s1w", seed=4, shard=1, num_shards=2, workers=2, chunk_users=1
+    )
+    assert_same_samples(tmp_path / "s1w", tmp_path / "s1")
 
 
 def test_cli_merge_and_workers(tiny, tmp_path):
@@ -95,4 +98,4 @@ def test_a_failing_worker_fails_the_run_and_leaves_nothing(tiny_no_ratings, tmp_
     out = tmp_path / "out"
     with pytest.raises(ConfigError, match="needs ratings"):
         generate_samples(tiny_no_ratings.path, out, config={"tasks": {"rating": {}}}, workers=2)
-    assert not (out / ".shards").exists() and not (out / "train.parquet").exists()
+    assert not (out / "train.parquet").exists()

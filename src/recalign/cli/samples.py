@@ -53,7 +53,14 @@ def generate_command(
         [], "--templates", help="Your template file(s): replace the task's shipped templates."
     ),
     workers: int = typer.Option(
-        1, "--workers", "-j", min=1, help="Processes (user shards generated in parallel, merged)."
+        1,
+        "--workers",
+        "-j",
+        min=1,
+        help=(
+            "Processes generating blocks of users in parallel (the same files as one). "
+            "Worth it beyond 2 cores: one process already overlaps generating and writing."
+        ),
     ),
 ) -> None:
     """Write DIR/{train,valid,test}.parquet and DIR/manifest.json."""

@@ -38,7 +38,7 @@ class SamplesSection(_Section):
     item_repr: Literal["title", "id", "id+title"] = "title"
     max_history: int = Field(20, ge=1)
     workers: int = Field(1, ge=1)
-    """Processes generating user shards in parallel (the samples are the same)."""
+    """Processes generating blocks of users in parallel (the samples are the same)."""
 
 
 class ModelSection(_Section):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import queue
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -38,7 +40,7 @@ from recalign.samples.batch import Batch
 from recalign.samples.buffer import SCHEMA, assemble
 from recalign.samples.context import build_contexts, check_family
 from recalign.samples.mixture import Mixture, resolve_mixture
-from recalign.samples.tasks import TASK_INDEX, TASKS, TaskRows
+from recalign.samples.tasks import TASK_INDEX, TASKS, TaskContext, TaskRows
 from recalign.samples.tasks.base import eval_cases, train_cases
 from recalign.samples.templates import TemplateSet, load_templates
 
@@ -77,7 +79,12 @@ def _active_tasks(mixture: Mixture, dataset: PreparedDataset) -> tuple[dict[str,
 
 
 class _SplitWriters:
-    """One ParquetWriter per split, writing to temporary names renamed on success."""
+    """One ParquetWriter per split, writing to temporary names renamed on success.
+
+    Encoding and compressing the row groups (about a third of a run) happens in a
+    background thread, which Arrow lets run without the GIL: the next block of users is
+    generated meanwhile. The queue is short, so memory stays flat.
+    """
 
     def __init__(self, out: Path, compression: str) -> None:
         self.paths = {split: out / f"{split}.parquet" for split in SPLITS}
@@ -92,18 +99,40 @@ class _SplitWriters:
             )
             for split in SPLITS
         }
+        self.error: BaseException | None = None
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.thread = threading.Thread(target=self._drain, name="samples-writer", daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # keep taking tables so that the generating thread never blocks
+            split, table = item
+            try:
+                self.writers[split].write_table(table, row_group_size=table.num_rows)
+            except BaseException as error:  # re-raised in the generating thread
+                self.error = error
 
     def write(self, split: str, table: pa.Table) -> None:
+        if self.error is not None:
+            raise self.error
         if table.num_rows:
-            self.writers[split].write_table(table, row_group_size=table.num_rows)
+            self.queue.put((split, table))
 
     def close(self, ok: bool) -> None:
+        """Finish writing; keep the files if `ok` (else remove them) and raise a write error."""
+        self.queue.put(None)
+        self.thread.join()
+        keep = ok and self.error is None
         for split, writer in self.writers.items():
             writer.close()
-            if ok:
+            if keep:
                 self.tmp[split].replace(self.paths[split])
             else:
                 self.tmp[split].unlink(missing_ok=True)
+        if ok and self.error is not None:  # else the generating thread's error propagates
+            raise self.error
 
 
 def _check_lengths(dataset: PreparedDataset) -> None:
@@ -140,48 +169,16 @@ def _user_batches(
     return len(rows), (ordered.slice(i, size) for i in range(start, stop, size))
 
 
-def generate_samples(
-    data: str | Path | PreparedDataset,
-    out_dir: str | Path,
-    preset: str = "paper",
-    seed: int = 0,
-    config: str | Path | dict[str, Any] | None = None,
-    shard: int | None = None,
-    num_shards: int | None = None,
-    family: str = "seq2seq",
-    *,
-    item_repr: str | None = None,
-    templates: TemplateSet | Sequence[str | Path] | None = None,
-    chunk_users: int = CHUNK_USERS,
-    compression: str = "zstd",
-    on_progress: Callable[[int], None] | None = None,
-    workers: int = 1,
-) -> dict[str, Any]:
-    """Write `out_dir/{train,valid,test}.parquet` and `manifest.json`; returns the manifest.
-
-    `workers > 1` generates user shards in that many processes and merges them: the same
-    rows in the same order as one process (every draw is keyed by its user).
-    """
-    if workers > 1:
-        return _generate_parallel(
-            data,
-            out_dir,
-            workers,
-            on_progress,
-            preset=preset,
-            seed=seed,
-            config=config,
-            shard=shard,
-            num_shards=num_shards,
-            family=family,
-            item_repr=item_repr,
-            templates=templates,
-            chunk_users=chunk_users,
-            compression=compression,
-        )
-    if workers < 1:
-        raise ConfigError(f"workers must be at least 1, got {workers}")
-    dataset = data if isinstance(data, PreparedDataset) else load_prepared(data)
+def _setup(
+    dataset: PreparedDataset,
+    preset: str,
+    seed: int,
+    config: str | Path | dict[str, Any] | None,
+    family: str,
+    item_repr: str | None,
+    templates: TemplateSet | Sequence[str | Path] | None,
+) -> tuple[Mixture, dict[str, Any], dict[str, TaskContext], dict[str, str]]:
+    """The resolved mixture, every task's context, and the tasks skipped (with why)."""
     check_family(family)
     if not 0 <= seed < 2**63:
         raise ConfigError(f"seed must be a non-negative 64-bit integer, got {seed}")
@@ -204,32 +201,74 @@ def generate_samples(
         family=family,
         separator=cfg.separator,
     )
+    return mixture, task_options, contexts, skipped
+
+
+def generate_samples(
+    data: str | Path | PreparedDataset,
+    out_dir: str | Path,
+    preset: str = "paper",
+    seed: int = 0,
+    config: str | Path | dict[str, Any] | None = None,
+    shard: int | None = None,
+    num_shards: int | None = None,
+    family: str = "seq2seq",
+    *,
+    item_repr: str | None = None,
+    templates: TemplateSet | Sequence[str | Path] | None = None,
+    chunk_users: int = CHUNK_USERS,
+    compression: str = "zstd",
+    on_progress: Callable[[int], None] | None = None,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Write `out_dir/{train,valid,test}.parquet` and `manifest.json`; returns the manifest.
+
+    `workers > 1` generates the blocks of users in that many processes while this one
+    writes them: the same files as one process (every draw is keyed by its user).
+    """
+    if workers < 1:
+        raise ConfigError(f"workers must be at least 1, got {workers}")
+    dataset = data if isinstance(data, PreparedDataset) else load_prepared(data)
+    setup = {
+        "preset": preset,
+        "seed": seed,
+        "config": config,
+        "family": family,
+        "item_repr": item_repr,
+        "templates": templates,
+    }
+    if workers > 1:
+        _check_parallel(dataset, templates)
+    mixture, _, contexts, skipped = _setup(dataset, **setup)
+    cfg = mixture.config
     _check_lengths(dataset)
     num_users, batches = _user_batches(dataset, shard, num_shards, chunk_users)
+    plan = [(TASK_INDEX[name], TASKS[name], contexts[name]) for name in contexts]
+    num_items = len(next(iter(contexts.values())).reprs) - 1
+    if workers > 1:
+        blocks = _in_workers(batches, workers, (dataset.path, setup))
+    else:
+        blocks = (_block_tables(Batch.from_frame(f, num_items), plan, seed) for f in batches)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, Counter[str]] = {split: Counter() for split in SPLITS}
     pending: dict[str, list[pa.Table]] = {split: [] for split in SPLITS}
-    plan = [(TASK_INDEX[name], TASKS[name], contexts[name]) for name in contexts]
-    num_items = len(next(iter(contexts.values())).reprs) - 1
     writers = _SplitWriters(out, compression)
     ok = False
     # Samples are bytes in lists: the cyclic collector would rescan them for nothing.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for frame in batches:
-            batch = Batch.from_frame(frame, num_items)
-            for split, parts in _generate_batch(batch, plan, seed).items():
-                for part in parts:
-                    counts[split][part.task] += len(part.cases)
-                pending[split].append(assemble(parts, TASK_INDEX, batch.user_ids))
+        for users, tables in blocks:
+            for split, (table, block_counts) in tables.items():
+                counts[split].update(block_counts)
+                pending[split].append(table)
                 if sum(t.num_rows for t in pending[split]) >= ROW_GROUP_ROWS:
                     writers.write(split, pa.concat_tables(pending[split]))
                     pending[split] = []
             if on_progress is not None:
-                on_progress(len(batch))
+                on_progress(users)
         for split, tables in pending.items():
             if tables:
                 writers.write(split, pa.concat_tables(tables))
@@ -259,6 +298,7 @@ def generate_samples(
         shard=shard,
         num_shards=num_shards,
         users=num_users,
+        workers=workers,
         tasks=list(contexts),
         skipped=skipped,
         counts={split: dict(counts[split]) for split in SPLITS},
@@ -273,72 +313,64 @@ def generate_samples(
     return manifest
 
 
-SHARDS_PER_WORKER = 2  # a little balancing and progress; each shard re-reads its setup
-# The parts are decoded and re-encoded once by the merge: a fast codec for them, the
-# requested one (zstd) for the output only.
-PARTS_CODEC = "lz4"
+def _check_parallel(dataset: PreparedDataset, templates: Any) -> None:
+    if isinstance(templates, TemplateSet):
+        raise ConfigError("with workers > 1, give templates as files, not a loaded TemplateSet")
+    if dataset.path is None or dataset.frame is not None:
+        raise ConfigError("workers > 1 reads the dataset from its directory: pass its path")
 
 
-def _generate_part(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """One shard in a worker process; the parent reports what every shard would warn."""
-    logging.getLogger("recalign.samples").setLevel(logging.ERROR)
-    return generate_samples(*args, **kwargs)
+_WORKER: dict[str, Any] = {}  # a worker process's setup (its copy of the contexts)
 
 
-def _generate_parallel(
-    data: str | Path | PreparedDataset,
-    out_dir: str | Path,
-    workers: int,
-    on_progress: Callable[[int], None] | None,
-    **options: Any,
-) -> dict[str, Any]:
-    """Shards in a pool of processes (spawned: no forked thread pools), then one merge."""
-    import shutil
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+def _init_worker(path: Path, setup: dict[str, Any]) -> None:
+    logging.getLogger("recalign.samples").setLevel(logging.ERROR)  # the parent warns once
+    _, _, contexts, _ = _setup(load_prepared(path), **setup)
+    _WORKER["plan"] = [(TASK_INDEX[name], TASKS[name], contexts[name]) for name in contexts]
+    _WORKER["num_items"] = len(next(iter(contexts.values())).reprs) - 1
+    _WORKER["seed"] = setup["seed"]
+
+
+def _worker_block(frame: pl.DataFrame) -> tuple[int, dict]:
+    batch = Batch.from_frame(frame, _WORKER["num_items"])
+    return _block_tables(batch, _WORKER["plan"], _WORKER["seed"])
+
+
+def _in_workers(
+    frames: Iterator[pl.DataFrame], workers: int, init: tuple
+) -> Iterator[tuple[int, dict]]:
+    """`_block_tables` of each block, computed in worker processes, yielded in order.
+
+    Processes are spawned (no forked thread pools). At most two blocks per worker are in
+    flight, so memory stays flat however many blocks there are.
+    """
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
-    from recalign.samples.merge import merge_samples
+    context = get_context("spawn")
+    with ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=init) as pool:
+        pending: deque = deque()
+        try:
+            for frame in frames:
+                pending.append(pool.submit(_worker_block, frame))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BaseException:
+            for future in pending:  # a failed block (or writer): start nothing more
+                future.cancel()
+            raise
 
-    if options["shard"] is not None or options["num_shards"] is not None:
-        raise ConfigError("--workers splits the users itself: give it or --shard/--num-shards")
-    if isinstance(options["templates"], TemplateSet):
-        raise ConfigError("with workers > 1, give templates as files, not a loaded TemplateSet")
-    path = data.path if isinstance(data, PreparedDataset) else Path(data)
-    if path is None or (isinstance(data, PreparedDataset) and data.frame is not None):
-        raise ConfigError("workers > 1 reads the dataset from its directory: pass its path")
-    out = Path(out_dir)
-    parts = out / ".shards"
-    shutil.rmtree(parts, ignore_errors=True)
-    num_shards = workers * SHARDS_PER_WORKER
-    dirs = [parts / str(i) for i in range(num_shards)]
-    try:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures = {
-                pool.submit(
-                    _generate_part,
-                    path,
-                    d,
-                    **{**options, "shard": i, "num_shards": num_shards, "compression": PARTS_CODEC},
-                ): i
-                for i, d in enumerate(dirs)
-            }
-            try:
-                for future in as_completed(futures):
-                    manifest = future.result()
-                    if on_progress is not None:
-                        on_progress(manifest["users"])
-            except BaseException:
-                for future in futures:  # a failed shard: do not start the others
-                    future.cancel()
-                raise
-        merged = merge_samples(
-            dirs, out, compression=options["compression"], record_sources=False, workers=workers
-        )
-        for name, reason in merged["skipped"].items():
-            logger.warning("skipped task %r: %s", name, reason)
-        return merged
-    finally:
-        shutil.rmtree(parts, ignore_errors=True)
+
+def _block_tables(batch: Batch, plan: list, seed: int) -> tuple[int, dict]:
+    """(users, {split: (table, samples per task)}) of one block of users."""
+    tables = {}
+    for split, parts in _generate_batch(batch, plan, seed).items():
+        block_counts = Counter({part.task: len(part.cases) for part in parts})
+        tables[split] = (assemble(parts, TASK_INDEX, batch.user_ids), block_counts)
+    return len(batch), tables
 
 
 def _generate_batch(batch: Batch, plan: list, seed: int) -> dict[str, list[TaskRows]]:
