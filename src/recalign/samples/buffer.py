@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from operator import itemgetter
-
 import numpy as np
 import pyarrow as pa
 
 from recalign.constants import CANDIDATES, INPUT, TARGET, TARGET_ITEM, TASK, TEMPLATE, USER_ID
 from recalign.samples.batch import Ragged
-from recalign.samples.tasks.base import NULL_ITEM, TaskRows
+from recalign.samples.tasks.base import NULL_ITEM, TaskRows, join_texts
 
 ITEMS_SHOWN = "items_shown"  # list[int]: every item id the sample mentions (leakage audits)
 
@@ -27,19 +25,6 @@ SCHEMA = pa.schema(
 )
 
 
-def _reorder(values: list, order: list[int]) -> list:
-    if len(order) < 2:
-        return [values[i] for i in order]
-    return list(itemgetter(*order)(values))
-
-
-def _strings(values: list[bytes]) -> pa.Array:
-    # Every text is assembled from whole UTF-8 strings (template text, item texts) and
-    # slices of joined ones cut at item or word boundaries: valid UTF-8 by construction,
-    # so the bytes are taken as strings without a validating cast.
-    return pa.array(values, pa.binary()).view(pa.string())
-
-
 def _lists(ragged: Ragged, valid: np.ndarray | None = None) -> pa.Array:
     offsets = pa.array(ragged.offsets.astype(np.int32))
     mask = None if valid is None else pa.array(~valid)
@@ -55,7 +40,7 @@ def assemble(parts: list[TaskRows], task_order: dict[str, int], user_ids: np.nda
     rank = np.concatenate([np.full(len(p.cases), task_order[p.task]) for p in parts])
     # Within a part, cases are in (row, position) order already: a stable sort suffices.
     order = np.argsort(rows * len(task_order) + rank, kind="stable")
-    listed = order.tolist()
+    template = np.concatenate([np.array(p.template, dtype=object) for p in parts])[order]
     names = [p.task for p in parts]
     task = np.repeat(np.arange(len(parts)), [len(p.cases) for p in parts])[order]
     candidates = concat_rows_all(
@@ -71,10 +56,10 @@ def assemble(parts: list[TaskRows], task_order: dict[str, int], user_ids: np.nda
             pa.DictionaryArray.from_arrays(pa.array(task, pa.int32()), pa.array(names)).cast(
                 pa.string()
             ),
-            pa.array(_reorder([t for p in parts for t in p.template], listed), pa.string()),
+            pa.array(template, pa.string()),
             pa.array(user_ids[rows[order]], pa.int64()),
-            _strings(_reorder([s for p in parts for s in p.input], listed)),
-            _strings(_reorder([s for p in parts for s in p.target], listed)),
+            join_texts([p.input for p in parts], order),
+            join_texts([p.target for p in parts], order),
             pa.array(target_item, pa.int64(), mask=target_item == NULL_ITEM),
             _lists(candidates, has_candidates),
             _lists(shown),

@@ -26,10 +26,9 @@ from recalign.constants import (
 from recalign.data.store import PreparedDataset
 from recalign.errors import ConfigError
 from recalign.samples.batch import Batch, Ragged, ranges
-from recalign.samples.buffer import _strings
 from recalign.samples.context import build_contexts, default_options
 from recalign.samples.tasks import REC_TASKS, TASK_INDEX, TASKS
-from recalign.samples.tasks.base import NULL_ITEM, eval_cases
+from recalign.samples.tasks.base import NULL_ITEM, eval_cases, join_texts
 from recalign.samples.tasks.rating import rated_history
 from recalign.samples.templates import TemplateSet, load_templates
 
@@ -112,8 +111,8 @@ def build_eval_samples(
     columns = {
         USER_ID: pl.Series(batch.user_ids, dtype=pl.Int64),
         TEMPLATE: pl.Series(rows.template, dtype=pl.String),
-        INPUT: pl.Series(_strings(rows.input)),
-        TARGET: pl.Series(_strings(rows.target)),
+        INPUT: pl.Series(join_texts([rows.input])),
+        TARGET: pl.Series(join_texts([rows.target])),
         TARGET_ITEM: pl.Series(
             np.where(rows.target_item == NULL_ITEM, None, rows.target_item).tolist(),
             dtype=pl.Int64,

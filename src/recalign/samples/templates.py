@@ -92,29 +92,26 @@ def _format_string(ast: jinja2.nodes.Template) -> str | None:
     )
 
 
-def _bytes_pattern(ast: jinja2.nodes.Template) -> tuple[bytes, tuple[str, ...]] | None:
-    """The template as a positional `bytes % values` pattern and the names it takes in order.
+def _byte_pieces(ast: jinja2.nodes.Template) -> list[tuple[bytes, str | None]] | None:
+    """The template as (UTF-8 text, None) and (b"", placeholder) pieces, or None.
 
-    Generation assembles prompts from UTF-8 slices (see `samples.batch`): rendering
-    bytes keeps them bytes until Arrow takes them.
+    Generation assembles prompts from UTF-8 pieces (see `samples.tasks.base.render`)
+    and lets Arrow concatenate them: no prompt is formatted one by one in Python.
     """
     pieces = _pieces(ast)
     if pieces is None:
         return None
-    pattern = b"".join(
-        b"%s" if name else text.encode("utf-8").replace(b"%", b"%%") for text, name in pieces
-    )
-    return pattern, tuple(text for text, name in pieces if name)
+    return [(b"", text) if name else (text.encode("utf-8"), None) for text, name in pieces]
 
 
 class _Renderer:
     """One compiled string: a format string when possible, else a Jinja template."""
 
-    __slots__ = ("fmt", "jinja", "pattern")
+    __slots__ = ("fmt", "jinja", "pieces")
 
     def __init__(self, source: str, ast: jinja2.nodes.Template) -> None:
         self.fmt = _format_string(ast)
-        self.pattern = _bytes_pattern(ast)
+        self.pieces = _byte_pieces(ast)
         self.jinja = None if self.fmt is not None else _ENV.from_string(source)
 
     def __call__(self, values: Mapping[str, Any]) -> str:

@@ -11,13 +11,13 @@ template (the evaluator) keeps the candidates of generation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from recalign.samples.batch import Batch, Cases, Joined, Ragged
@@ -26,7 +26,6 @@ from recalign.samples.negatives import NegativeSampler
 from recalign.samples.templates import Template
 
 NULL_ITEM = -1  # target_item of rows whose target is not one item
-_BARE_TARGET = (b"%s", ("target",))
 
 
 class TaskOptions(BaseModel):
@@ -76,6 +75,16 @@ class TaskContext:
         return self.cached("repr_bytes", lambda: [r.encode("utf-8") for r in self.reprs])
 
     @property
+    def repr_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The item strings as an object array (fancy-indexable) and their byte lengths."""
+
+        def make() -> tuple[np.ndarray, np.ndarray]:
+            reprs = self.repr_bytes
+            return _as_objects(reprs), _lengths(reprs)
+
+        return self.cached("repr_arrays", make)
+
+    @property
     def sep(self) -> bytes:
         return self.separator.encode("utf-8")
 
@@ -94,8 +103,8 @@ class TaskRows:
     task: str
     cases: Cases
     template: list[str]  # template id per sample
-    input: list[bytes]
-    target: list[bytes]
+    input: Texts
+    target: Texts
     target_item: np.ndarray  # int64, NULL_ITEM where the target is not one item
     candidates: Ragged | None  # ranking only
     shown: Ragged  # every item id the sample mentions
@@ -150,78 +159,141 @@ def choose_templates(
     return templates, below(cases.keys, Purpose.TEMPLATE, cases.t, len(templates))
 
 
+class Texts(NamedTuple):
+    """Strings as pieces: row r is `b"".join(pieces[r])`, `lengths[r]` bytes long.
+
+    Rendering fills one column of pieces per template piece (object arrays, C loops);
+    `join_texts` concatenates all rows at once. No prompt is formatted by itself.
+    """
+
+    pieces: np.ndarray  # object, (n, width): bytes
+    lengths: np.ndarray  # int64, (n,)
+
+    @classmethod
+    def of(cls, values: list[bytes]) -> Texts:
+        pieces = np.empty((len(values), 1), dtype=object)
+        pieces[:, 0] = values
+        return cls(pieces, _lengths(values))
+
+
+def _lengths(values: list[bytes]) -> np.ndarray:
+    return np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+
+
+def join_texts(parts: Sequence[Texts], order: np.ndarray | None = None) -> pa.Array:
+    """The rows of `parts` (stacked, then taken in `order`) as one Arrow string array."""
+    width = max(p.pieces.shape[1] for p in parts)
+    pieces = np.concatenate(
+        [
+            np.hstack([p.pieces, np.full((len(p.lengths), width - p.pieces.shape[1]), b"", object)])
+            if p.pieces.shape[1] < width
+            else p.pieces
+            for p in parts
+        ]
+    )
+    lengths = np.concatenate([p.lengths for p in parts])
+    if order is not None:
+        pieces, lengths = pieces[order], lengths[order]
+    small = int(lengths.sum()) < 2**31  # the usual case: 32-bit offsets, `string`
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32 if small else np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = b"".join(pieces.ravel().tolist())
+    # Every piece is whole UTF-8 (template text, item texts) or a slice of joined texts cut
+    # at an item or word boundary: valid by construction, so no validating pass.
+    kind = pa.string() if small else pa.large_string()
+    return pa.Array.from_buffers(
+        kind, len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+
+
 def render(
-    templates: list[Template], choice: np.ndarray, values: dict[str, Iterable[bytes]]
-) -> tuple[list[str], list[bytes], list[bytes]]:
+    templates: list[Template], choice: np.ndarray, values: dict[str, Texts | list[bytes] | bytes]
+) -> tuple[list[str], Texts, Texts]:
     """Template ids, inputs and targets: each case rendered with its chosen template.
 
-    `values` maps every placeholder of the task to one value per case (a list) or to an
-    `itertools.repeat` of a constant.
+    `values` maps every placeholder of the task to one value per case (`Texts`, or a list
+    of bytes) or to a constant (bytes).
     """
-    names = list(values)
-    column = {name: i for i, name in enumerate(names)}
-    compiled = []
-    for t in templates:
-        pin, ptg = t._input.pattern, t._target.pattern
-        if pin is None or ptg is None:
-            compiled = None  # some template needs Jinja: the general path below
-            break
-        compiled.append(
-            (
-                pin[0],
-                _getter([column[n] for n in pin[1]]),
-                ptg[0],
-                _getter([column[n] for n in ptg[1]]),
-            )
-        )
+    values = {
+        name: v if isinstance(v, bytes | Texts) else Texts.of(v) for name, v in values.items()
+    }
+    if any(t._input.pieces is None or t._target.pieces is None for t in templates):
+        return _render_with_jinja(templates, choice, values)
+    n = len(choice)
+    rows_of = [np.flatnonzero(choice == j) for j in range(len(templates))]
+
+    def width(name: str | None) -> int:
+        value = values.get(name)
+        return value.pieces.shape[1] if isinstance(value, Texts) else 1
+
+    def fill(which: str) -> Texts:
+        pieces_of = [getattr(t, which).pieces for t in templates]
+        widths = [sum(width(name) for _, name in p) for p in pieces_of]
+        pieces = np.full((n, max(widths)), b"", dtype=object)
+        lengths = np.zeros(n, dtype=np.int64)
+        for rows, template_pieces in zip(rows_of, pieces_of, strict=True):
+            if len(templates) == 1:
+                rows = slice(None)  # every case: no fancy indexing
+            elif not len(rows):
+                continue
+            k = 0
+            for text, name in template_pieces:
+                value = text if name is None else values[name]
+                if isinstance(value, bytes):
+                    pieces[rows, k] = value
+                    lengths[rows] += len(value)
+                    k += 1
+                else:
+                    w = value.pieces.shape[1]
+                    pieces[rows, k : k + w] = value.pieces[rows]
+                    lengths[rows] += value.lengths[rows]
+                    k += w
+        return Texts(pieces, lengths)
+
+    ids = np.array([t.id for t in templates], dtype=object)
+    return ids[choice].tolist(), fill("_input"), fill("_target")
+
+
+def _as_objects(values: list[bytes]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _render_with_jinja(
+    templates: list[Template], choice: np.ndarray, values: dict[str, Texts | bytes]
+) -> tuple[list[str], Texts, Texts]:
+    """User templates with Jinja logic: one render per case (slow, but any template)."""
+    columns = [
+        repeat(v) if isinstance(v, bytes) else map(b"".join, v.pieces.tolist())
+        for v in values.values()
+    ]
+    inputs, targets = [], []
     choices = choice.tolist()
-    inputs: list[bytes] = []
-    targets: list[bytes] = []
-    if compiled is not None and all(t._target.pattern == _BARE_TARGET for t in templates):
-        # The usual target, `{{ target }}`: the value itself, nothing to render.
-        add_in = inputs.append
-        for vals, j in zip(_value_rows(values), choices, strict=True):
-            pin, gin, _, _ = compiled[j]
-            add_in(pin % gin(vals))
-        targets = list(values["target"])
-    elif compiled is not None:
-        add_in, add_tg = inputs.append, targets.append
-        for vals, j in zip(_value_rows(values), choices, strict=True):
-            pin, gin, ptg, gtg = compiled[j]
-            add_in(pin % gin(vals))
-            add_tg(ptg % gtg(vals))
-    else:
-        for vals, j in zip(_value_rows(values), choices, strict=True):
-            texts = {n: v.decode("utf-8") for n, v in zip(names, vals, strict=True)}
-            inp, tgt = templates[j].render(texts)
-            inputs.append(inp.encode("utf-8"))
-            targets.append(tgt.encode("utf-8"))
+    for vals, j in zip(zip(*columns), choices):  # noqa: B905 (constants repeat)
+        texts = {n: v.decode("utf-8") for n, v in zip(values, vals, strict=True)}
+        inp, tgt = templates[j].render(texts)
+        inputs.append(inp.encode("utf-8"))
+        targets.append(tgt.encode("utf-8"))
     ids = [t.id for t in templates]
-    return [ids[j] for j in choices], inputs, targets
+    return [ids[j] for j in choices], Texts.of(inputs), Texts.of(targets)
 
 
-def _value_rows(values: dict[str, Iterable[bytes]]):
-    """Per case, its values in placeholder order (constants repeat, so not strict)."""
-    return zip(*values.values())  # noqa: B905
+def constant(value: str | int) -> bytes:
+    return str(value).encode("utf-8")
 
 
-def _getter(indices: list[int]) -> Callable[[tuple], Any]:
-    """`vals -> the values a positional pattern takes` (a tuple, or one bytes value)."""
-    if not indices:
-        return lambda vals: ()
-    if len(indices) == 1:
-        (i,) = indices
-        return lambda vals: (vals[i],)
-    return itemgetter(*indices)
+def item_texts(ctx: TaskContext, items: np.ndarray) -> Texts:
+    """Each item as the prompt shows it."""
+    objects, lengths = ctx.repr_arrays
+    return Texts(objects[items][:, None], lengths[items])
 
 
-def constant(value: str | int) -> repeat:
-    return repeat(str(value).encode("utf-8"))
-
-
-def item_texts(ctx: TaskContext, items: np.ndarray) -> list[bytes]:
-    reprs = ctx.repr_bytes
-    return [reprs[i] for i in items.tolist()]
+def item_lists(ctx: TaskContext, matrix: np.ndarray) -> list[bytes]:
+    """Each row of items as the prompt shows them, joined by the separator."""
+    objects, _ = ctx.repr_arrays
+    # One C-level join per row (a piece per item would widen every row of the block).
+    return list(map(ctx.sep.join, objects[matrix].tolist()))
 
 
 def histories(

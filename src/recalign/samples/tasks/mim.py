@@ -6,7 +6,7 @@ import numpy as np
 from pydantic import Field
 
 from recalign.samples.batch import Batch, Cases, ranges
-from recalign.samples.draws import STRIDE, Purpose, uniform
+from recalign.samples.draws import STRIDE, Purpose, below, uniform
 from recalign.samples.tasks.base import (
     NULL_ITEM,
     TaskContext,
@@ -35,18 +35,35 @@ def masked_slots(
 ) -> np.ndarray:
     """Flat item indices of the masked slots, per case ascending (`count[i]` of case i).
 
-    Each slot of a window gets a uniform key; the `count` smallest keys of a window are
-    a uniform random subset of its slots.
+    One masked slot (most windows) is a uniform draw. For more, each slot of the window
+    gets a uniform key and the `count` smallest keys are a uniform random subset.
     """
-    case = np.repeat(np.arange(len(cases)), width)
-    starts = np.cumsum(width) - width
-    slot = np.arange(len(case)) - np.repeat(starts, width)
-    keys = uniform(cases.keys[case], Purpose.MASK, cases.t[case] * STRIDE + slot)
-    order = np.lexsort((keys, case))
-    rank = np.empty(len(case), dtype=np.int64)
-    rank[order] = np.arange(len(case)) - np.repeat(starts, width)
-    masked = rank < count[case]
-    return (first[case] + slot)[masked]
+    out = np.empty(int(count.sum()), dtype=np.int64)
+    starts = np.cumsum(count) - count
+    one = count == 1
+    picked = below(cases.keys[one], Purpose.MASK, cases.t[one] * STRIDE, width[one])
+    out[starts[one]] = first[one] + picked
+    many = np.flatnonzero(~one)
+    if len(many):
+        sizes = width[many]
+        case = np.repeat(many, sizes)
+        case_start = np.repeat(np.cumsum(sizes) - sizes, sizes)
+        slot = np.arange(len(case)) - case_start
+        keys = uniform(cases.keys[case], Purpose.MASK, cases.t[case] * STRIDE + slot)
+        order = np.lexsort((keys, case))
+        rank = np.empty(len(case), dtype=np.int64)
+        rank[order] = np.arange(len(case)) - case_start
+        masked = rank < count[case]
+        # Per case ascending: the masked slots in slot order fill its `count` places.
+        out[np.repeat(starts[many], count[many]) + _within(count[many])] = (first[case] + slot)[
+            masked
+        ]
+    return out
+
+
+def _within(sizes: np.ndarray) -> np.ndarray:
+    """0..size-1 for each size, concatenated."""
+    return np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
 
 
 def build(

@@ -15,6 +15,7 @@ from recalign.samples.tasks.base import (
     choose_templates,
     constant,
     histories,
+    item_lists,
     item_texts,
     render,
 )
@@ -50,11 +51,10 @@ def build(
     first = cases.window_start(batch, ctx.max_history)
     items = batch.items[target]
     matrix = candidates(batch, cases, ctx, items)
-    reprs, sep = ctx.repr_bytes, ctx.sep
     templates, choice = choose_templates(cases, ctx, template)
     values = {
         "history": histories(batch, ctx.joined_reprs(batch), cases.rows, first, target),
-        "candidates": [sep.join([reprs[i] for i in row]) for row in matrix.tolist()],
+        "candidates": item_lists(ctx, matrix),
         "num_candidates": constant(ctx.options.num_candidates),
         "target": item_texts(ctx, items),
     }
