@@ -4,9 +4,10 @@ A task module provides `SPEC = TaskSpec(...)` with one function,
 `build(batch, cases, ctx, template=None) -> TaskRows`: the samples of the given cases
 (user row, target position) of a block of users, for any split. Every random choice is
 a counter-based draw keyed by (seed, task, split, user) and the position (`draws`), made
-for the whole block in numpy; Python only assembles each sample's text from slices of
-its user's joined items. Content is drawn independently of the template, so fixing the
-template (the evaluator) keeps the candidates of generation.
+for the whole block in numpy. Python makes only each sample's variable text (a history
+is a slice of its user's joined items); templates are applied to whole blocks as piece
+matrices (`render`, `join_texts`). Content is drawn independently of the template, so
+fixing the template (the evaluator) keeps the candidates of generation.
 """
 
 from __future__ import annotations
