@@ -297,15 +297,23 @@ def item_lists(ctx: TaskContext, matrix: np.ndarray) -> list[bytes]:
     return list(map(ctx.sep.join, objects[matrix].tolist()))
 
 
-def histories(
-    batch: Batch, joined: Joined, rows: np.ndarray, first: np.ndarray, stop: np.ndarray
-) -> list[bytes]:
-    """Per case, the joined items first..stop-1 (flat indices of the case's user)."""
+def histories(joined: Joined, rows: np.ndarray, first: np.ndarray, stop: np.ndarray) -> list[bytes]:
+    """Per case, the joined elements first..stop-1 (flat indices of the case's user)."""
     texts, start, end = joined.texts, joined.start.tolist(), joined.end.tolist()
     return [
         texts[r][start[a] : end[b - 1]] if b > a else b""
         for r, a, b in zip(rows.tolist(), first.tolist(), stop.tolist(), strict=True)
     ]
+
+
+def next_item_cases(
+    batch: Batch, cases: Cases, ctx: TaskContext
+) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+    """What retrieval, ranking and BPR share: each case's target (flat index), the flat
+    index of its first history item, and its history as the prompt shows it."""
+    target = cases.target_flat(batch)
+    first = cases.window_start(batch, ctx.max_history)
+    return target, first, histories(ctx.joined_reprs(batch), cases.rows, first, target)
 
 
 def format_rating(value: float) -> str:

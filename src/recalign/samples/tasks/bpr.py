@@ -12,8 +12,8 @@ from recalign.samples.tasks.base import (
     TaskRows,
     TaskSpec,
     choose_templates,
-    histories,
     item_texts,
+    next_item_cases,
     render,
 )
 from recalign.samples.templates import Template
@@ -24,8 +24,7 @@ NAME = "bpr"
 def build(
     batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
 ) -> TaskRows:
-    target = cases.target_flat(batch)
-    first = cases.window_start(batch, ctx.max_history)
+    target, first, history = next_item_cases(batch, cases, ctx)
     positive = batch.items[target]
     ctx.sampler.check(batch.distinct_counts()[cases.rows], 1)
     negative = ctx.sampler.sample(
@@ -41,7 +40,7 @@ def build(
     )
     templates, choice = choose_templates(cases, ctx, template)
     values = {
-        "history": histories(batch, ctx.joined_reprs(batch), cases.rows, first, target),
+        "history": history,
         "item_a": item_texts(ctx, pair[:, 0]),
         "item_b": item_texts(ctx, pair[:, 1]),
         "target": item_texts(ctx, positive),

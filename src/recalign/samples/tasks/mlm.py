@@ -64,8 +64,9 @@ def hidden_spans(
     """First and last word index of each masked span that gets a sentinel, in word order.
 
     A span is a run of masked words inside one item (`new_item` marks each item's first
-    word; `case_start` is the index of each word's case's first word). Each case has `MAX_SENTINELS - 1` spans at most (the last sentinel closes the
-    target): words of later spans stay visible.
+    word; `case_start` is the index of each word's case's first word). A case has
+    `MAX_SENTINELS - 1` spans at most (the last sentinel closes the target): words of
+    later spans stay visible.
     """
     previous = np.concatenate([[False], masked[:-1]])
     begins = masked & (new_item | ~previous)

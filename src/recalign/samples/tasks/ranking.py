@@ -14,9 +14,9 @@ from recalign.samples.tasks.base import (
     TaskSpec,
     choose_templates,
     constant,
-    histories,
     item_lists,
     item_texts,
+    next_item_cases,
     render,
 )
 from recalign.samples.templates import Template
@@ -47,13 +47,12 @@ def candidates(batch: Batch, cases: Cases, ctx: TaskContext, positives: np.ndarr
 def build(
     batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
 ) -> TaskRows:
-    target = cases.target_flat(batch)
-    first = cases.window_start(batch, ctx.max_history)
+    target, first, history = next_item_cases(batch, cases, ctx)
     items = batch.items[target]
     matrix = candidates(batch, cases, ctx, items)
     templates, choice = choose_templates(cases, ctx, template)
     values = {
-        "history": histories(batch, ctx.joined_reprs(batch), cases.rows, first, target),
+        "history": history,
         "candidates": item_lists(ctx, matrix),
         "num_candidates": constant(ctx.options.num_candidates),
         "target": item_texts(ctx, items),

@@ -55,7 +55,7 @@ def build(
     )
     templates, choice = choose_templates(cases, ctx, template)
     values = {
-        "history": histories(batch, joined, cases.rows, first, target),
+        "history": histories(joined, cases.rows, first, target),
         "item": item_texts(ctx, batch.items[target]),
         "target": _rating_texts(batch.ratings[target]),
     }

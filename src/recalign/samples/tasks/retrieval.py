@@ -8,8 +8,8 @@ from recalign.samples.tasks.base import (
     TaskRows,
     TaskSpec,
     choose_templates,
-    histories,
     item_texts,
+    next_item_cases,
     render,
 )
 from recalign.samples.templates import Template
@@ -20,12 +20,11 @@ NAME = "retrieval"
 def build(
     batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
 ) -> TaskRows:
-    target = cases.target_flat(batch)
-    first = cases.window_start(batch, ctx.max_history)
+    target, first, history = next_item_cases(batch, cases, ctx)
     items = batch.items[target]
     templates, choice = choose_templates(cases, ctx, template)
     values = {
-        "history": histories(batch, ctx.joined_reprs(batch), cases.rows, first, target),
+        "history": history,
         "target": item_texts(ctx, items),
     }
     ids, inputs, targets = render(templates, choice, values)
