@@ -106,3 +106,13 @@ def test_render_prompt_rating_and_errors():
         render_prompt("rating", ["A"], item="B")
     unseen = render_prompt("retrieval", ["A"], template="unseen", templates=load_templates())
     assert unseen.startswith("Someone recently picked up A.")
+
+
+def test_too_short_sequences_are_refused(tmp_path):
+    from recalign.errors import DataFormatError
+
+    from .conftest import make_dataset
+
+    dataset = make_dataset(tmp_path / "d", [[1, 2, 3, 4], [5, 6]], 10)
+    with pytest.raises(DataFormatError, match="fewer than 3 interactions"):
+        build_eval_samples(dataset, "retrieval", "valid")

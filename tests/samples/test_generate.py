@@ -216,3 +216,33 @@ def test_a_failed_write_raises_and_leaves_no_files(tiny, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         generate_samples(tiny, tmp_path / "o", seed=1, chunk_users=2)
     assert not list((tmp_path / "o").glob("*.parquet*"))
+
+
+def test_unsorted_sequences_shard_into_disjoint_users(tmp_path):
+    import dataclasses
+
+    dataset = make_dataset(tmp_path / "d", SEQUENCES, 40)
+    reversed_order = dataclasses.replace(dataset, frame=dataset.sequences.reverse())
+    users = []
+    for shard in range(2):
+        out = tmp_path / f"s{shard}"
+        generate_samples(reversed_order, out, seed=2, shard=shard, num_shards=2, chunk_users=2)
+        users.append(read(out, "test")["user_id"].unique().sort().to_list())
+    assert users == [[1, 2, 3], [4, 5, 6]]
+
+
+def test_texts_over_the_array_limit_are_split_into_chunks(tiny, tmp_path, monkeypatch):
+    from recalign.samples.tasks import base
+
+    generate_samples(tiny, tmp_path / "one", seed=6)
+    monkeypatch.setattr(base, "MAX_ARRAY_BYTES", 2_000)  # a few prompts per chunk
+    generate_samples(tiny, tmp_path / "chunked", seed=6)
+    for split in SPLITS:
+        assert read(tmp_path / "chunked", split).equals(read(tmp_path / "one", split))
+    table = pq.read_table(tmp_path / "chunked" / "train.parquet")
+    assert table.schema.field("input").type == "string"
+
+
+def test_an_empty_template_list_is_a_config_error(tiny, tmp_path):
+    with pytest.raises(ConfigError, match=r"tasks\.retrieval\.templates"):
+        generate_samples(tiny, tmp_path / "o", config={"tasks": {"retrieval": {"templates": []}}})

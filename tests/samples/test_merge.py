@@ -99,3 +99,18 @@ def test_a_failing_worker_fails_the_run_and_leaves_nothing(tiny_no_ratings, tmp_
     with pytest.raises(ConfigError, match="needs ratings"):
         generate_samples(tiny_no_ratings.path, out, config={"tasks": {"rating": {}}}, workers=2)
     assert not (out / "train.parquet").exists()
+
+
+def test_a_failed_write_stops_the_workers(tiny, tmp_path, monkeypatch):
+    import multiprocessing
+
+    import pyarrow.parquet as pq
+
+    def broken(self, table, row_group_size=None):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", broken)  # the parent writes
+    with pytest.raises(OSError, match="disk full"):
+        generate_samples(tiny.path, tmp_path / "o", workers=2, chunk_users=1)
+    assert multiprocessing.active_children() == []
+    assert not list((tmp_path / "o").glob("*.parquet*"))

@@ -95,3 +95,16 @@ def test_same_key_and_position_same_rows():
     b = sampler.sample(keys, np.arange(5), excluded_by([{1}] * 5), 19)
     c = sampler.sample(keys, np.arange(5) + 1, excluded_by([{1}] * 5), 19)
     assert a.tolist() == b.tolist() and a.tolist() != c.tolist()
+
+
+def test_a_nearly_seen_catalogue_falls_back_to_exact_sampling():
+    # The user has every heavy item: rejection would need ~10^6 draws per negative.
+    sampler = NegativeSampler(30, np.array([2e5] * 25 + [1.0] * 5))
+    keys = user_keys(0, 1, "train", np.array([7, 8]))
+    seen = excluded_by([set(range(1, 26))] * 2)
+    rows = sampler.sample(keys, np.array([3, 3]), seen, 5)
+    assert [sorted(r) for r in rows.tolist()] == [[26, 27, 28, 29, 30]] * 2
+    assert rows.tolist() == sampler.sample(keys, np.array([3, 3]), seen, 5).tolist()
+    assert rows[0].tolist() != rows[1].tolist()  # each row its own stream
+    one = sampler.sample(keys, np.array([3, 3]), seen, 1, distinct=False)
+    assert set(one[:, 0].tolist()) <= {26, 27, 28, 29, 30}

@@ -341,3 +341,19 @@ def test_user_templates_that_need_jinja(tmp_path, tiny):
     assert first["template"] == "shout"
     assert first["input"] == f"BOUGHT: {item_text(1).upper()}"
     assert first["target"] == item_text(2).lower()
+
+
+def test_jinja_templates_get_constants_with_their_type(tmp_path, tiny):
+    path = tmp_path / "ranking.yaml"
+    path.write_text(
+        "task: ranking\n"
+        "placeholders: [history, candidates, num_candidates, target]\n"
+        "templates:\n"
+        "  - id: many\n"
+        "    version: 1\n"
+        '    input: "{{ history }} | {% if num_candidates > 3 %}many{% endif %}: {{ candidates }}"\n'
+        '    target: "{{ target }}"\n'
+    )
+    generate_samples(tiny, tmp_path / "o", preset="rec-only", templates=[path])
+    rows = pl.read_parquet(tmp_path / "o" / "train.parquet").filter(pl.col("task") == "ranking")
+    assert rows["input"].str.contains(" | many: ").all()

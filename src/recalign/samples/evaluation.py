@@ -27,6 +27,7 @@ from recalign.data.store import PreparedDataset
 from recalign.errors import ConfigError
 from recalign.samples.batch import Batch, Ragged, ranges
 from recalign.samples.context import build_contexts, default_options
+from recalign.samples.generate import check_lengths
 from recalign.samples.tasks import REC_TASKS, TASK_INDEX, TASKS
 from recalign.samples.tasks.base import NULL_ITEM, eval_cases, join_texts
 from recalign.samples.tasks.rating import rated_history
@@ -97,6 +98,7 @@ def build_eval_samples(
         negatives=negatives,
         max_history=max_history,
     )[task]
+    check_lengths(dataset)
     sequences = dataset.sequences.select(
         USER_ID, ITEMS, *([RATINGS] if dataset.has_ratings else [])
     )

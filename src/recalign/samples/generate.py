@@ -16,6 +16,7 @@ import queue
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,8 @@ class _SplitWriters:
             raise self.error
 
 
-def _check_lengths(dataset: PreparedDataset) -> None:
+def check_lengths(dataset: PreparedDataset) -> None:
+    """Every user needs a train, a valid and a test item."""
     short = (
         dataset.scan_sequences()
         .filter(pl.col(ITEMS).list.len() < MIN_SEQUENCE_LENGTH)
@@ -166,7 +168,7 @@ def _user_batches(
     if user_ids.is_sorted() and user_ids.n_unique() == user_ids.len():
         return len(rows), dataset.sequence_batches(start, stop, size, columns)
     ordered = dataset.sequences.select(columns).sort(USER_ID, maintain_order=True)
-    return len(rows), (ordered.slice(i, size) for i in range(start, stop, size))
+    return len(rows), (ordered.slice(i, min(size, stop - i)) for i in range(start, stop, size))
 
 
 def _setup(
@@ -241,7 +243,7 @@ def generate_samples(
         _check_parallel(dataset, templates)
     mixture, _, contexts, skipped = _setup(dataset, **setup)
     cfg = mixture.config
-    _check_lengths(dataset)
+    check_lengths(dataset)
     num_users, batches = _user_batches(dataset, shard, num_shards, chunk_users)
     plan = [(TASK_INDEX[name], TASKS[name], contexts[name]) for name in contexts]
     num_items = len(next(iter(contexts.values())).reprs) - 1
@@ -260,15 +262,17 @@ def generate_samples(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for users, tables in blocks:
-            for split, (table, block_counts) in tables.items():
-                counts[split].update(block_counts)
-                pending[split].append(table)
-                if sum(t.num_rows for t in pending[split]) >= ROW_GROUP_ROWS:
-                    writers.write(split, pa.concat_tables(pending[split]))
-                    pending[split] = []
-            if on_progress is not None:
-                on_progress(users)
+        # Closed on any exit: a failed run stops its worker processes at once.
+        with closing(blocks):
+            for users, tables in blocks:
+                for split, (table, block_counts) in tables.items():
+                    counts[split].update(block_counts)
+                    pending[split].append(table)
+                    if sum(t.num_rows for t in pending[split]) >= ROW_GROUP_ROWS:
+                        writers.write(split, pa.concat_tables(pending[split]))
+                        pending[split] = []
+                if on_progress is not None:
+                    on_progress(users)
         for split, tables in pending.items():
             if tables:
                 writers.write(split, pa.concat_tables(tables))

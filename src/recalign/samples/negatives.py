@@ -14,6 +14,7 @@ from recalign.errors import ConfigError
 from recalign.samples.draws import STRIDE, Purpose, uniform
 
 NEGATIVE_SAMPLERS = ("uniform", "popularity")
+EXACT_AFTER = 1 << 14  # rejected draws of one row before it samples the allowed items exactly
 
 
 class NegativeSampler:
@@ -28,10 +29,12 @@ class NegativeSampler:
             raise ConfigError("the catalogue is empty: no negatives to sample")
         self.num_items = num_items
         self._cdf = None
+        self._weights = None
         if weights is not None:
             weights = np.asarray(weights, dtype=np.float64)
             if weights.shape != (num_items,) or (weights <= 0).any():
                 raise ValueError("weights must be positive, one per item")
+            self._weights = weights
             cdf = np.cumsum(weights)
             self._cdf = cdf / cdf[-1]
 
@@ -86,15 +89,18 @@ class NegativeSampler:
         return out
 
     def _slow_row(self, key, t: int, seen, k: int, distinct: bool) -> np.ndarray:
-        """One row from its stream, drawing until k are accepted (same rule as `sample`)."""
+        """One row from its stream, drawing until k are accepted (same rule as `sample`).
+
+        A user who has seen nearly all the likely items could reject draws for a long
+        time (popularity weights): past a budget the rest is drawn exactly from the
+        sampling distribution restricted to the items still allowed.
+        """
         row: list[int] = []
         taken: set[int] = set()
         j, block = 0, 4 * k + 16
         while len(row) < k:
-            if j + block > STRIDE:
-                raise ConfigError(
-                    "negative sampling rejected too many draws (catalogue nearly seen)"
-                )
+            if j >= EXACT_AFTER:
+                return np.asarray(row + self._exact(key, t, j, seen, k - len(row), taken, distinct))
             counters = t * STRIDE + np.arange(j, j + block)
             draws = self.items(uniform(np.asarray(key), Purpose.NEGATIVE, counters))
             bad = seen(draws).tolist()
@@ -107,6 +113,22 @@ class NegativeSampler:
                     break
             j += block
         return np.asarray(row, dtype=np.int64)
+
+    def _exact(
+        self, key, t: int, j: int, seen, k: int, taken: set[int], distinct: bool
+    ) -> list[int]:
+        items = np.arange(1, self.num_items + 1)
+        allowed = items[~seen(items) & ~np.isin(items, list(taken))]
+        weights = np.ones(len(allowed)) if self._cdf is None else self._weights[allowed - 1]
+        out: list[int] = []
+        for n in range(j, j + k):
+            u = float(uniform(np.asarray(key), Purpose.NEGATIVE, np.asarray(t * STRIDE + n)))
+            cdf = np.cumsum(weights)
+            pick = min(int(np.searchsorted(cdf / cdf[-1], u, side="right")), len(allowed) - 1)
+            out.append(int(allowed[pick]))
+            if distinct:
+                allowed, weights = np.delete(allowed, pick), np.delete(weights, pick)
+        return out
 
 
 def _repeats(draws: np.ndarray) -> np.ndarray:

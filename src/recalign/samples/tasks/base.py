@@ -42,7 +42,9 @@ class TaskOptions(BaseModel):
     )
     max_per_user: int | None = Field(default=None, ge=1)
     templates: list[str] | None = Field(
-        default=None, description="template ids to draw from (default: all training ones)"
+        default=None,
+        min_length=1,
+        description="template ids to draw from (default: all training ones)",
     )
 
 
@@ -181,8 +183,15 @@ def _lengths(values: list[bytes]) -> np.ndarray:
     return np.fromiter(map(len, values), dtype=np.int64, count=len(values))
 
 
-def join_texts(parts: Sequence[Texts], order: np.ndarray | None = None) -> pa.Array:
-    """The rows of `parts` (stacked, then taken in `order`) as one Arrow string array."""
+MAX_ARRAY_BYTES = 2**31 - 1  # an Arrow `string` array's data (32-bit offsets)
+
+
+def join_texts(parts: Sequence[Texts], order: np.ndarray | None = None) -> pa.ChunkedArray:
+    """The rows of `parts` (stacked, then taken in `order`) as Arrow strings.
+
+    One chunk per run of rows under 2 GiB of text (almost always a single chunk), so
+    the column keeps the `string` type of the output schema.
+    """
     width = max(p.pieces.shape[1] for p in parts)
     pieces = np.concatenate(
         [
@@ -195,31 +204,50 @@ def join_texts(parts: Sequence[Texts], order: np.ndarray | None = None) -> pa.Ar
     lengths = np.concatenate([p.lengths for p in parts])
     if order is not None:
         pieces, lengths = pieces[order], lengths[order]
-    small = int(lengths.sum()) < 2**31  # the usual case: 32-bit offsets, `string`
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int32 if small else np.int64)
+    ends = np.cumsum(lengths)
+    if len(lengths) and lengths.max() > MAX_ARRAY_BYTES:
+        raise ValueError(f"a sample of {lengths.max():,} bytes is over Arrow's string limit")
+    chunks = []
+    start = 0
+    while start < len(lengths) or not chunks:
+        base = ends[start - 1] if start else 0
+        stop = int(np.searchsorted(ends, base + MAX_ARRAY_BYTES, side="right"))
+        chunks.append(_string_array(pieces[start:stop], lengths[start:stop]))
+        start = stop
+    return pa.chunked_array(chunks, pa.string())
+
+
+def _string_array(pieces: np.ndarray, lengths: np.ndarray) -> pa.Array:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     data = b"".join(pieces.ravel().tolist())
     # Every piece is whole UTF-8 (template text, item texts) or a slice of joined texts cut
     # at an item or word boundary: valid by construction, so no validating pass.
-    kind = pa.string() if small else pa.large_string()
     return pa.Array.from_buffers(
-        kind, len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        pa.string(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
 
 
 def render(
-    templates: list[Template], choice: np.ndarray, values: dict[str, Texts | list[bytes] | bytes]
+    templates: list[Template],
+    choice: np.ndarray,
+    values: dict[str, Texts | list[bytes] | str | int],
 ) -> tuple[list[str], Texts, Texts]:
     """Template ids, inputs and targets: each case rendered with its chosen template.
 
     `values` maps every placeholder of the task to one value per case (`Texts`, or a list
-    of bytes) or to a constant (bytes).
+    of UTF-8 bytes) or to a constant (`str` or `int`, as Jinja would get it).
     """
-    values = {
-        name: v if isinstance(v, bytes | Texts) else Texts.of(v) for name, v in values.items()
-    }
     if any(t._input.pieces is None or t._target.pieces is None for t in templates):
         return _render_with_jinja(templates, choice, values)
+    values = {
+        name: str(v).encode("utf-8")
+        if isinstance(v, str | int)
+        else v
+        if isinstance(v, Texts)
+        else Texts.of(v)
+        for name, v in values.items()
+    }
     n = len(choice)
     rows_of = [np.flatnonzero(choice == j) for j in range(len(templates))]
 
@@ -262,26 +290,26 @@ def _as_objects(values: list[bytes]) -> np.ndarray:
 
 
 def _render_with_jinja(
-    templates: list[Template], choice: np.ndarray, values: dict[str, Texts | bytes]
+    templates: list[Template],
+    choice: np.ndarray,
+    values: dict[str, Texts | list[bytes] | str | int],
 ) -> tuple[list[str], Texts, Texts]:
     """User templates with Jinja logic: one render per case (slow, but any template)."""
-    columns = [
-        repeat(v) if isinstance(v, bytes) else map(b"".join, v.pieces.tolist())
-        for v in values.values()
-    ]
+    columns = []
+    for value in values.values():
+        if isinstance(value, str | int):  # constants keep their type (`num_candidates > 3`)
+            columns.append(repeat(value))
+        else:
+            rows = map(b"".join, value.pieces.tolist()) if isinstance(value, Texts) else value
+            columns.append(map(bytes.decode, rows))
     inputs, targets = [], []
     choices = choice.tolist()
     for vals, j in zip(zip(*columns), choices):  # noqa: B905 (constants repeat)
-        texts = {n: v.decode("utf-8") for n, v in zip(values, vals, strict=True)}
-        inp, tgt = templates[j].render(texts)
+        inp, tgt = templates[j].render(dict(zip(values, vals, strict=True)))
         inputs.append(inp.encode("utf-8"))
         targets.append(tgt.encode("utf-8"))
     ids = [t.id for t in templates]
     return [ids[j] for j in choices], Texts.of(inputs), Texts.of(targets)
-
-
-def constant(value: str | int) -> bytes:
-    return str(value).encode("utf-8")
 
 
 def item_texts(ctx: TaskContext, items: np.ndarray) -> Texts:

@@ -14,7 +14,6 @@ from recalign.samples.tasks.base import (
     TaskRows,
     TaskSpec,
     choose_templates,
-    constant,
     render,
 )
 from recalign.samples.templates import Template
@@ -114,7 +113,7 @@ def build(
         shown_texts.append(b"".join(pieces))
         hidden_texts.append(sep.join([reprs[items[m]] for m in slots]))
     templates, choice = choose_templates(cases, ctx, template)
-    values = {"history": shown_texts, "mask": constant(opts.mask_token), "target": hidden_texts}
+    values = {"history": shown_texts, "mask": opts.mask_token, "target": hidden_texts}
     ids, inputs, targets = render(templates, choice, values)
     firsts = np.cumsum(count) - count
     single = batch.items[np.asarray(masked, dtype=np.int64)[firsts]] if len(cases) else firsts

@@ -13,7 +13,6 @@ from recalign.samples.tasks.base import (
     TaskRows,
     TaskSpec,
     choose_templates,
-    constant,
     item_lists,
     item_texts,
     next_item_cases,
@@ -54,7 +53,7 @@ def build(
     values = {
         "history": history,
         "candidates": item_lists(ctx, matrix),
-        "num_candidates": constant(ctx.options.num_candidates),
+        "num_candidates": ctx.options.num_candidates,
         "target": item_texts(ctx, items),
     }
     ids, inputs, targets = render(templates, choice, values)
