@@ -14,7 +14,7 @@ file written. Measured:
   single process;
 - `synthetic/<users>`: the synthetic shop at 1x and 10x Beauty's users (`--preset` for
   it, default `paper`), to show that peak memory does not grow with the users (the
-  prepared sequences themselves are in memory; the samples are streamed).
+  sequences are read and the samples written block by block).
 
 Prints one JSON object: per run the median wall and CPU seconds, samples/s (wall and
 per CPU second), peak RSS; the ratio

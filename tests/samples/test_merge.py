@@ -106,10 +106,13 @@ def test_a_failed_write_stops_the_workers(tiny, tmp_path, monkeypatch):
 
     import pyarrow.parquet as pq
 
+    from recalign.samples import generate
+
     def broken(self, table, row_group_size=None):
         raise OSError("disk full")
 
     monkeypatch.setattr(pq.ParquetWriter, "write_table", broken)  # the parent writes
+    monkeypatch.setattr(generate, "ROW_GROUP_ROWS", 1)  # fail while blocks are in flight
     with pytest.raises(OSError, match="disk full"):
         generate_samples(tiny.path, tmp_path / "o", workers=2, chunk_users=1)
     assert multiprocessing.active_children() == []

@@ -71,6 +71,18 @@ def concat_rows(*parts: Ragged) -> Ragged:
     return Ragged(offsets, out)
 
 
+def stack_rows(parts: list[Ragged]) -> Ragged:
+    """Vertical stacking: the rows of parts[0], then of parts[1], ..."""
+    if len(parts) == 1:
+        return parts[0]
+    offsets = _offsets(np.concatenate([p.lengths for p in parts]))
+    return Ragged(offsets, np.concatenate([p.values for p in parts]))
+
+
+def empty_rows(n: int) -> Ragged:
+    return Ragged(np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+
 def matrix_rows(matrix: np.ndarray) -> Ragged:
     n, k = matrix.shape
     return Ragged(np.arange(n + 1, dtype=np.int64) * k, matrix.reshape(-1))
@@ -83,10 +95,6 @@ class Joined:
     texts: list[bytes]  # one per user row
     start: np.ndarray  # per flat element: byte offset in its user's text
     end: np.ndarray
-
-    def window(self, row: int, first: int, stop: int) -> bytes:
-        """Elements first..stop-1 (flat indices of one user) as they appear joined."""
-        return self.texts[row][self.start[first] : self.end[stop - 1]] if stop > first else b""
 
 
 @dataclass

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from recalign.constants import CANDIDATES, INPUT, TARGET, TARGET_ITEM, TASK, TEMPLATE, USER_ID
-from recalign.samples.batch import Ragged
+from recalign.samples.batch import Ragged, empty_rows, stack_rows
 from recalign.samples.tasks.base import NULL_ITEM, TaskRows, join_texts
 
 ITEMS_SHOWN = "items_shown"  # list[int]: every item id the sample mentions (leakage audits)
@@ -25,7 +25,8 @@ SCHEMA = pa.schema(
 )
 
 
-def _lists(ragged: Ragged, valid: np.ndarray | None = None) -> pa.Array:
+def list_array(ragged: Ragged, valid: np.ndarray | None = None) -> pa.Array:
+    """Rows of item ids as an Arrow list array (null where `valid` is False)."""
     offsets = pa.array(ragged.offsets.astype(np.int32))
     mask = None if valid is None else pa.array(~valid)
     return pa.ListArray.from_arrays(offsets, pa.array(ragged.values, pa.int64()), mask=mask)
@@ -43,13 +44,13 @@ def assemble(parts: list[TaskRows], task_order: dict[str, int], user_ids: np.nda
     template = np.concatenate([np.array(p.template, dtype=object) for p in parts])[order]
     names = [p.task for p in parts]
     task = np.repeat(np.arange(len(parts)), [len(p.cases) for p in parts])[order]
-    candidates = concat_rows_all(
-        [p.candidates if p.candidates is not None else _empty_rows(len(p.cases)) for p in parts]
+    candidates = stack_rows(
+        [p.candidates if p.candidates is not None else empty_rows(len(p.cases)) for p in parts]
     ).take(order)
     has_candidates = np.concatenate(
         [np.full(len(p.cases), p.candidates is not None) for p in parts]
     )[order]
-    shown = concat_rows_all([p.shown for p in parts]).take(order)
+    shown = stack_rows([p.shown for p in parts]).take(order)
     target_item = np.concatenate([p.target_item for p in parts])[order]
     return pa.Table.from_arrays(
         [
@@ -61,22 +62,8 @@ def assemble(parts: list[TaskRows], task_order: dict[str, int], user_ids: np.nda
             join_texts([p.input for p in parts], order),
             join_texts([p.target for p in parts], order),
             pa.array(target_item, pa.int64(), mask=target_item == NULL_ITEM),
-            _lists(candidates, has_candidates),
-            _lists(shown),
+            list_array(candidates, has_candidates),
+            list_array(shown),
         ],
         schema=SCHEMA,
     )
-
-
-def _empty_rows(n: int) -> Ragged:
-    return Ragged(np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
-
-
-def concat_rows_all(parts: list[Ragged]) -> Ragged:
-    """Stack raggeds vertically: the rows of parts[0], then of parts[1], ..."""
-    if len(parts) == 1:
-        return parts[0]
-    lengths = np.concatenate([p.lengths for p in parts])
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return Ragged(offsets, np.concatenate([p.values for p in parts]))

@@ -26,6 +26,7 @@ from recalign.constants import (
 from recalign.data.store import PreparedDataset
 from recalign.errors import ConfigError
 from recalign.samples.batch import Batch, Ragged, ranges
+from recalign.samples.buffer import list_array
 from recalign.samples.context import build_contexts, default_options
 from recalign.samples.generate import check_lengths
 from recalign.samples.tasks import REC_TASKS, TASK_INDEX, TASKS
@@ -135,9 +136,7 @@ def build_eval_samples(
 def _list_series(ragged: Ragged | None, n: int) -> pl.Series:
     if ragged is None:
         return pl.Series([None] * n, dtype=pl.List(pl.Int64))
-    bounds = ragged.offsets.tolist()
-    values = ragged.values.tolist()
-    return pl.Series([values[bounds[i] : bounds[i + 1]] for i in range(n)], dtype=pl.List(pl.Int64))
+    return pl.Series(list_array(ragged))
 
 
 def render_prompt(

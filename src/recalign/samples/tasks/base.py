@@ -63,10 +63,6 @@ class TaskContext:
     separator: str = "; "
     cache: dict[str, Any] = field(default_factory=dict)  # per-run precomputations of a task
 
-    def join(self, items: Sequence[int]) -> str:
-        reprs = self.reprs
-        return self.separator.join([reprs[i] for i in items])
-
     def cached(self, name: str, make: Callable[[], Any]) -> Any:
         found = self.cache.get(name)
         if found is None:
