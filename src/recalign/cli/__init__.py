@@ -20,6 +20,7 @@ from recalign.cli import samples as samples_cli
 from recalign.cli import serve as serve_cli
 from recalign.cli import train as train_cli
 from recalign.errors import RecalignError
+from recalign.threads import THREADS_ENV, export_request
 
 app = typer.Typer(
     name="recalign",
@@ -45,7 +46,16 @@ app.command("serve")(serve_cli.serve)
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
+    threads: str | None = typer.Option(
+        None,
+        "--threads",
+        metavar="N|auto",
+        help="CPU threads for models. Default: $" + THREADS_ENV + ", else chosen from "
+        "the cores other processes leave free (1 on a busy machine).",
+    ),
 ) -> None:
+    # Before torch or numpy is imported, so their native pools start at this size.
+    export_request(threads)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

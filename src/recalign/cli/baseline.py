@@ -55,8 +55,10 @@ def baseline(
 
     from recalign.baselines.registry import get_spec
     from recalign.baselines.run import run_baseline
+    from recalign.threads import configure_threads
 
     spec = get_spec(name)
+    configure_threads()
     overrides: dict[str, Any] = {}
     if config is not None:
         if not config.is_file():

@@ -66,6 +66,9 @@ def run(
 ) -> None:
     """Evaluate RUN_DIR on DATA under PROTOCOL; write OUT/predictions.jsonl and metrics.json."""
     from recalign.evaluation.llm import EvalOptions, evaluate_run
+    from recalign.threads import configure_threads
+
+    configure_threads()
 
     options = EvalOptions(
         protocol=protocol,

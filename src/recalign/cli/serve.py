@@ -110,11 +110,13 @@ def recommend(
 ) -> None:
     """Top-K recommendations for one history, or for every user of a file."""
     from recalign.serving import Recommender
+    from recalign.threads import configure_threads
 
     if (users is None) == (not history):
         raise RecalignError("give either --history (one or more) or --users FILE")
     if users is not None and out is None:
         raise RecalignError("--users needs --out FILE for the recommendations")
+    configure_threads()
     rec = Recommender.load(run_dir, data_dir=data, device=device)
     if users is not None:
         assert out is not None
@@ -180,7 +182,9 @@ def serve(
 
     from recalign.serving import Recommender
     from recalign.serving.app import ServeLimits, create_app
+    from recalign.threads import configure_threads
 
+    configure_threads()
     # Load before binding: a missing or corrupt run dir fails here, with its message.
     rec = Recommender.load(run_dir, data_dir=data, device=device)
     limits = ServeLimits(

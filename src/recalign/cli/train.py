@@ -40,8 +40,10 @@ def train(
     if num_processes > 1:
         _relaunch(num_processes)
         return
+    from recalign.threads import configure_threads
     from recalign.training.run import train as run_train
 
+    configure_threads()
     result = run_train(
         data,
         samples,

@@ -62,10 +62,13 @@ def samples(config: RunConfig, data_dir: Path, out: Path) -> dict[str, Any]:
 def train(
     config: RunConfig, data_dir: Path, samples_dir: Path, out: Path, resume: bool
 ) -> dict[str, Any]:
+    from recalign.threads import configure_threads
     from recalign.training import train as train_model
     from recalign.training.checkpoints import last_checkpoint
     from recalign.training.config import make_config
 
+    # Chosen per stage: the machine's load may have changed since the previous one.
+    configure_threads()
     train_config = make_config({"seed": config.seed, **config.training}, source="training")
     # A stage interrupted after its first checkpoint continues from it.
     resume = resume and last_checkpoint(out) is not None
@@ -108,7 +111,9 @@ def evaluate(
     config: RunConfig, data_dir: Path, run_dir: Path, protocol: str, out: Path
 ) -> dict[str, Any]:
     from recalign.evaluation.llm import EvalOptions, evaluate_run
+    from recalign.threads import configure_threads
 
+    configure_threads()
     ev = config.evaluation
     options = EvalOptions(
         protocol=protocol,
@@ -126,10 +131,12 @@ def evaluate(
 def baseline(config: RunConfig, data_dir: Path, name: str, out: Path) -> dict[str, Any]:
     from recalign.baselines.run import run_baseline
     from recalign.data import load_prepared
+    from recalign.threads import configure_threads
 
     if name in RATING_BASELINES and not load_prepared(data_dir).has_ratings:
         log.info("skipping baseline %s: the dataset has no ratings", name)
         return {"skipped": "the dataset has no ratings"}
+    configure_threads()
     overrides = {"seed": config.seed, **config.baselines.options.get(name, {})}
     metrics = run_baseline(
         name,
