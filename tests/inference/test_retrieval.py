@@ -10,6 +10,7 @@ from recalign.errors import ConfigError
 from recalign.inference.reference import reference_retrieval
 from recalign.inference.retrieval import constrained_retrieval
 from tests.inference.conftest import prompts_for, trie_of
+from tests.tolerances import assert_same_ranking
 
 torch = pytest.importorskip("torch")
 
@@ -28,9 +29,9 @@ def test_fast_equals_reference(lm, texts, length_penalty, ban):
     )
     ref = reference_retrieval(model, tokenizer, family, trie, prompts, banned, **kwargs)
     for f, r in zip(fast, ref, strict=True):
-        assert f.items == r.items
-        # generate() keeps beam scores in float32.
-        assert f.scores == pytest.approx(r.scores, rel=1e-6)
+        # Two implementations batching users and beams differently (generate() keeps
+        # beam scores in float32): equal up to float32 batching noise.
+        assert_same_ranking(f.items, f.scores, r.items, r.scores)
 
 
 def test_only_distinct_catalogue_items_and_no_history(lm, texts):
@@ -75,7 +76,8 @@ def test_batching_does_not_change_results(t5, texts):
     many = constrained_retrieval(
         model, tokenizer, family, trie, prompts, histories, k=10, num_beams=10, batch_size=7
     )
-    assert [r.items for r in one] == [r.items for r in many]
+    for alone, together in zip(one, many, strict=True):
+        assert_same_ranking(together.items, together.scores, alone.items, alone.scores)
 
 
 def test_t5_session_equals_the_model_forward(t5, texts):
