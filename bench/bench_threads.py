@@ -77,7 +77,7 @@ def worker(name: str, paths: dict[str, Path], units: int, scratch: Path) -> dict
         marks: list[float] = []
 
         class Clock(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            def on_step_end(self, args, state, control, **kwargs):
                 marks.append(time.perf_counter())
 
         config = make_config(
