@@ -10,8 +10,10 @@ from recalign.errors import ConfigError
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch):
+    """No thread request in the environment, and whatever a test exports is undone."""
     for name in (threads.THREADS_ENV, *threads.POOL_ENVS):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so the teardown restores the original
+        monkeypatch.delenv(name)
 
 
 def _machine(monkeypatch, cores: int, others: float | None) -> None:
@@ -84,3 +86,31 @@ def test_busy_sample_is_measured_here():
     """The real sampler: a number of cores between 0 and the machine's, or unknown."""
     measured = threads.others_busy_cores(seconds=0.05)
     assert measured is None or 0.0 <= measured <= threads.available_cores() + 0.5
+
+
+def test_cli_option_reaches_child_processes_and_refuses_nonsense():
+    import subprocess
+    import sys
+
+    probe = (
+        "import os; print(os.environ.get('RECALIGN_THREADS'), os.environ.get('OMP_NUM_THREADS'))"
+    )
+    ok = subprocess.run(
+        [sys.executable, "-m", "recalign", "--threads", "1", "data", "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "recalign", "--threads", "many", "data", "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "--threads must be a number of threads or 'auto'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    threads.export_request("1")
+    child = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert child.stdout.split() == ["1", "1"]
