@@ -229,8 +229,13 @@ def serve(
     if not _is_loopback(host):
         logger.warning("binding %s: the API is reachable from other machines (no auth)", host)
     web = create_app(rec, limits, batch_window_ms=batch_window_ms, max_batch=max_batch)
+    served = rec.describe()
+    others = [name for name in served.get("models", []) if name != served.get("served")]
+    also = f"; the run also has {', '.join(others)} (--model NAME)" if others else ""
     typer.echo(
-        f"serving {rec.backend.name} ({len(rec.catalog)} items) on http://{host}:{port}/", err=True
+        f"serving {served['model']} ({served['kind']}, {served['num_items']} items) on "
+        f"http://{host}:{port}/{also}",
+        err=True,
     )
     uvicorn.run(web, host=host, port=port, log_level="warning")
 
