@@ -162,3 +162,24 @@ print("HEAVY", heavy)
     done = run_entry_point(code=code)
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stdout
+
+
+def readme_commands() -> list[list[str]]:
+    """The `recalign ...` lines of the README's tour of the command line, as argv."""
+    import shlex
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    tour = readme.read_text().split("## A tour of the command line", 1)[1].split("```")[1]
+    return [
+        shlex.split(line, comments=True)[1:]
+        for line in tour.splitlines()
+        if line.startswith("recalign ")
+    ]
+
+
+@pytest.mark.parametrize("args", readme_commands(), ids=" ".join)
+def test_readme_commands_parse(monkeypatch, capsys, args):
+    """Every option the README shows exists: an unknown one fails before -h is handled."""
+    code, out, err = call_main(monkeypatch, capsys, *args, "-h")
+    assert code == 0, err
+    assert out.startswith("Usage:")
