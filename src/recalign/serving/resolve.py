@@ -178,7 +178,9 @@ class ItemCatalog:
         found = [
             i
             for i, text in enumerate(self._norm_texts)
-            if all(pattern.search(text) for pattern in patterns)
+            # plain substring tests first: cheap, and they rule out almost every text
+            if all(word in text for word in words)
+            and all(pattern.search(text) for pattern in patterns)
         ]
         found.sort(key=lambda i: (len(self._norm_texts[i]), int(self.item_ids[i])))
         return found
