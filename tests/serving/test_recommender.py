@@ -10,7 +10,7 @@ import pytest
 from recalign.errors import IncompatibleArtifactError, RecalignError
 from recalign.serving import InvalidRequestError, Recommender, UnknownItemsError
 from recalign.serving.backends import UnsupportedOperationError
-from tests.serving.conftest import TEXTS, make_llm_run, make_pipeline_dir, write_run_manifest
+from tests.serving.conftest import TEXTS, write_run_manifest
 
 
 def test_popularity_top_k_hand_computed(rec):
@@ -181,6 +181,8 @@ def test_user_id_baseline_is_refused_with_a_message(tmp_path, data_dir):
 @pytest.fixture
 def pipeline_dir(tmp_path):
     pytest.importorskip("recalign.baselines.run")
+    from tests.serving.conftest import make_pipeline_dir
+
     return make_pipeline_dir(tmp_path / "run", baselines=("pop", "sasrec"))
 
 
@@ -218,6 +220,8 @@ def test_model_on_a_single_run_is_refused(data_dir):
 def test_pipeline_serves_its_fine_tuned_model_by_default(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("recalign.baselines.run")
+    from tests.serving.conftest import make_llm_run, make_pipeline_dir
+
     run = make_pipeline_dir(tmp_path / "run")
     make_llm_run(run / "train", run / "data")
     served = Recommender.load(run)
