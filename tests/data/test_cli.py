@@ -77,9 +77,51 @@ def test_custom_via_cli(tmp_path):
     assert ds.sequences["timestamps"].to_list() == [[1, 2, 3]]
 
 
-def test_synthetic_items_must_be_a_number(tmp_path):
-    result = runner.invoke(app, ["prepare", "synthetic", "--items", "lots", "--out", str(tmp_path)])
+@pytest.mark.parametrize(
+    ("name", "args", "needles"),
+    [
+        # --items is the items file of 'custom'; the shop's size has its own options
+        ("synthetic", ["--items", "items.csv"], ["--items", "'custom'", "--num-items N"]),
+        ("synthetic", ["--interactions", "log.csv"], ["--interactions", "'custom'"]),
+        ("movielens-100k", ["--num-users", "5"], ["--num-users", "'synthetic'"]),
+        ("movielens-100k", ["--seed", "1"], ["--seed", "'synthetic'"]),
+        ("custom", ["--num-items", "5"], ["--num-items", "'synthetic'"]),
+        ("amazon2014-beauty", ["--items", "i.csv"], ["--items", "'custom'", "--source"]),
+    ],
+)
+def test_options_of_another_dataset_kind_are_refused(tmp_path, name, args, needles):
+    result = runner.invoke(app, ["prepare", name, *args, "--out", str(tmp_path / "o")])
     assert isinstance(result.exception, ConfigError)
+    for needle in needles:
+        assert needle in str(result.exception)
+    assert not (tmp_path / "o").exists()
+
+
+def test_synthetic_sizes_must_be_numbers(tmp_path):
+    result = runner.invoke(
+        app, ["prepare", "synthetic", "--num-items", "lots", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "--num-items" in result.output
+
+
+def test_prepare_help_lists_the_custom_columns():
+    result = runner.invoke(app, ["prepare", "--help"], terminal_width=100)
+    assert result.exit_code == 0
+    help_text = result.output
+    for needle in (
+        "--interactions FILE",
+        "user (--user-col, default user_id)",
+        "item (--item-col, default item_id)",
+        "timestamp (--timestamp-col, optional",
+        "rating (--rating-col, optional",
+        "--items FILE",
+        "title (--title-col, default title)",
+        "--short-text-col",
+        "--num-users",
+        "--num-items",
+    ):
+        assert needle in help_text, needle
 
 
 def test_synthetic(tmp_path):
@@ -90,9 +132,9 @@ def test_synthetic(tmp_path):
         [
             "prepare",
             "synthetic",
-            "--users",
+            "--num-users",
             "50",
-            "--items",
+            "--num-items",
             "40",
             "--seed",
             "1",
@@ -105,3 +147,23 @@ def test_synthetic(tmp_path):
 
     ds = load_prepared(out)
     assert ds.sequences.height <= 50 and ds.items.height <= 40
+
+
+@pytest.mark.parametrize(
+    ("name", "layouts"),
+    [
+        ("movielens-100k", "u.data + u.item or RecBole *.inter + *.item"),
+        (
+            "amazon2014-beauty",
+            "sequences.txt + items.tsv (S3-Rec layout) or reviews_Beauty_5.json.gz",
+        ),
+    ],
+)
+def test_source_that_is_not_a_folder_lists_the_layouts(tmp_path, name, layouts):
+    result = runner.invoke(
+        app, ["prepare", name, "--source", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]
+    )
+    assert isinstance(result.exception, ConfigError)
+    message = str(result.exception)
+    assert layouts in message
+    assert "or or" not in message

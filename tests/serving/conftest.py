@@ -133,3 +133,17 @@ def make_llm_run(run_dir: Path, data_dir: Path, family: str = "seq2seq", seed: i
         item_repr="title",
     )
     return run_dir
+
+
+def make_pipeline_dir(root: Path, baselines: tuple[str, ...] = ("pop",)) -> Path:
+    """A `recalign run` directory without its LLM: data/, baselines/<name>/ and the manifest
+    (plus a skipped baseline, which leaves a directory without a manifest)."""
+    from recalign.baselines.run import run_baseline
+
+    data = make_data_dir(root / "data")
+    for name in baselines:
+        overrides = {} if name == "pop" else {"epochs": 1}
+        run_baseline(name, data, root / "baselines" / name, k=5, overrides=overrides)
+    (root / "baselines" / "global-mean").mkdir(parents=True)
+    write_run_manifest(root, kind="pipeline", name="fixture")
+    return root

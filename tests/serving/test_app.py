@@ -47,6 +47,22 @@ def test_health(client):
     assert body["status"] == "ok"
     assert (body["model"], body["num_items"], body["can_rate"]) == ("pop", len(TEXTS), False)
     assert body["limits"]["max_k"] == 4
+    # the page explains the scores in words
+    assert (
+        body["score"]
+        == "the item's number of interactions in the training data; higher is more popular"
+    )
+
+
+def test_health_explains_llm_scores(fake_client):
+    assert "log-likelihood" in fake_client.get("/health").json()["score"]
+
+
+@pytest.mark.parametrize("k", [0, -3])
+def test_k_below_one_is_refused_with_the_reason(client, k):
+    assert_422(
+        client.post("/recommend", json={"history": [1], "k": k}), "k", "greater than or equal to 1"
+    )
 
 
 def test_items_search(client):

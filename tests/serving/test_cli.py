@@ -136,3 +136,57 @@ def test_serve_defaults_to_loopback():
     from recalign.cli.serve import serve
 
     assert inspect.signature(serve).parameters["host"].default.default == "127.0.0.1"
+
+
+def test_recommend_part_of_a_title_says_what_it_matched(data_dir):
+    result = runner.invoke(
+        app, ["recommend", str(data_dir), "--history", "face", "-k", "2"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    # "Rose Face Cream" (item 6) is taken, and the user learns there was a choice
+    assert "'face' -> 'Rose Face Cream'" in result.stdout
+    assert "part of its title" in result.stdout and "best of 2 matching items" in result.stdout
+    assert "score: the item's number of interactions" in result.stdout
+
+
+def test_history_has_no_short_flag():
+    import inspect
+
+    from recalign.cli.serve import recommend
+
+    history = inspect.signature(recommend).parameters["history"].default
+    assert "-h" not in history.param_decls  # -h is help, for every command
+
+
+def test_recommend_a_baseline_of_a_pipeline_run(tmp_path):
+    pytest.importorskip("recalign.baselines.run")
+    from tests.serving.conftest import make_pipeline_dir
+
+    run = make_pipeline_dir(tmp_path / "run")
+    result = runner.invoke(
+        app, ["recommend", str(run), "--model", "pop", "--history", "3", "-k", "3", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert [i["item_id"] for i in json.loads(result.stdout)["items"]] == [1, 2, 4]
+    result = runner.invoke(app, ["serve", str(run), "--model", "sasrec"])
+    assert isinstance(result.exception, RecalignError)
+    assert "it has: pop" in str(result.exception)
+
+
+@pytest.mark.data
+def test_readme_recommend_on_beauty_matches_a_partial_title(real_data_dir, tmp_path):
+    """README: `recalign recommend runs/beauty --history "OPI Nail Lacquer" -k 10`."""
+    from recalign.data.prepare import prepare_dataset
+
+    data = tmp_path / "beauty"
+    prepare_dataset("amazon2014-beauty", data, real_data_dir / "amazon2014/beauty")
+    result = runner.invoke(
+        app,
+        ["recommend", str(data), "--history", "OPI Nail Lacquer", "-k", "10", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    (entry,) = body["history"]
+    assert entry["match"] == "partial" and entry["matches"] > 30
+    assert entry["text"].lower().startswith("opi nail lacquer")
+    assert len(body["items"]) == 10

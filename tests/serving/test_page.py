@@ -11,6 +11,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -30,15 +31,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def server_url(rec):
+@contextmanager
+def serving(recommender):
+    """The app over `recommender` on a free local port, in a thread; yields its URL."""
     import uvicorn
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(create_app(rec), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(create_app(recommender), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -47,9 +49,17 @@ def server_url(rec):
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the test server did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server_url(rec):
+    with serving(rec) as url:
+        yield url
 
 
 @pytest.fixture
@@ -67,7 +77,14 @@ def page():
 
 def test_page_builds_a_history_and_shows_recommendations(server_url, page):
     page.goto(server_url + "/")
-    sync_api.expect(page.locator("#model")).to_contain_text("pop")
+    sync_api.expect(page.locator("#model")).to_contain_text("Serving pop (a baseline)")
+    # the page says what clicking a search result does, and what a score is
+    sync_api.expect(page.locator("#search-hint")).to_have_text(
+        "Click a result to add it to the history."
+    )
+    sync_api.expect(page.locator("#score-meaning")).to_contain_text(
+        "number of interactions in the training data"
+    )
 
     page.fill("#search", "nail polish")
     hit = page.locator("#search-results li", has_text="Green Nail Polish")
@@ -78,19 +95,48 @@ def test_page_builds_a_history_and_shows_recommendations(server_url, page):
 
     page.fill("#k", "3")
     page.click("#recommend")
-    results = page.locator("#results li")
-    sync_api.expect(results).to_have_count(3)
+    rows = page.locator("#results tbody tr")
+    sync_api.expect(rows).to_have_count(3)
     # popularity without the history items 3 and 1: items 2, 4, 5
-    texts = results.all_inner_texts()
-    assert texts[0].startswith("Blue Waterproof Mascara") and "2.0000" in texts[0]
-    assert texts[1].startswith("Yellow Citrus Shampoo")
-    assert texts[2].startswith("Purple Liquid Eyeliner")
+    cells = [rows.nth(i).locator("td").all_inner_texts() for i in range(3)]
+    assert cells[0] == ["1", "Blue Waterproof Mascara", "2"]  # a count: a whole number
+    assert [c[1] for c in cells[1:]] == ["Yellow Citrus Shampoo", "Purple Liquid Eyeliner"]
+    # the score has its own column: it never runs into the title
+    title_box = rows.nth(0).locator("td").nth(1).bounding_box()
+    score_box = rows.nth(0).locator("td").nth(2).bounding_box()
+    assert score_box["x"] >= title_box["x"] + title_box["width"]
     assert page.locator("#error").inner_text() == ""
 
-    # a k beyond the server's limit: the page shows the API's message
-    page.fill("#k", "1000")
+
+@pytest.mark.parametrize("k", ["0", "1000", "2.5", ""])
+def test_a_k_out_of_range_is_refused_with_a_message(server_url, page, k):
+    page.goto(server_url + "/")
+    sync_api.expect(page.locator("#model")).to_contain_text("pop")
+    page.fill("#search", "mascara")
+    page.locator("#search-results li", has_text="Blue Waterproof Mascara").click()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if r.url.endswith("/recommend") else None)
+    page.fill("#k", k)
     page.click("#recommend")
-    sync_api.expect(page.locator("#error")).to_contain_text("k")
+    sync_api.expect(page.locator("#error")).to_contain_text(
+        "k must be a whole number from 1 to 100"
+    )
+    assert requests == []  # refused on the page, never silently replaced by 10
+    sync_api.expect(page.locator("#results tbody tr")).to_have_count(0)
+
+
+def test_the_page_names_the_model_of_a_pipeline_run_and_the_others(tmp_path, page):
+    pytest.importorskip("recalign.baselines.run")
+    from recalign.serving import Recommender
+    from tests.serving.conftest import make_pipeline_dir
+
+    run = make_pipeline_dir(tmp_path / "run", baselines=("pop", "sasrec"))
+    with serving(Recommender.load(run, model="sasrec")) as url:
+        page.goto(url + "/")
+        model = page.locator("#model")
+        sync_api.expect(model).to_contain_text("Serving sasrec (a baseline, --model sasrec)")
+        sync_api.expect(model).to_contain_text("This run also has: pop")
+        sync_api.expect(page.locator("#score-meaning")).to_contain_text("sasrec model's score")
 
 
 def test_api_docs_render_offline(server_url, page):

@@ -179,3 +179,60 @@ def test_user_id_baseline_is_refused_with_a_message(tmp_path, data_dir):
     served = Recommender.load(run)
     with pytest.raises(RecalignError, match="user"):
         served.recommend([1, 2])
+
+
+# --- `recalign run` directories: one of several models, by name --------------------------
+
+
+@pytest.fixture
+def pipeline_dir(tmp_path):
+    pytest.importorskip("recalign.baselines.run")
+    from tests.serving.conftest import make_pipeline_dir
+
+    return make_pipeline_dir(tmp_path / "run", baselines=("pop", "sasrec"))
+
+
+def test_pipeline_serves_the_baseline_asked_for(pipeline_dir):
+    served = Recommender.load(pipeline_dir, model="sasrec")
+    assert served.backend.name == "sasrec"
+    info = served.describe()
+    assert info["served"] == "sasrec" and info["models"] == ["pop", "sasrec"]
+    assert info["pipeline"] == str(pipeline_dir)
+    assert "sasrec" in info["score"]
+    popular = Recommender.load(pipeline_dir, model="pop").recommend([3], k=3)
+    assert popular.item_ids == [1, 2, 4]  # the fixture's popularity order without item 3
+
+
+def test_pipeline_without_the_named_model_lists_what_it_has(pipeline_dir):
+    with pytest.raises(RecalignError) as error:
+        Recommender.load(pipeline_dir, model="bprmf")
+    message = str(error.value)
+    assert "no model 'bprmf'" in message and "it has: pop, sasrec" in message
+    assert "global-mean" not in message  # skipped: no manifest, nothing to serve
+
+
+def test_pipeline_that_has_not_trained_points_to_its_baselines(pipeline_dir):
+    with pytest.raises(RecalignError) as error:
+        Recommender.load(pipeline_dir)
+    message = str(error.value)
+    assert "not trained yet" in message and "--model" in message and "pop, sasrec" in message
+
+
+def test_model_on_a_single_run_is_refused(data_dir):
+    with pytest.raises(RecalignError, match="serve it without --model"):
+        Recommender.load(data_dir, model="pop")
+
+
+def test_pipeline_serves_its_fine_tuned_model_by_default(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("recalign.baselines.run")
+    from tests.serving.conftest import make_llm_run, make_pipeline_dir
+
+    run = make_pipeline_dir(tmp_path / "run")
+    make_llm_run(run / "train", run / "data")
+    served = Recommender.load(run)
+    info = served.describe()
+    assert (info["kind"], info["served"], info["models"]) == ("llm", "llm", ["llm", "pop"])
+    assert "log-likelihood" in info["score"]
+    assert Recommender.load(run, model="llm").backend.kind == "llm"
+    assert Recommender.load(run, model="pop").backend.kind == "baseline"

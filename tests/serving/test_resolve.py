@@ -37,9 +37,36 @@ def test_resolve_one(query, item_id, match):
 
 def test_fuzzy_can_be_switched_off():
     assert CATALOG.resolve_one("Green Nail Polsh", fuzzy=False) is None
+    assert CATALOG.resolve_one("Hair Oil", fuzzy=False) is None
 
 
-@pytest.mark.parametrize("query", [0, 13, -1, True, "", "   ", "quantum flux capacitor", 1.5, None])
+@pytest.mark.parametrize(
+    ("query", "item_id", "matches"),
+    [
+        ("Hair Oil", 9, 1),  # too short for difflib against "Argan Hair Oil" (0.73 < 0.75)
+        ("oil ARGAN", 9, 1),  # any order, any case
+        ("face", 6, 2),  # "Rose Face Cream" is shorter than "Charcoal Face Mask"
+        ("lip", 7, 2),  # word starts: "Mint Lip Balm" and "Red Velvet Lipstick"
+        ("coco cond", 11, 1),  # word prefixes
+    ],
+)
+def test_part_of_a_title_resolves_to_the_shortest_text_with_its_words(query, item_id, matches):
+    hit = CATALOG.resolve_one(query)
+    assert hit is not None
+    assert (hit.item_id, hit.match, hit.matches) == (item_id, "partial", matches)
+    assert hit.text == TEXTS[item_id - 1]
+    assert 0.0 < hit.similarity < 1.0
+
+
+def test_a_typo_is_still_a_fuzzy_match_with_its_count():
+    hit = CATALOG.resolve_one("Green Nail Polsh")
+    assert (hit.match, hit.matches) == ("fuzzy", 1)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [0, 13, -1, True, "", "   ", "quantum flux capacitor", 1.5, None, "ip", "Hair Oyl Argan"],
+)
 def test_unresolvable(query):
     assert CATALOG.resolve_one(query) is None
 

@@ -2,14 +2,25 @@
 
 Sub-commands import their stage lazily (inside the command function), so that
 `recalign data ...` starts without loading torch or transformers.
+
+Errors a user can cause never end in a traceback:
+- usage errors (unknown command or option, missing option, bad value) are click's to
+  report: the app runs in click's standalone mode, which prints the usage line and one
+  "Error: ..." paragraph and exits 2. Recent typer (0.29 here) vendors its own click, whose
+  exceptions are not `click.ClickException`s, so catching those here would depend on
+  the typer version; standalone mode works with both.
+- a `RecalignError` (bad input found by the library) prints `error: ...`, exit 2;
+- Ctrl-C exits 130 (`_RootGroup`: older typer would print "Aborted!" and exit 1).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from recalign.cli import baseline as baseline_cli
 from recalign.cli import data as data_cli
@@ -22,12 +33,30 @@ from recalign.cli import train as train_cli
 from recalign.errors import RecalignError
 from recalign.threads import THREADS_ENV, export_request
 
+
+class _RootGroup(TyperGroup):
+    """The root command: Ctrl-C inside any sub-command exits 130, whatever typer's version."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+
 app = typer.Typer(
     name="recalign",
+    cls=_RootGroup,
     help="Align language models with recommendation knowledge.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # -h is help for every command: context settings are inherited by sub-commands.
+    context_settings={"help_option_names": ["-h", "--help"]},
+    # click's plain help and error format: flags show no type (typer 0.29's rich help
+    # labels every flag `<bool>`), and a usage error is one "Error: ..." paragraph.
+    rich_markup_mode=None,
 )
 app.add_typer(data_cli.app, name="data")
 app.add_typer(samples_cli.app, name="samples")
@@ -63,24 +92,12 @@ def _root(
 
 
 def main() -> None:
-    """Entry point: run the app; a `RecalignError` becomes a message and exit status 2."""
+    """Entry point: usage errors exit 2 (click), a `RecalignError` 2, Ctrl-C 130."""
     try:
-        app(standalone_mode=False)
+        app()
     except RecalignError as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         sys.exit(2)
-    except typer.Abort:
-        typer.secho("aborted", err=True)
+    except KeyboardInterrupt:  # outside a command (while parsing, importing)
+        typer.echo("interrupted", err=True)
         sys.exit(130)
-    except KeyboardInterrupt:
-        typer.secho("interrupted", err=True)
-        sys.exit(130)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except Exception as error:  # click usage errors
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        raise

@@ -33,34 +33,54 @@ def list_datasets() -> None:
         typer.echo(f"{'':<{width}}  source: {spec.origin}")
 
 
-def _synthetic_items(value: str | None) -> int:
-    if value is None:
-        return 500
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"--items for 'synthetic' is a number of items, got {value!r}") from None
+def _refuse_misplaced(name: str, synthetic: dict[str, Any], files: dict[str, Any]) -> None:
+    """Options that belong to another kind of dataset: say which one they are for."""
+    sizes = "/".join(flag for flag, value in synthetic.items() if value is not None)
+    paths = "/".join(flag for flag, value in files.items() if value is not None)
+    if name == "synthetic" and paths:
+        raise ConfigError(
+            f"{paths} cannot be used with 'synthetic' (--interactions and --items name the "
+            "files of a 'custom' dataset); size the synthetic shop with --num-users N and "
+            "--num-items N"
+        )
+    if name != "synthetic" and sizes:
+        raise ConfigError(
+            f"{sizes} cannot be used with {name!r}: --num-users, --num-items and --seed size "
+            "the 'synthetic' shop"
+        )
+    if name not in ("synthetic", "custom") and paths:
+        raise ConfigError(
+            f"{paths} cannot be used with {name!r}: --interactions and --items name the files "
+            f"of a 'custom' dataset; {name!r} reads --source FOLDER (or downloads)"
+        )
 
 
 @app.command("prepare")
 def prepare(
-    name: str = typer.Argument(..., help="Dataset name (see `recalign data list`)."),
+    name: str = typer.Argument(
+        ..., metavar="NAME", help="Dataset name (see `recalign data list`)."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
     source: Path | None = typer.Option(
         None, "--source", help="Folder with the source files; without it, download into the cache."
     ),
-    users: int = typer.Option(2000, help="synthetic: number of users."),
-    items: str | None = typer.Option(
-        None,
-        "--items",
-        help="synthetic: number of items (default 500); custom: the items file (CSV/Parquet).",
+    num_users: int | None = typer.Option(
+        None, "--num-users", min=1, help="synthetic: number of users (default 2000)."
     ),
-    seed: int = typer.Option(0, help="synthetic: random seed."),
+    num_items: int | None = typer.Option(
+        None, "--num-items", min=1, help="synthetic: number of items (default 500)."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="synthetic: random seed (default 0)."),
     interactions: Path | None = typer.Option(
         None, "--interactions", help="custom: the interactions file (CSV/Parquet)."
     ),
+    items: Path | None = typer.Option(
+        None, "--items", help="custom: the items file (CSV/Parquet), optional."
+    ),
     user_col: str = typer.Option("user_id", help="custom: user column."),
-    item_col: str = typer.Option("item_id", help="custom: item column."),
+    item_col: str = typer.Option(
+        "item_id", help="custom: item column (of both the interactions and the items file)."
+    ),
     timestamp_col: str | None = typer.Option(None, help="custom: timestamp column (optional)."),
     rating_col: str | None = typer.Option(None, help="custom: rating column (optional)."),
     title_col: str = typer.Option("title", help="custom: title column of the items file."),
@@ -73,12 +93,38 @@ def prepare(
     min_length: int = typer.Option(3, help="Exclude (and report) users with fewer interactions."),
     max_words: int = typer.Option(24, help="Word budget of an item text."),
 ) -> None:
-    """Prepare dataset NAME into --out (sequences, items, stats, manifest)."""
+    """Prepare dataset NAME into --out (sequences, items, stats, manifest).
+
+    synthetic: the built-in demo shop, sized by --num-users and --num-items (and --seed).
+
+    Downloadable datasets (see `recalign data list`): with --source FOLDER, read the files
+    from there; without it, download them into the cache.
+
+    custom: your own files, CSV (.csv; .tsv for tabs) or Parquet.
+
+    \b
+    --interactions FILE  one row per interaction (required), with the columns
+                           user (--user-col, default user_id)
+                           item (--item-col, default item_id)
+                           timestamp (--timestamp-col, optional; integers; orders each
+                             user's rows, else they keep file order)
+                           rating (--rating-col, optional; numbers)
+    --items FILE         one row per item (optional), with the columns
+                           item (the same --item-col)
+                           title (--title-col, default title), or a fallback text
+                             column (--short-text-col)
+                         other columns are kept as item metadata. An item without a
+                         title or text is named "item <its id>".
+    """
     from recalign.data.prepare import prepare_dataset
 
-    options: dict[str, Any] = {}
+    synthetic_given = {"--num-users": num_users, "--num-items": num_items, "--seed": seed}
+    files_given = {"--interactions": interactions, "--items": items}
+    _refuse_misplaced(name, synthetic_given, files_given)
+    options: dict[str, Any]
     if name == "synthetic":
-        options = {"users": users, "items": _synthetic_items(items), "seed": seed}
+        sizes = {"users": num_users, "items": num_items, "seed": seed}
+        options = {key: value for key, value in sizes.items() if value is not None}
     else:
         options = {"min_length": min_length, "max_words": max_words, "kcore": kcore}
         if source is None and name != "custom":
@@ -97,10 +143,6 @@ def prepare(
                     title=title_col,
                     short_text=short_text_col,
                 ),
-            )
-        elif interactions is not None or items is not None:
-            raise ConfigError(
-                "--interactions/--items are for 'custom' (or --items for 'synthetic')"
             )
     prepare_dataset(name, out, source, **options)
     # Read what was written rather than recomputing: the synthetic shop may be large.
@@ -145,7 +187,9 @@ def _flat(prefix: str, value: Any) -> list[tuple[str, str]]:
 
 @app.command("stats")
 def stats(
-    directory: Path = typer.Argument(..., help="A prepared-dataset directory."),
+    directory: Path = typer.Argument(
+        ..., metavar="DIRECTORY", help="A prepared-dataset directory."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the stats dict as JSON."),
 ) -> None:
     """Users, items, interactions, density, sequence lengths, text fallbacks, ..."""

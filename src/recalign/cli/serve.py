@@ -3,6 +3,7 @@
     recalign recommend RUN_DIR --history "Lash Mascara" --history 1234 -k 10 [--json]
     recalign recommend RUN_DIR --users users.jsonl --out recs.jsonl
     recalign serve RUN_DIR [--host 127.0.0.1] [--port 8000]
+    recalign serve runs/demo --model sasrec      # a baseline of a `recalign run` directory
 
 `--users` reads JSON lines `{"user_id": ..., "history": [ids or texts]}` and writes one
 line per user: `{"user_id", "items": [ids], "texts": [...], "scores": [...]}`.
@@ -94,10 +95,20 @@ def _recommend_file(
     return len(users)
 
 
+_RUN_DIR_HELP = "A run directory: a `recalign run` directory, an LLM or baseline run, or a dataset."
+_MODEL_HELP = (
+    "Which model of a `recalign run` directory: llm (the fine-tuned model, the default) or "
+    "a baseline it trained (pop, sasrec, ...)."
+)
+
+
 def recommend(
-    run_dir: Path = typer.Argument(..., help="A run directory (LLM or baseline run)."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help=_RUN_DIR_HELP),
     history: list[str] = typer.Option(
-        None, "--history", "-h", help="A history item (id or text), oldest first; repeat it."
+        None,
+        "--history",
+        help="A history item, oldest first; repeat it. An item id, or a title: exact, "
+        "with a typo, or part of it (the shortest title with those words is taken).",
     ),
     k: int = typer.Option(10, "-k", "--k", min=1, help="How many items to recommend."),
     users: Path | None = typer.Option(None, "--users", help="JSON lines of users (batch mode)."),
@@ -107,6 +118,7 @@ def recommend(
     no_fuzzy: bool = typer.Option(False, "--exact", help="Refuse texts that do not match exactly."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, ... (LLM runs)."),
+    model: str | None = typer.Option(None, "--model", help=_MODEL_HELP),
 ) -> None:
     """Top-K recommendations for one history, or for every user of a file."""
     from recalign.serving import Recommender
@@ -117,7 +129,7 @@ def recommend(
     if users is not None and out is None:
         raise RecalignError("--users needs --out FILE for the recommendations")
     configure_threads()
-    rec = Recommender.load(run_dir, data_dir=data, device=device)
+    rec = Recommender.load(run_dir, data_dir=data, device=device, model=model)
     if users is not None:
         assert out is not None
         count = _recommend_file(rec, users, out, k, not include_history, not no_fuzzy)
@@ -132,23 +144,43 @@ def recommend(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
-    _print_table(result)
+    _print_table(result, rec.describe())
 
 
-def _print_table(result: Any) -> None:
+def _describe_match(entry: Any) -> str | None:
+    """A line saying how a history entry that was not an id or an exact title matched."""
+    if entry.match == "casefold":
+        return f"{entry.query!r} -> {entry.text!r} (ignoring case)"
+    if entry.match not in ("fuzzy", "partial"):
+        return None
+    if entry.match == "fuzzy":
+        how = f"a similar title, similarity {entry.similarity:.2f}"
+    else:
+        how = "part of its title"
+    line = f"{entry.query!r} -> {entry.text!r} (fuzzy match: {how})"
+    if entry.matches > 1:
+        line += (
+            f"; best of {entry.matches} matching items: give an item id or more of the "
+            "title to pick another"
+        )
+    return line
+
+
+def _print_table(result: Any, served: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
     for entry in result.history:
-        if entry.match in ("fuzzy", "casefold"):
-            console.print(
-                f"[yellow]{entry.query!r} -> {entry.text!r} ({entry.match}, {entry.similarity:.2f})"
-            )
-    table = Table("rank", "item", "text", "score")
+        line = _describe_match(entry)
+        if line is not None:
+            console.print(f"[yellow]{escape(line)}[/yellow]")
+    table = Table("rank", "item", "text", "score", title=f"{served['model']} ({served['kind']})")
     for item in result.items:
-        table.add_row(str(item.rank), str(item.item_id), item.text, f"{item.score:.4f}")
+        table.add_row(str(item.rank), str(item.item_id), escape(item.text), f"{item.score:.4f}")
     console.print(table)
+    console.print(f"score: {escape(served['score'])}", style="dim")
 
 
 def _is_loopback(host: str) -> bool:
@@ -161,7 +193,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def serve(
-    run_dir: Path = typer.Argument(..., help="A run directory (LLM or baseline run)."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help=_RUN_DIR_HELP),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Interface to bind (loopback by default)."
     ),
@@ -176,6 +208,7 @@ def serve(
         2.0, "--batch-window-ms", min=0.0, help="How long to gather concurrent requests."
     ),
     max_batch: int = typer.Option(32, "--max-batch", min=1, help="Requests per model call."),
+    model: str | None = typer.Option(None, "--model", help=_MODEL_HELP),
 ) -> None:
     """Serve a run over HTTP: /recommend, /rank, /rate, /items, /health, a page at /."""
     import uvicorn
@@ -186,7 +219,7 @@ def serve(
 
     configure_threads()
     # Load before binding: a missing or corrupt run dir fails here, with its message.
-    rec = Recommender.load(run_dir, data_dir=data, device=device)
+    rec = Recommender.load(run_dir, data_dir=data, device=device, model=model)
     limits = ServeLimits(
         max_history=max_history,
         max_k=max_k,
@@ -196,8 +229,13 @@ def serve(
     if not _is_loopback(host):
         logger.warning("binding %s: the API is reachable from other machines (no auth)", host)
     web = create_app(rec, limits, batch_window_ms=batch_window_ms, max_batch=max_batch)
+    served = rec.describe()
+    others = [name for name in served.get("models", []) if name != served.get("served")]
+    also = f"; the run also has {', '.join(others)} (--model NAME)" if others else ""
     typer.echo(
-        f"serving {rec.backend.name} ({len(rec.catalog)} items) on http://{host}:{port}/", err=True
+        f"serving {served['model']} ({served['kind']}, {served['num_items']} items) on "
+        f"http://{host}:{port}/{also}",
+        err=True,
     )
     uvicorn.run(web, host=host, port=port, log_level="warning")
 

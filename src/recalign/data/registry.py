@@ -34,6 +34,7 @@ class DatasetSpec:
     name: str
     description: str
     origin: str  # a URL, "built-in" or "your files"
+    # The folder layouts the reader accepts, one per entry (messages join them with "or").
     expected_files: tuple[str, ...] = ()
     reader: Callable[[Path], SourceData] | None = None
     downloads: tuple[RemoteFile, ...] = ()
@@ -49,7 +50,7 @@ def _amazon(key: str, category: str, label: str, published: dict[str, int]) -> D
         origin=f"{_MCAULEY}/reviews_{category}_5.json.gz",
         expected_files=(
             "sequences.txt + items.tsv (S3-Rec layout)",
-            f"or reviews_{category}_5.json.gz + meta_{category}.json.gz",
+            f"reviews_{category}_5.json.gz + meta_{category}.json.gz",
         ),
         reader=read_amazon,
         downloads=(
@@ -85,7 +86,7 @@ DATASETS: dict[str, DatasetSpec] = {
         name="movielens-100k",
         description="MovieLens 100K ratings with timestamps (GroupLens)",
         origin=f"{_GROUPLENS}/ml-100k.zip",
-        expected_files=("u.data + u.item", "or RecBole *.inter + *.item"),
+        expected_files=("u.data + u.item", "RecBole *.inter + *.item"),
         reader=read_movielens,
         downloads=(RemoteFile(f"{_GROUPLENS}/ml-100k.zip", unzip=True),),
         download_subdir="ml-100k",
@@ -95,7 +96,7 @@ DATASETS: dict[str, DatasetSpec] = {
         name="movielens-1m",
         description="MovieLens 1M ratings with timestamps (GroupLens)",
         origin=f"{_GROUPLENS}/ml-1m.zip",
-        expected_files=("ratings.dat + movies.dat", "or RecBole *.inter + *.item"),
+        expected_files=("ratings.dat + movies.dat", "RecBole *.inter + *.item"),
         reader=read_movielens,
         downloads=(RemoteFile(f"{_GROUPLENS}/ml-1m.zip", unzip=True),),
         download_subdir="ml-1m",

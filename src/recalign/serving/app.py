@@ -1,6 +1,6 @@
 """The HTTP API over a `Recommender` (FastAPI).
 
-    GET  /health                  model, catalogue size, limits, batching counters
+    GET  /health                  model, what its scores mean, catalogue size, limits, batching
     GET  /items?query=&limit=     title search (substring, then fuzzy)
     POST /recommend               {"history": [...], "k": 10} -> top-k with scores
     POST /rank                    {"history": [...], "candidates": [...]} -> candidates ranked
@@ -145,7 +145,9 @@ def create_app(
     class _Request(BaseModel):
         model_config = ConfigDict(extra="forbid")
         history: History
-        fuzzy: bool = Field(True, description="resolve unknown texts by fuzzy title search")
+        fuzzy: bool = Field(
+            True, description="resolve texts that are not exact titles: a typo or part of a title"
+        )
 
     class RecommendRequest(_Request):
         k: int = Field(10, ge=1, le=limits.max_k)

@@ -35,7 +35,11 @@ class UnsupportedOperationError(RecalignError):
 
 @runtime_checkable
 class Backend(Protocol):
-    """The batched model calls behind a `Recommender`."""
+    """The batched model calls behind a `Recommender`.
+
+    A backend may also say what its scores mean, in words, as `score_meaning` (shown
+    beside every list); without it `describe_score` words one from `kind`.
+    """
 
     kind: str  # "baseline" or "llm"
     name: str  # the model's name, e.g. "pop", "sasrec", "tiny-t5"
@@ -57,6 +61,22 @@ class Backend(Protocol):
     ) -> np.ndarray:
         """A predicted rating per (history, item)."""
         ...
+
+
+def describe_score(backend: Any) -> str:
+    """What `backend`'s scores mean, in words: its `score_meaning`, else one by its kind."""
+    meaning = getattr(backend, "score_meaning", None)
+    if isinstance(meaning, str) and meaning:
+        return meaning
+    if getattr(backend, "kind", None) == "llm":
+        return LLM_SCORE_MEANING
+    return "the model's score for the item; higher is better"
+
+
+LLM_SCORE_MEANING = (
+    "the model's log-likelihood of the item's text after the history (the sum of its "
+    "tokens' log-probabilities): at most 0, higher (closer to 0) is better"
+)
 
 
 def top_k_from_scores(scores: np.ndarray, k: int) -> TopK:
@@ -83,6 +103,7 @@ class PopularityBackend:
 
     kind = "baseline"
     can_rate = False
+    score_meaning = "the item's number of interactions in the training data; higher is more popular"
 
     def __init__(self, counts: np.ndarray, name: str = "pop") -> None:
         # counts[i] = interactions with item i; index 0 is padding and never recommended.
@@ -130,6 +151,10 @@ class BaselineBackend:
     def __init__(self, model: Any, name: str) -> None:
         self.model = model
         self.name = name
+        self.score_meaning = (
+            f"the {name} model's score for the item (comparable within one list only); "
+            "higher is better"
+        )
 
     def recommend(self, histories: Histories, k: int, exclude_history: bool) -> list[TopK]:
         lists = [list(map(int, h)) for h in histories]

@@ -26,7 +26,12 @@ import numpy as np
 
 from recalign.constants import ITEM_ID, MANIFEST_FILE
 from recalign.errors import RecalignError
-from recalign.serving.backends import Histories, TopK, UnsupportedOperationError
+from recalign.serving.backends import (
+    LLM_SCORE_MEANING,
+    Histories,
+    TopK,
+    UnsupportedOperationError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +57,7 @@ class LLMBackend:
     """A fine-tuned seq2seq or causal LM, scored through `recalign.inference`."""
 
     kind = "llm"
+    score_meaning = LLM_SCORE_MEANING
 
     def __init__(
         self,

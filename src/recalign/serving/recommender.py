@@ -31,7 +31,7 @@ import numpy as np
 
 from recalign.constants import MANIFEST_FILE
 from recalign.errors import IncompatibleArtifactError, RecalignError
-from recalign.serving.backends import Backend, PopularityBackend
+from recalign.serving.backends import Backend, PopularityBackend, describe_score
 from recalign.serving.resolve import ItemCatalog, ItemMatch, ResolvedItem, UnknownItemsError
 
 logger = logging.getLogger(__name__)
@@ -114,9 +114,12 @@ class Recommender:
         *,
         data_dir: str | Path | None = None,
         device: str | None = None,
+        model: str | None = None,
     ) -> Recommender:
         """Open a run directory (LLM run, baseline run, or a prepared dataset -> popularity).
 
+        A `recalign run` directory holds several models: `model` picks one by name
+        (`llm`, the fine-tuned model, by default, or a baseline in its `baselines/`).
         `data_dir` overrides the prepared dataset the run's manifest points to. Raises a
         `RecalignError` saying what is missing or broken, before any request is served.
         """
@@ -127,21 +130,30 @@ class Recommender:
             )
         manifest = _read_manifest(run_dir)
         kind = manifest.get("kind")
+        info: dict[str, Any] = {}
         if kind == "pipeline":
-            # A `recalign run` directory: serve its fine-tuned model over its own data.
-            data_dir = data_dir or run_dir / "data"
-            run_dir = run_dir / "train"
-            if not run_dir.is_dir():
-                raise RecalignError(f"{run_dir} is missing: the pipeline has not trained yet")
+            pipeline_dir = run_dir
+            models = pipeline_models(pipeline_dir)
+            name = model or LLM_MODEL
+            run_dir = _pick_model(pipeline_dir, models, name, chosen=model is not None)
+            data_dir = data_dir or pipeline_dir / "data"
             manifest = _read_manifest(run_dir)
             kind = manifest.get("kind")
+            info = {"pipeline": str(pipeline_dir), "served": name, "models": list(models)}
+        elif model is not None:
+            raise RecalignError(
+                f"--model {model}: {run_dir} holds one model (a {kind!r} run), not the models "
+                "of a `recalign run` directory; serve it without --model"
+            )
         loader = LOADERS.get(str(kind))
         if loader is None:
             raise RecalignError(
                 f"{run_dir / MANIFEST_FILE}: kind {kind!r} cannot be served; expected one of "
                 f"{sorted(LOADERS)} (a training run, a baseline run or a prepared dataset)"
             )
-        return loader(run_dir, manifest, data_dir, device)
+        loaded = loader(run_dir, manifest, data_dir, device)
+        loaded.info.update(info)
+        return loaded
 
     # --- single requests -------------------------------------------------------------
     def resolve(
@@ -297,11 +309,44 @@ class Recommender:
             "model": self.backend.name,
             "num_items": len(self.catalog),
             "can_rate": bool(self.backend.can_rate),
+            "score": describe_score(self.backend),
             **self.info,
         }
 
 
 # --- run-directory loaders (explicit registry, keyed by the manifest's `kind`) -------
+
+LLM_MODEL = "llm"  # the `--model` name of a pipeline's fine-tuned model (its `train/`)
+
+
+def pipeline_models(pipeline_dir: Path) -> dict[str, Path]:
+    """The models of a `recalign run` directory: `llm` (train/) and each finished baseline."""
+    models: dict[str, Path] = {}
+    if (pipeline_dir / "train" / MANIFEST_FILE).is_file():
+        models[LLM_MODEL] = pipeline_dir / "train"
+    baselines = pipeline_dir / "baselines"
+    if baselines.is_dir():
+        for directory in sorted(baselines.iterdir()):
+            # A skipped baseline (e.g. a rating one on data without ratings) has no manifest.
+            if (directory / MANIFEST_FILE).is_file():
+                models[directory.name] = directory
+    return models
+
+
+def _pick_model(pipeline_dir: Path, models: dict[str, Path], name: str, *, chosen: bool) -> Path:
+    if name in models:
+        return models[name]
+    have = ", ".join(models) if models else "no finished model yet"
+    if name == LLM_MODEL and not chosen:
+        hint = "; serve a baseline with --model NAME" if models else ""
+        raise RecalignError(
+            f"{pipeline_dir / 'train'} is missing: the pipeline has not trained yet "
+            f"(it has: {have}){hint}"
+        )
+    raise RecalignError(
+        f"--model {name}: {pipeline_dir} has no model {name!r}; it has: {have} "
+        f"({LLM_MODEL} = the fine-tuned model, the others are baselines/<name>)"
+    )
 
 
 def _read_manifest(run_dir: Path) -> dict[str, Any]:

@@ -9,7 +9,15 @@ silently recommending from the wrong item:
 3. the same ignoring case and repeated whitespace (``casefold``);
 4. a string of digits that is a valid item id (``id``) — CLI arguments are strings;
 5. otherwise, with ``fuzzy`` on, the closest text by `difflib` similarity above a
-   cutoff (``fuzzy``, with the similarity).
+   cutoff (``fuzzy``, with the similarity): a typo or a dropped word;
+6. otherwise, with ``fuzzy`` on, a part of a title (``partial``): the shortest text
+   that has every word of the query at the start of one of its words, so
+   "OPI Nail Lacquer" finds one of the many "OPI Nail Lacquer, <colour>, 0.5 oz"
+   items (difflib compares whole strings, so a short query never reaches its cutoff
+   against a long title). Shortest first, as in `search`: it matches most specifically.
+
+A fuzzy or partial match also says how many items fitted (`matches`), so a caller can
+say "1 of 34" and suggest an id or more of the title.
 
 Anything left over is collected and raised together in one `UnknownItemsError`, so
 an HTTP client learns about every bad entry at once.
@@ -31,6 +39,7 @@ from recalign.errors import RecalignError
 # Beauty titles: typos and dropped words stay above 0.75, unrelated titles fall below).
 DEFAULT_FUZZY_CUTOFF = 0.75
 _SPACES = re.compile(r"\s+")
+_WORDS = re.compile(r"\w+")
 
 
 class UnknownItemsError(RecalignError):
@@ -54,8 +63,9 @@ class ResolvedItem:
     query: int | str
     item_id: int
     text: str
-    match: str  # "id" | "exact" | "casefold" | "fuzzy"
+    match: str  # "id" | "exact" | "casefold" | "fuzzy" | "partial"
     similarity: float = 1.0
+    matches: int = 1  # items that fitted the query (fuzzy/partial: the best was taken)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,15 +149,41 @@ class ItemCatalog:
         if stripped.isdigit() and int(stripped) in self._text_of:
             item_id = int(stripped)
             return ResolvedItem(query, item_id, self._text_of[item_id], "id")
-        if fuzzy:
-            best = self._closest(norm, cutoff)
-            if best is not None:
-                index, similarity = best
-                item_id = int(self.item_ids[index])
-                return ResolvedItem(
-                    query, item_id, self.texts[index], "fuzzy", round(similarity, 4)
-                )
+        if not fuzzy:
+            return None
+        close = self._close_matches(norm, None, cutoff)
+        if close:
+            index, similarity = close[0]
+            return self._resolved(query, index, "fuzzy", similarity, len(close))
+        partial = self._word_prefix_matches(norm)
+        if partial:
+            index = partial[0]
+            coverage = len(norm) / max(1, len(self._norm_texts[index]))
+            return self._resolved(query, index, "partial", coverage, len(partial))
         return None
+
+    def _resolved(
+        self, query: int | str, index: int, match: str, similarity: float, matches: int
+    ) -> ResolvedItem:
+        item_id = int(self.item_ids[index])
+        return ResolvedItem(query, item_id, self.texts[index], match, round(similarity, 4), matches)
+
+    def _word_prefix_matches(self, norm: str) -> list[int]:
+        """Indices of texts with every query word at the start of one of their words,
+        shortest text first (then lowest id)."""
+        words = _WORDS.findall(norm)
+        if not words:
+            return []
+        patterns = [re.compile(r"(?<!\w)" + re.escape(word)) for word in words]
+        found = [
+            i
+            for i, text in enumerate(self._norm_texts)
+            # plain substring tests first: cheap, and they rule out almost every text
+            if all(word in text for word in words)
+            and all(pattern.search(text) for pattern in patterns)
+        ]
+        found.sort(key=lambda i: (len(self._norm_texts[i]), int(self.item_ids[i])))
+        return found
 
     def resolve(
         self,
@@ -209,7 +245,7 @@ class ItemCatalog:
                     break
         return hits
 
-    def _close_matches(self, norm: str, n: int, cutoff: float) -> list[tuple[int, float]]:
+    def _close_matches(self, norm: str, n: int | None, cutoff: float) -> list[tuple[int, float]]:
         # difflib.get_close_matches without losing the index: same cheap-bound filtering.
         matcher = difflib.SequenceMatcher(autojunk=False)
         matcher.set_seq2(norm)
@@ -224,7 +260,3 @@ class ItemCatalog:
                 scored.append((ratio, index))
         scored.sort(key=lambda pair: (-pair[0], pair[1]))
         return [(index, ratio) for ratio, index in scored[:n]]
-
-    def _closest(self, norm: str, cutoff: float) -> tuple[int, float] | None:
-        best = self._close_matches(norm, 1, cutoff)
-        return best[0] if best else None
