@@ -139,8 +139,8 @@ def _training(run: Path) -> None:
     (run / "samples" / "manifest.json").write_text(json.dumps(samples))
 
 
-def make_run(run: Path) -> Path:
-    """Write the fixture run directory at `run` and return it."""
+def make_run(run: Path, llm_users: list[int] = LLM_USERS) -> Path:
+    """Write the fixture run directory at `run` and return it (the LLM on `llm_users`)."""
     _data(run)
     _training(run)
     config = {
@@ -154,9 +154,9 @@ def make_run(run: Path) -> Path:
     (run / "manifest.json").write_text(
         json.dumps({"kind": "pipeline", "name": "fixture", "config": config})
     )
-    _llm(run, "retrieval", _ranking(LLM_USERS, lambda u: 1 if u <= 10 else 0), num_beams=4)
-    _llm(run, "ranking", _ranking(LLM_USERS, lambda u: 1 if u <= 10 else 5), num_candidates=20)
-    _llm(run, "rating", _rating(LLM_USERS, 1.0))
+    _llm(run, "retrieval", _ranking(llm_users, lambda u: 1 if u <= 10 else 0), num_beams=4)
+    _llm(run, "ranking", _ranking(llm_users, lambda u: 1 if u <= 10 else 5), num_candidates=20)
+    _llm(run, "rating", _rating(llm_users, 1.0))
     _baseline(run, "sasrec", "full", _ranking(USERS, lambda u: 1), loss="bce")
     _baseline(run, "pop", "full", _ranking(USERS, lambda u: 2))
     _baseline(run, "biased-mf", "rating", _rating(USERS, 0.5))

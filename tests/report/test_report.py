@@ -6,8 +6,10 @@ import re
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from recalign.data import write_prepared
+from recalign.errors import DataFormatError
 from recalign.report import build_report
 from recalign.report.build import format_value
 
@@ -176,6 +178,13 @@ def test_report_without_manifests_falls_back_to_raw_ids(tmp_path):
     assert "**✔ Green Soap**" in md
     assert "Last items (oldest first): Red Shampoo · Red Conditioner · Blue Serum" in md
     assert "<table>" in html_path.read_text()
+
+
+def test_a_broken_metrics_file_is_named(tmp_path):
+    run = make_run(tmp_path / "run")
+    (run / "baselines" / "pop" / "metrics.json").write_text("{not json")
+    with pytest.raises(DataFormatError, match=r"baselines/pop/metrics.json"):
+        build_report(run)
 
 
 def test_report_without_evaluations_says_so(tmp_path):

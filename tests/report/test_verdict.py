@@ -10,7 +10,7 @@ from recalign.report.collect import BASELINE, LLM, collect_run, read_evaluation
 from recalign.report.results import result_groups
 from recalign.report.verdict import chance_level, compare, comparison_sentence, group_verdicts
 
-from .fixture import LLM_LABEL, make_run
+from .fixture import LLM_LABEL, USERS, make_run
 
 
 def _groups(run_dir):
@@ -72,3 +72,15 @@ def test_a_small_difference_is_called_noise(tmp_path):
     # The same predictions tie.
     tie = compare(llm, llm, "ndcg@10")
     assert comparison_sentence(tie).endswith("tie on ndcg@10 (0.5000) over the same 20 users.")
+
+
+def test_without_a_user_sample_the_baselines_are_compared_directly(tmp_path):
+    run = collect_run(make_run(tmp_path / "run", llm_users=USERS))
+    assert run.same_users == []  # the LLM saw every user: nothing to re-score
+    groups = {g.protocol: g for g in result_groups(run)}
+    [line] = group_verdicts(groups["retrieval"])
+    # Users 1..10 hit, 11..40 miss: the LLM's ndcg@10 is 0.25 over all 40 users.
+    assert line.startswith(
+        f"SASRec (BCE loss) beats {LLM_LABEL} on ndcg@10: 1.0000 vs 0.2500 over the same "
+        "40 users, 0.7500 higher;"
+    )
