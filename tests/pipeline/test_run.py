@@ -66,7 +66,7 @@ def test_every_stage_writes_its_outputs(small_run):
         assert _metrics(run_dir / "baselines" / name)["users"] == 120
     assert "rmse" in _metrics(run_dir / "baselines" / "global-mean")["metrics"]
     report = (run_dir / "report.md").read_text()
-    assert "| pop |" in report and "Rating prediction" in report
+    assert "| popularity |" in report and "Rating prediction" in report
     assert (run_dir / "report.html").is_file()
     assert json.loads((run_dir / "manifest.json").read_text())["config"]["name"] == "small"
 

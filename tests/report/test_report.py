@@ -1,12 +1,21 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+from pathlib import Path
 
 import polars as pl
+import pytest
 
 from recalign.data import write_prepared
+from recalign.errors import DataFormatError
 from recalign.report import build_report
 from recalign.report.build import format_value
+
+from .fixture import LLM_LABEL, make_run
+
+GOLDEN = Path(__file__).parent / "golden" / "fixture_report.md"
 
 
 def _metrics(directory, model, protocol, values, users=3):
@@ -39,7 +48,113 @@ def _dataset(path):
     return write_prepared(path, "fixture", sequences, items)
 
 
-def test_report_has_tables_plots_examples_and_is_self_contained(tmp_path):
+def _section(md: str, heading: str) -> str:
+    """The text under `heading` up to the next heading of the same or a higher level."""
+    level = heading.split(" ")[0]
+    start = md.index(heading + "\n")
+    rest = md[start + len(heading) + 1 :]
+    end = re.search(rf"^#{{1,{len(level)}}} ", rest, flags=re.MULTILINE)
+    return rest[: end.start()] if end else rest
+
+
+def _table_models(section: str) -> list[str]:
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    return [row.split(" | ")[0].removeprefix("| ") for row in rows]
+
+
+def test_report_reads_top_down_for_a_newcomer(tmp_path):
+    md = build_report(make_run(tmp_path / "run"))[0].read_text()
+    headings = re.findall(r"^#+ .*$", md, flags=re.MULTILINE)
+    assert headings[:5] == [
+        "# recalign report: fixture",
+        "## Summary",
+        "## Settings",
+        "## Results",
+        "### Full ranking over the catalogue (retrieval)",
+    ]
+    assert headings.index("## How to read the tables") > headings.index("### Rating prediction")
+    # The LLM first, then the baselines on its users, then on every user; best first.
+    full = _section(md, "### Full ranking over the catalogue (retrieval)")
+    assert _table_models(full) == [
+        LLM_LABEL,
+        "SASRec (BCE loss), same users",
+        "popularity, same users",
+        "SASRec (BCE loss)",
+        "popularity",
+    ]
+    assert f"| {LLM_LABEL} | 20 | 0.5000 [0.3000, 0.7000] |" in full
+    rating = _section(md, "### Rating prediction")
+    assert _table_models(rating)[:2] == [LLM_LABEL, "biased MF, same users"]
+    assert "### Ranking 20 candidates in the prompt" in headings
+
+
+def test_report_has_a_legend_and_settings_in_words(tmp_path):
+    md = build_report(make_run(tmp_path / "run"))[0].read_text()
+    legend = _section(md, "## How to read the tables")
+    for term in ("- hit@K —", "- ndcg@K —", "- mrr —", "- rmse —", "- mae —", "- users —"):
+        assert term in legend
+    assert "- same users —" in legend and "bootstrap interval" in legend
+    # The raw model ids stay visible beside the readable names.
+    assert f"- {LLM_LABEL} — id `train:tiny-t5`" in legend
+    assert "- SASRec (BCE loss) — id `sasrec`" in legend
+    settings = _section(md, "## Settings")
+    assert "Data: fixture-shop — 40 users, 12 items, 200 interactions." in settings
+    assert (
+        "trained from scratch for 50 steps of 8 samples: 400 samples seen, 0.50 epochs of the "
+        "800 training samples." in settings
+    )
+    assert "Task mixture: paper — training samples per task: retrieval 200," in settings
+    # The history rule per protocol in words, not `None, True`.
+    assert "retrieval: the user's past items are never recommended" in settings
+    assert "rating: not applicable (nothing is ranked)" in settings
+    assert "None" not in settings
+    assert (
+        "the LLM on 20 users (a seeded sample: evaluation.max_users = 20), the baselines on "
+        "all 40, and again on exactly the LLM's users" in settings
+    )
+
+
+def test_report_verdicts_come_first(tmp_path):
+    md = build_report(make_run(tmp_path / "run"))[0].read_text()
+    summary = _section(md, "## Summary").strip().splitlines()
+    assert summary[0] == (
+        f"- Full ranking: SASRec (BCE loss) beats {LLM_LABEL} on ndcg@10: 1.0000 vs 0.5000 "
+        "over the same 20 users, 0.5000 higher; 95% paired interval [+0.3000, +0.7000] "
+        "excludes zero: not resampling noise."
+    )
+    assert summary[1].startswith(f"- Ranking candidates: {LLM_LABEL} scores ndcg@10 0.6934")
+    assert summary[2].startswith(f"- Rating: biased MF beats {LLM_LABEL} on mae: 0.5000 vs")
+
+
+def test_report_examples_mark_hits_and_differ(tmp_path):
+    md = build_report(make_run(tmp_path / "run"))[0].read_text()
+    examples = _section(md, "## Examples (test users, full ranking)")
+    users = re.findall(r"^### User (\d+)$", examples, flags=re.MULTILINE)
+    assert users == ["1", "2", "3"]  # a hit first, then the other category's history
+    assert f"| rank | {LLM_LABEL} | SASRec (BCE loss) |" in examples
+    assert "| 1 | **✔ Blue Hair Mask** | **✔ Blue Hair Mask** |" in examples
+    assert "Last items (oldest first): Cedar Aftershave · Pine Shaving Cream" in examples
+
+
+def test_report_html_is_self_contained_and_marks_hits(tmp_path):
+    _, html_path = build_report(make_run(tmp_path / "run"))
+    html = html_path.read_text()
+    assert "data:image/png;base64," in html and "src='figures/" not in html
+    assert "<td class='mark'>✔ Blue Hair Mask</td>" in html
+    assert "<code>train:tiny-t5</code>" in html  # the raw id, as code
+    assert "<li>Full ranking: SASRec (BCE loss) beats" in html
+
+
+def test_report_matches_the_golden_snapshot(tmp_path):
+    """The whole page for the fixture run. When a change is intended, regenerate and
+    review the diff: RECALIGN_REGEN_GOLDEN=1 pytest tests/report/test_report.py"""
+    md = build_report(make_run(tmp_path / "run"))[0].read_text()
+    if os.environ.get("RECALIGN_REGEN_GOLDEN"):
+        GOLDEN.write_text(md)
+    assert md == GOLDEN.read_text()
+
+
+def test_report_without_manifests_falls_back_to_raw_ids(tmp_path):
     run = tmp_path / "run"
     _dataset(run / "data")
     _metrics(run / "eval" / "retrieval", "tiny-t5", "retrieval", {"hit@10": 0.5, "ndcg@10": 0.25})
@@ -54,18 +169,22 @@ def test_report_has_tables_plots_examples_and_is_self_contained(tmp_path):
     )
     md_path, html_path = build_report(run)
     md = md_path.read_text()
-    assert "| tiny-t5 | test | 3 |" in md
+    assert "| tiny-t5 | 3 |" in md  # no training manifest: the raw id
     assert "0.2500 [0.1250, 0.3750]" in md  # value and its interval
-    assert "| pop |" in md
+    assert "| popularity | 3 |" in md  # baselines are known by name
     assert "Rating prediction" in md and "1.1000" in md
     assert "figures/full_ranking.png" in md and "figures/training.png" in md
     assert (run / "figures" / "full_ranking.png").stat().st_size > 1000
-    # The example shows the user's last items and marks the hit.
-    assert "Green Soap   <- hit" in md
-    assert "Red Shampoo | Red Conditioner" in md
-    html = html_path.read_text()
-    assert "data:image/png;base64," in html and "src='figures/" not in html
-    assert "<table>" in html
+    assert "**✔ Green Soap**" in md
+    assert "Last items (oldest first): Red Shampoo · Red Conditioner · Blue Serum" in md
+    assert "<table>" in html_path.read_text()
+
+
+def test_a_broken_metrics_file_is_named(tmp_path):
+    run = make_run(tmp_path / "run")
+    (run / "baselines" / "pop" / "metrics.json").write_text("{not json")
+    with pytest.raises(DataFormatError, match=r"baselines/pop/metrics.json"):
+        build_report(run)
 
 
 def test_report_without_evaluations_says_so(tmp_path):
@@ -107,7 +226,7 @@ def test_baselines_are_also_scored_on_the_llms_users(tmp_path):
     assert same.model == "pop (same users)" and same.users == 2
     assert same.metrics["hit@1"] == 1.0 and same.metrics["hit@10"] == 1.0
     md = build_report(run)[0].read_text()
-    assert "| pop (same users) | test | 2 |" in md and "| pop | test | 3 |" in md
+    assert "| popularity, same users | 2 |" in md and "| popularity | 3 |" in md
     # No extra rows when the LLM was evaluated on every user.
     _metrics(run / "eval2" / "retrieval", "tiny-t5", "retrieval", {"hit@1": 0.5}, users=3)
     _predictions(run / "eval2" / "retrieval", [(1, 4, [4]), (2, 4, [4]), (3, 3, [3])])

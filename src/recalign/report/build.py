@@ -1,4 +1,10 @@
-"""`report.md` and `report.html` for a run directory (`recalign report RUN_DIR`)."""
+"""`report.md` and `report.html` for a run directory (`recalign report RUN_DIR`).
+
+The page reads top to bottom for someone new to the project: the verdict per protocol,
+the settings in words, the results tables (the language model first), how to read them
+(metrics, users, intervals, the models and their ids), then training curves, the
+dataset and example users.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from recalign.constants import ITEMS_FILE, MANIFEST_FILE
 from recalign.errors import RecalignError
 from recalign.report.blocks import (
     Block,
-    Code,
+    Bullets,
     Heading,
     Image,
     Paragraph,
@@ -20,25 +25,15 @@ from recalign.report.blocks import (
     to_html,
     to_markdown,
 )
-from recalign.report.collect import (
-    Evaluation,
-    comparison_group,
-    find_evaluations,
-    on_same_users,
-    read_stats,
-    read_train_log,
-)
+from recalign.report.collect import RunEvaluations, collect_run, read_stats, read_train_log
+from recalign.report.examples import example_blocks
+from recalign.report.legend import metric_legend, models_legend
 from recalign.report.plots import bar_chart, training_curves
+from recalign.report.results import ResultGroup, result_groups
+from recalign.report.settings import run_config, settings_lines
+from recalign.report.verdict import best, summary_lines
 
 log = logging.getLogger(__name__)
-
-_PROTOCOL_TITLES = {
-    "retrieval": "Full ranking over the catalogue (retrieval)",
-    "ranking": "Ranking K candidates in the prompt",
-    "sampled": "Sampled 1 + 99 candidates (not comparable with full ranking)",
-    "rating": "Rating prediction",
-}
-_KEY_ORDER = ("hit@1", "hit@5", "hit@10", "ndcg@5", "ndcg@10", "mrr", "rmse", "mae")
 
 
 def format_value(value: float, interval: Sequence[float] | None) -> str:
@@ -47,26 +42,26 @@ def format_value(value: float, interval: Sequence[float] | None) -> str:
     return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
 
 
-def results_tables(evaluations: Sequence[Evaluation]) -> list[Block]:
-    blocks: list[Block] = []
-    by_protocol: dict[str, list[Evaluation]] = {}
-    for evaluation in evaluations:
-        by_protocol.setdefault(comparison_group(evaluation), []).append(evaluation)
-    for protocol in sorted(
-        by_protocol, key=lambda p: list(_PROTOCOL_TITLES).index(p) if p in _PROTOCOL_TITLES else 99
-    ):
-        group = by_protocol[protocol]
-        keys = [k for k in _KEY_ORDER if any(k in e.metrics for e in group)]
-        rows = [
-            [e.model, e.split, str(e.users)]
-            + [
-                format_value(e.metrics[k], e.intervals.get(k)) if k in e.metrics else "–"
-                for k in keys
-            ]
-            for e in group
+def results_table(group: ResultGroup) -> Table:
+    """The rows of one protocol: model, users (and split when they differ), metrics."""
+    splits = len({e.split for e in group.rows}) > 1
+    header = ["model", *(["split"] if splits else []), "users", *group.keys]
+    rows = [
+        [e.name, *([e.split] if splits else []), f"{e.users:,}"]
+        + [
+            format_value(e.metrics[k], e.intervals.get(k)) if k in e.metrics else "–"
+            for k in group.keys
         ]
-        blocks.append(Heading(_PROTOCOL_TITLES.get(protocol, protocol), 3))
-        blocks.append(Table(["model", "split", "users", *keys], rows))
+        for e in group.rows
+    ]
+    return Table(header, rows)
+
+
+def results_tables(groups: Sequence[ResultGroup]) -> list[Block]:
+    blocks: list[Block] = []
+    for group in groups:
+        blocks.append(Heading(group.title, 3))
+        blocks.append(results_table(group))
     return blocks
 
 
@@ -105,46 +100,59 @@ def ablation_blocks(run_dir: Path) -> list[Block]:
     ]
 
 
-def _item_texts(data_dir: Path) -> dict[int, str]:
-    import polars as pl
-
-    items = pl.read_parquet(data_dir / ITEMS_FILE, columns=["item_id", "text"])
-    return dict(zip(items["item_id"].to_list(), items["text"].to_list(), strict=True))
-
-
-def example_blocks(run_dir: Path, data_dir: Path, n: int = 3) -> list[Block]:
-    """History -> top-5 for a few users of the LLM's retrieval evaluation, hits marked."""
-    predictions = run_dir / "eval" / "retrieval" / "predictions.jsonl"
-    if not predictions.is_file() or not (data_dir / ITEMS_FILE).is_file():
+def _chart(groups: Sequence[ResultGroup], figures: Path) -> list[Block]:
+    """NDCG@10 and HR@10 of full ranking, like with like: the LLM's users when sampled."""
+    group = next((g for g in groups if g.protocol == "retrieval"), None)
+    if group is None:
         return []
-    from recalign.data import load_prepared
+    charted = [*group.llm, *group.comparable_baselines] if group.llm else group.rows
+    return [Image(bar_chart(charted, figures / "full_ranking.png"), "NDCG@10 and HR@10")]
 
-    dataset = load_prepared(data_dir)
-    texts = _item_texts(data_dir)
-    histories = dict(
-        zip(
-            dataset.split.test["user_id"].to_list(),
-            dataset.split.test["history"].to_list(),
-            strict=True,
+
+def _examples(groups: Sequence[ResultGroup], data_dir: Path) -> list[Block]:
+    group = next((g for g in groups if g.protocol == "retrieval" and g.llm), None)
+    if group is None:
+        return []
+    return example_blocks(group.llm[0], best(group.comparable_baselines, group.metric), data_dir)
+
+
+def _subtitle(run: RunEvaluations) -> list[Block]:
+    config = run_config(run)
+    if not config:
+        return []
+    return [
+        Paragraph(
+            f"Dataset {config.get('data', {}).get('name')}, model "
+            f"{config.get('model', {}).get('spec')}, task mixture "
+            f"{config.get('samples', {}).get('preset')}, seed {config.get('seed')}."
         )
-    )
-    with predictions.open() as handle:
-        lines = [json.loads(line) for _, line in zip(range(n), handle, strict=False)]
-    blocks: list[Block] = [Heading("Examples (test users, retrieval)", 2)]
-    for record in lines:
-        history = histories.get(record["user_id"], [])[-5:]
-        ranked = record.get("ranked", [])[:5]
-        shown = "\n".join(
-            f"  {i}. {texts.get(item, item)}{'   <- hit' if item == record['target'] else ''}"
-            for i, item in enumerate(ranked, 1)
-        )
-        blocks.append(
-            Code(
-                f"user {record['user_id']}\nlast items: "
-                + " | ".join(texts.get(item, str(item)) for item in history)
-                + f"\ntarget: {texts.get(record['target'], record['target'])}\ntop-5:\n{shown}"
-            )
-        )
+    ]
+
+
+def result_blocks(run: RunEvaluations, groups: Sequence[ResultGroup], figures: Path) -> list[Block]:
+    """Summary (verdicts), settings, results tables, chart and the legend."""
+    verdicts = summary_lines(groups)
+    blocks: list[Block] = []
+    if verdicts:
+        blocks += [Heading("Summary", 2), Bullets(verdicts)]
+    settings = settings_lines(run, groups)
+    if settings:
+        blocks += [Heading("Settings", 2), Bullets(settings)]
+    blocks += [
+        Heading("Results", 2),
+        Paragraph(
+            "Means over users, with 95% bootstrap intervals in brackets. The language "
+            "model's row comes first, then the baselines on its users, then the baselines "
+            "on every user, each best first (on ndcg@10; on mae for ratings). 'How to read "
+            "the tables' below explains every column."
+        ),
+        *results_tables(groups),
+        *_chart(groups, figures),
+        Heading("How to read the tables", 2),
+        Bullets(metric_legend(groups)),
+        Heading("Models", 3),
+        Bullets(models_legend(run.all)),
+    ]
     return blocks
 
 
@@ -155,50 +163,15 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
         raise RecalignError(f"{run_dir} is not a run directory")
     figures = run_dir / "figures"
     figures.mkdir(exist_ok=True)
-    manifest_path = run_dir / MANIFEST_FILE
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    llm, baselines = (
-        find_evaluations(run_dir / root) if (run_dir / root).is_dir() else []
-        for root in ("eval", "baselines")
-    )
-    same_users = on_same_users(llm, baselines)
-    evaluations = [*llm, *baselines, *same_users]
-    title = f"recalign report: {manifest.get('name', run_dir.name)}"
-    blocks: list[Block] = [Heading(title, 1)]
-    config = manifest.get("config", {})
-    if config:
-        blocks.append(
-            Paragraph(
-                f"dataset {config.get('data', {}).get('name')}, model "
-                f"{config.get('model', {}).get('spec')}, preset "
-                f"{config.get('samples', {}).get('preset')}, seed {config.get('seed')}"
-            )
-        )
+    run = collect_run(run_dir)
+    groups = result_groups(run)
+    title = f"recalign report: {run.manifest.get('name', run_dir.name)}"
+    blocks: list[Block] = [Heading(title, 1), *_subtitle(run)]
     ablation = ablation_blocks(run_dir)
-    if evaluations or not ablation:
-        blocks.append(Heading("Results", 2))
-    if evaluations:
-        blocks.append(
-            Paragraph(
-                "Values are means over users with 95% bootstrap intervals. "
-                "History exclusion: "
-                + ", ".join(sorted({str(e.raw.get("exclude_history")) for e in evaluations}))
-                + (
-                    ". Rows marked (same users) score a baseline on exactly the users the "
-                    "LLM was evaluated on (a seeded sample): compare the LLM with those."
-                    if same_users
-                    else ""
-                )
-            )
-        )
-        blocks.extend(results_tables(evaluations))
-        # The chart compares like with like: the same-users rows when there are any.
-        charted = [*llm, *same_users] if same_users else evaluations
-        full = [e for e in charted if comparison_group(e) == "retrieval"]
-        if full:
-            blocks.append(Image(bar_chart(full, figures / "full_ranking.png"), "NDCG@10 and HR@10"))
+    if groups:
+        blocks.extend(result_blocks(run, groups, figures))
     elif not ablation:
-        blocks.append(Paragraph("No evaluation has been run yet."))
+        blocks += [Heading("Results", 2), Paragraph("No evaluation has been run yet.")]
     blocks.extend(ablation)
     curves = training_curves(
         read_train_log(run_dir / "train" / "train_log.jsonl"), figures / "training.png"
@@ -209,7 +182,7 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     stats = read_stats(data_dir)
     if stats:
         blocks.extend([Heading("Dataset", 2), stats_table(stats)])
-    blocks.extend(example_blocks(run_dir, data_dir))
+    blocks.extend(_examples(groups, data_dir))
     md_path = run_dir / "report.md"
     md_path.write_text(to_markdown(blocks, run_dir))
     html_path = run_dir / "report.html"

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from recalign.constants import METRICS_FILE, PREDICTIONS_FILE, STATS_FILE
+from recalign.constants import MANIFEST_FILE, METRICS_FILE, PREDICTIONS_FILE, STATS_FILE
+
+log = logging.getLogger(__name__)
+
+# Where an evaluation comes from: the fine-tuned LM (`RUN/eval`), a baseline
+# (`RUN/baselines`), or a baseline re-scored on the LM's users (`on_same_users`).
+LLM, BASELINE, SAME_USERS = "llm", "baseline", "same-users"
+SAME_USERS_SUFFIX = " (same users)"
 
 
 @dataclass(frozen=True)
@@ -23,14 +31,42 @@ class Evaluation:
     metrics: dict[str, float]
     intervals: dict[str, list[float]]
     raw: dict[str, Any]
+    role: str = ""
+    label: str = ""  # the human-readable model name (`labels.model_label`); "" = `model`
 
     @property
     def predictions_path(self) -> Path:
         return self.directory / PREDICTIONS_FILE
 
+    @property
+    def base_name(self) -> str:
+        """The model's readable name (its raw id when there is no label)."""
+        return self.label or str(self.raw.get("model", self.model))
 
-def read_evaluation(directory: Path) -> Evaluation:
-    raw = json.loads((directory / METRICS_FILE).read_text())
+    @property
+    def name(self) -> str:
+        """What a results row is called: the model's name, and whose users it averages."""
+        if not self.label:
+            return self.model
+        return self.label + (", same users" if self.role == SAME_USERS else "")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from an optional file: {} when it is missing or unreadable (logged)."""
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        log.warning("ignoring %s: %s", path, err)
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def read_evaluation(directory: Path, role: str = "") -> Evaluation:
+    from recalign.evaluation.outputs import read_metrics
+
+    raw = read_metrics(directory)
     return Evaluation(
         directory=directory,
         model=str(raw.get("model", directory.parent.name)),
@@ -40,12 +76,13 @@ def read_evaluation(directory: Path) -> Evaluation:
         metrics={k: float(v) for k, v in raw.get("metrics", {}).items()},
         intervals={k: list(v) for k, v in raw.get("intervals", {}).items()},
         raw=raw,
+        role=role,
     )
 
 
-def find_evaluations(root: Path) -> list[Evaluation]:
+def find_evaluations(root: Path, role: str = "") -> list[Evaluation]:
     """Every evaluation below `root`, in a stable order (protocol, model)."""
-    found = [read_evaluation(path.parent) for path in sorted(root.rglob(METRICS_FILE))]
+    found = [read_evaluation(path.parent, role) for path in sorted(root.rglob(METRICS_FILE))]
     return sorted(found, key=lambda e: (e.protocol, e.model, str(e.directory)))
 
 
@@ -61,8 +98,7 @@ def read_train_log(path: Path) -> list[dict[str, Any]]:
 
 
 def read_stats(data_dir: Path) -> dict[str, Any]:
-    path = data_dir / STATS_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json(data_dir / STATS_FILE)
 
 
 FULL_RANKING = ("retrieval", "full")  # LLM retrieval and the baselines rank the catalogue
@@ -79,9 +115,10 @@ def on_same_users(llm: Sequence[Evaluation], baselines: Sequence[Evaluation]) ->
     A run evaluates the LLM on a seeded sample of users (`evaluation.max_users`, for
     time) while the baselines rank every user; differences between people are larger
     than between models at these sizes, so the fair comparison is on the same users.
-    Rows are labelled `<model> (same users)`; nothing is added when the LLM saw them all.
+    Rows have the role SAME_USERS and the model `<model> (same users)`; nothing is
+    added when the LLM saw them all.
     """
-    from recalign.evaluation.outputs import compute_metrics, read_predictions
+    from recalign.evaluation.outputs import CORE_KEYS, compute_metrics, read_predictions
 
     sampled: dict[str, set[int]] = {}
     for evaluation in llm:
@@ -98,23 +135,65 @@ def on_same_users(llm: Sequence[Evaluation], baselines: Sequence[Evaluation]) ->
         records = [r for r in read_predictions(evaluation.directory) if r["user_id"] in users]
         if len(records) != len(users):  # another split or data: not the same people
             continue
+        bootstrap = evaluation.raw.get("bootstrap") or {}
         metrics = compute_metrics(
             records,
             protocol=str(evaluation.raw.get("protocol", evaluation.protocol)),
             split=evaluation.split,
             model=evaluation.model,
             exclude_history=evaluation.raw.get("exclude_history"),
+            # The baseline's own record (its config, fit) stays with the row: labels read it.
+            extra={k: v for k, v in evaluation.raw.items() if k not in CORE_KEYS},
+            n_boot=int(bootstrap.get("resamples", 1000)),
+            seed=int(bootstrap.get("seed", 0)),
+            ci=float(bootstrap.get("confidence", 0.95)),
         )
         rows.append(
             Evaluation(
                 directory=evaluation.directory,
-                model=f"{evaluation.model} (same users)",
+                model=evaluation.model + SAME_USERS_SUFFIX,
                 protocol=evaluation.protocol,
                 split=evaluation.split,
                 users=int(metrics["users"]),
                 metrics={k: float(v) for k, v in metrics["metrics"].items()},
                 intervals={k: list(v) for k, v in metrics["intervals"].items()},
                 raw=metrics,
+                role=SAME_USERS,
+                label=evaluation.label,
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class RunEvaluations:
+    """Every evaluation of a run directory, labelled, with the same-users re-scorings."""
+
+    run_dir: Path
+    llm: list[Evaluation] = field(default_factory=list)
+    baselines: list[Evaluation] = field(default_factory=list)
+    same_users: list[Evaluation] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def all(self) -> list[Evaluation]:
+        return [*self.llm, *self.baselines, *self.same_users]
+
+
+def collect_run(run_dir: Path) -> RunEvaluations:
+    """Read `RUN/eval` and `RUN/baselines`, label every model, re-score on the same users."""
+    from recalign.report.labels import model_label
+
+    def found(sub: str, role: str) -> list[Evaluation]:
+        root = run_dir / sub
+        evaluations = find_evaluations(root, role) if root.is_dir() else []
+        return [replace(e, label=model_label(e, run_dir)) for e in evaluations]
+
+    llm, baselines = found("eval", LLM), found("baselines", BASELINE)
+    return RunEvaluations(
+        run_dir=run_dir,
+        llm=llm,
+        baselines=baselines,
+        same_users=on_same_users(llm, baselines),
+        manifest=read_json(run_dir / MANIFEST_FILE),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ def _pyplot():
 def bar_chart(evaluations: Sequence[Evaluation], path: Path, keys=("ndcg@10", "hit@10")) -> Path:
     """Grouped bars of `keys` per model, with the bootstrap intervals as error bars."""
     plt = _pyplot()
-    models = [e.model for e in evaluations]
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(models) + 2), 3.6))
+    # Readable names, wrapped onto short lines so long ones stay whole under the bars.
+    models = [textwrap.fill(e.name, 18) for e in evaluations]
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.3 * len(models) + 2), 4.2))
     width = 0.8 / len(keys)
     for offset, key in enumerate(keys):
         values = [e.metrics.get(key, 0.0) for e in evaluations]
@@ -35,7 +37,7 @@ def bar_chart(evaluations: Sequence[Evaluation], path: Path, keys=("ndcg@10", "h
         positions = [i + (offset - (len(keys) - 1) / 2) * width for i in range(len(models))]
         ax.bar(positions, values, width, yerr=[lows, highs], capsize=3, label=key)
     ax.set_xticks(range(len(models)))
-    ax.set_xticklabels(models, rotation=20, ha="right")
+    ax.set_xticklabels(models, fontsize=8)
     ax.set_ylabel("score (95% bootstrap interval)")
     ax.set_title("Full ranking over the catalogue")
     ax.legend()

@@ -1,0 +1,164 @@
+"""A small, complete run directory with known numbers, written through the real writers.
+
+40 test users: odd ids buy hair care, even ids shaving products (so their histories
+differ in words). The LLM is evaluated on users 1..20 (a "sample", as `max_users`
+does); the baselines on all 40.
+
+    full ranking   LLM: target at rank 1 for users 1..10, absent for 11..20 -> ndcg@10 0.5
+                   SASRec (BCE): rank 1 for everyone -> 1.0; popularity: rank 2 -> 0.6309
+    ranking        LLM: 20 candidates, rank 1 for users 1..10, rank 5 for 11..20
+    rating         LLM: error 1.0 for everyone; biased MF 0.5; global mean 1.0
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import yaml
+
+from recalign.data import write_prepared
+from recalign.evaluation.outputs import write_evaluation
+
+HAIR = ["Red Shampoo", "Red Conditioner", "Red Hair Mask", "Blue Shampoo", "Blue Conditioner",
+        "Blue Hair Mask"]  # fmt: skip
+SHAVE = ["Cedar Shaving Cream", "Cedar Beard Oil", "Cedar Aftershave", "Pine Shaving Cream",
+         "Pine Beard Oil", "Pine Aftershave"]  # fmt: skip
+USERS = list(range(1, 41))
+LLM_USERS = USERS[:20]
+LLM_LABEL = "tiny-t5 (trained from scratch, paper mixture)"
+DATA_HASH = "fixture-hash"
+
+
+def sequence(user: int) -> list[int]:
+    base = 1 if user % 2 else 7  # hair care items 1..6, shaving items 7..12
+    return [base + (user + k) % 6 for k in range(5)]
+
+
+def target(user: int) -> int:
+    return sequence(user)[-1]
+
+
+def others(user: int, n: int = 5) -> list[int]:
+    """Items of the other category: never the user's own."""
+    base = 7 if user % 2 else 1
+    return [base + k for k in range(n)]
+
+
+def _data(run: Path) -> None:
+    sequences = pl.DataFrame(
+        {
+            "user_id": USERS,
+            "items": [sequence(u) for u in USERS],
+            "ratings": [[4.0] * 5 for _ in USERS],
+        }
+    )
+    items = pl.DataFrame(
+        {
+            "item_id": list(range(1, 13)),
+            "source_id": [f"s{i}" for i in range(1, 13)],
+            "text": HAIR + SHAVE,
+            "text_source": ["title"] * 12,
+            "disambiguated": [False] * 12,
+        }
+    )
+    write_prepared(run / "data", "fixture-shop", sequences, items)
+
+
+def _ranking(users, rank_of) -> list[dict]:
+    records = []
+    for user in users:
+        rank = rank_of(user)
+        ranked = others(user)
+        if rank:
+            ranked = [*ranked[: rank - 1], target(user), *ranked[rank - 1 :]]
+        records.append({"user_id": user, "target": target(user), "ranked": ranked})
+    return records
+
+
+def _llm(run: Path, protocol: str, records: list[dict], **options) -> None:
+    write_evaluation(
+        run / "eval" / protocol,
+        records,
+        protocol=protocol,
+        split="test",
+        model="train:tiny-t5",
+        exclude_history=None if protocol == "rating" else True,
+        extra={
+            "options": {"protocol": protocol, "max_users": 20, "k": 5, **options},
+            "run_dir": str(run / "train"),
+            "data_hash": DATA_HASH,
+            "family": "seq2seq",
+        },
+    )
+
+
+def _baseline(run: Path, name: str, protocol: str, records: list[dict], **config) -> None:
+    write_evaluation(
+        run / "baselines" / name,
+        records,
+        protocol=protocol,
+        split="test",
+        model=name,
+        exclude_history=None if protocol == "rating" else True,
+        extra={"config": {"baseline": name, "k": 5, **config}, "data_hash": DATA_HASH},
+    )
+
+
+def _rating(users, error: float) -> list[dict]:
+    return [
+        {"user_id": u, "item": target(u), "rating": 4.0, "prediction": 4.0 + error} for u in users
+    ]
+
+
+def _training(run: Path) -> None:
+    (run / "train").mkdir(parents=True)
+    manifest = {
+        "kind": "run",
+        "model": {"source": "tiny-t5", "preset": "tiny-t5"},
+        "family": "seq2seq",
+        "data_hash": DATA_HASH,
+        "samples_dir": str(run / "samples"),
+        "lora": None,
+        "train_samples": 800,
+        "steps_done": 50,
+        "world_size": 1,
+    }
+    (run / "train" / "manifest.json").write_text(json.dumps(manifest))
+    (run / "train" / "config.yaml").write_text(yaml.safe_dump({"batch_size": 8, "grad_accum": 1}))
+    (run / "train" / "train_log.jsonl").write_text(
+        "\n".join(json.dumps({"step": s, "loss": 3.0 / s}) for s in range(1, 6))
+    )
+    (run / "samples").mkdir()
+    samples = {
+        "kind": "samples",
+        "preset": "paper",
+        "counts": {"train": {"retrieval": 200, "ranking": 200, "rating": 200, "mim": 200}},
+    }
+    (run / "samples" / "manifest.json").write_text(json.dumps(samples))
+
+
+def make_run(run: Path, llm_users: list[int] = LLM_USERS) -> Path:
+    """Write the fixture run directory at `run` and return it (the LLM on `llm_users`)."""
+    _data(run)
+    _training(run)
+    config = {
+        "name": "fixture",
+        "seed": 0,
+        "data": {"name": "fixture-shop"},
+        "model": {"spec": "tiny-t5"},
+        "samples": {"preset": "paper"},
+        "evaluation": {"max_users": 20, "split": "test"},
+    }
+    (run / "manifest.json").write_text(
+        json.dumps({"kind": "pipeline", "name": "fixture", "config": config})
+    )
+    _llm(run, "retrieval", _ranking(llm_users, lambda u: 1 if u <= 10 else 0), num_beams=4)
+    _llm(run, "ranking", _ranking(llm_users, lambda u: 1 if u <= 10 else 5), num_candidates=20)
+    _llm(run, "rating", _rating(llm_users, 1.0))
+    _baseline(run, "sasrec", "full", _ranking(USERS, lambda u: 1), loss="bce")
+    _baseline(run, "pop", "full", _ranking(USERS, lambda u: 2))
+    _baseline(run, "biased-mf", "rating", _rating(USERS, 0.5))
+    _baseline(run, "global-mean", "rating", _rating(USERS, -1.0))
+    return run

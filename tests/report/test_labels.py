@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from recalign.report.collect import BASELINE, LLM, collect_run, read_evaluation
+from recalign.report.labels import model_label
+
+from .fixture import LLM_LABEL, make_run
+
+
+def test_labels_come_from_the_manifests(tmp_path):
+    run = collect_run(make_run(tmp_path / "run"))
+    names = {e.model: e.name for e in run.llm + run.baselines}
+    assert names == {
+        "train:tiny-t5": LLM_LABEL,
+        "sasrec": "SASRec (BCE loss)",
+        "pop": "popularity",
+        "biased-mf": "biased MF",
+        "global-mean": "global mean rating",
+    }
+    assert {e.name for e in run.same_users} >= {"SASRec (BCE loss), same users"}
+
+
+def test_llm_label_survives_a_new_model_string_and_a_moved_run(tmp_path):
+    original = make_run(tmp_path / "run")
+    moved = tmp_path / "copy"
+    shutil.copytree(original, moved)
+    shutil.rmtree(original)  # metrics.json's run_dir now points nowhere
+    evaluation = read_evaluation(moved / "eval" / "retrieval", LLM)
+    # Another spelling of the raw id changes nothing: the label is read from manifests.
+    renamed = replace(evaluation, model="run:train/tiny-t5@best")
+    assert model_label(renamed, moved) == LLM_LABEL
+    # Without the training manifest the raw string is the label.
+    (moved / "train" / "manifest.json").unlink()
+    assert model_label(renamed, moved) == "run:train/tiny-t5@best"
+
+
+def test_llm_label_ignores_a_training_run_on_other_data(tmp_path):
+    run = make_run(tmp_path / "run")
+    manifest = json.loads((run / "train" / "manifest.json").read_text())
+    (run / "train" / "manifest.json").write_text(json.dumps({**manifest, "data_hash": "other"}))
+    evaluation = read_evaluation(run / "eval" / "retrieval", LLM)
+    assert model_label(evaluation, run) == "train:tiny-t5"
+
+
+@pytest.mark.parametrize(
+    ("model", "lora", "preset", "expected"),
+    [
+        ({"source": "google/flan-t5-base"}, None, "paper", "flan-t5-base (fine-tuned, paper mixture)"),
+        ({"source": "/models/smollm2"}, {"r": 8}, "rec-only", "smollm2 (LoRA fine-tuned, rec-only mixture)"),
+        ({"source": "tiny-causal", "preset": "tiny-causal"}, None, None, "tiny-causal (trained from scratch)"),
+    ],
+)  # fmt: skip
+def test_llm_label_says_how_the_model_was_trained(tmp_path, model, lora, preset, expected):
+    run = make_run(tmp_path / "run")
+    manifest = json.loads((run / "train" / "manifest.json").read_text())
+    (run / "train" / "manifest.json").write_text(
+        json.dumps({**manifest, "model": model, "lora": lora})
+    )
+    samples = run / "samples" / "manifest.json"
+    samples.write_text(json.dumps({"preset": preset} if preset else {}))
+    evaluation = read_evaluation(run / "eval" / "retrieval", LLM)
+    assert model_label(evaluation, run) == expected
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"baseline": "sasrec", "loss": "bce"}, "SASRec (BCE loss)"),
+        ({"baseline": "sasrec-ce", "loss": "ce"}, "SASRec (cross-entropy loss)"),
+        ({"baseline": "bprmf"}, "BPR-MF"),
+        ({"baseline": "user-mean"}, "user's mean rating"),
+        ({"baseline": "my-new-model"}, "raw-id"),  # unknown: the raw string
+        ({}, "raw-id"),
+    ],
+)
+def test_baseline_labels(tmp_path, config, expected):
+    run = make_run(tmp_path / "run")
+    evaluation = read_evaluation(run / "baselines" / "pop", BASELINE)
+    evaluation = replace(evaluation, model="raw-id", raw={"model": "raw-id", "config": config})
+    assert model_label(evaluation, run) == expected
