@@ -5,7 +5,8 @@ import math
 import pytest
 
 from recalign.errors import ConfigError
-from recalign.pipeline.ablate import paired_difference, run_ablation
+from recalign.evaluation.metrics import paired_difference
+from recalign.pipeline.ablate import run_ablation
 from recalign.pipeline.config import parse_config
 
 

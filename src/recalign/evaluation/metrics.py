@@ -136,3 +136,22 @@ def summarize(
         low, high = np.quantile(np.concatenate(parts), [alpha, 1.0 - alpha])
         intervals[key] = [float(low), float(high)]
     return means, intervals
+
+
+def paired_difference(
+    variant: dict[int, dict[str, float]],
+    reference: dict[int, dict[str, float]],
+    key: str,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Mean difference over shared users and its 95% paired bootstrap interval."""
+    users = sorted(set(variant) & set(reference))
+    if not users:
+        return float("nan"), float("nan"), float("nan")
+    diff = np.array([variant[u][key] - reference[u][key] for u in users])
+    rng = np.random.default_rng(seed)
+    samples = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(axis=1)
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return float(diff.mean()), float(low), float(high)

@@ -19,6 +19,7 @@ import numpy as np
 
 from recalign.constants import PREDICTIONS_FILE, hit_at, ndcg_at
 from recalign.errors import ConfigError
+from recalign.evaluation.metrics import paired_difference
 from recalign.manifest import write_json
 from recalign.pipeline.config import RunConfig
 from recalign.pipeline.run import run_pipeline
@@ -38,25 +39,6 @@ def _per_user(predictions: Path) -> dict[int, dict[str, float]]:
         r["user_id"]: {key: float(metrics[key][i]) for key in ABLATION_KEYS}
         for i, r in enumerate(records)
     }
-
-
-def paired_difference(
-    variant: dict[int, dict[str, float]],
-    reference: dict[int, dict[str, float]],
-    key: str,
-    *,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """Mean difference over shared users and its 95% paired bootstrap interval."""
-    users = sorted(set(variant) & set(reference))
-    if not users:
-        return float("nan"), float("nan"), float("nan")
-    diff = np.array([variant[u][key] - reference[u][key] for u in users])
-    rng = np.random.default_rng(seed)
-    samples = diff[rng.integers(0, len(diff), size=(n_boot, len(diff)))].mean(axis=1)
-    low, high = np.percentile(samples, [2.5, 97.5])
-    return float(diff.mean()), float(low), float(high)
 
 
 def _mean(per_user: dict[int, dict[str, float]], key: str) -> float:

@@ -1,8 +1,8 @@
 """One sentence per protocol: which model wins, by how much, and whether it is noise.
 
 Two models are compared user by user on the users both ranked: the difference of
-their per-user metric, and its 95% paired bootstrap interval (the ablation table's
-`paired_difference`). An interval that excludes zero means the difference is not
+their per-user metric, and its 95% paired bootstrap interval
+(`recalign.evaluation.metrics.paired_difference`, as in the ablation table). An interval that excludes zero means the difference is not
 resampling noise. Where no baseline shares the protocol (ranking K candidates, sampled
 1 + n), the LLM is compared with chance: a random order of the candidates.
 """
@@ -58,7 +58,7 @@ def per_user(evaluation: Evaluation, metric: str) -> dict[int, dict[str, float]]
 
 def compare(a: Evaluation, b: Evaluation, metric: str) -> Comparison | None:
     """`a` against `b` on the users both predicted; None when they share no user."""
-    from recalign.pipeline.ablate import paired_difference
+    from recalign.evaluation.metrics import paired_difference
 
     bootstrap = a.raw.get("bootstrap") or {}
     values_a, values_b = per_user(a, metric), per_user(b, metric)
