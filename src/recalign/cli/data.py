@@ -72,6 +72,14 @@ def prepare(
     ),
     min_length: int = typer.Option(3, help="Exclude (and report) users with fewer interactions."),
     max_words: int = typer.Option(24, help="Word budget of an item text."),
+    max_chars: int = typer.Option(
+        300, help="Character budget of an item text (cut at a word boundary)."
+    ),
+    rating_scale: str | None = typer.Option(
+        None,
+        help="custom: LOW,HIGH range ratings must lie in, e.g. 1,5 (default: any finite, "
+        "non-negative rating).",
+    ),
 ) -> None:
     """Prepare dataset NAME into --out (sequences, items, stats, manifest)."""
     from recalign.data.prepare import prepare_dataset
@@ -80,7 +88,12 @@ def prepare(
     if name == "synthetic":
         options = {"users": users, "items": _synthetic_items(items), "seed": seed}
     else:
-        options = {"min_length": min_length, "max_words": max_words, "kcore": kcore}
+        options = {
+            "min_length": min_length,
+            "max_words": max_words,
+            "max_chars": max_chars,
+            "kcore": kcore,
+        }
         if source is None and name != "custom":
             options["progress"] = True  # a download: show pooch's progress bar
         if name == "custom":
@@ -97,11 +110,14 @@ def prepare(
                     title=title_col,
                     short_text=short_text_col,
                 ),
+                rating_scale=rating_scale,
             )
         elif interactions is not None or items is not None:
             raise ConfigError(
                 "--interactions/--items are for 'custom' (or --items for 'synthetic')"
             )
+        elif rating_scale is not None:
+            raise ConfigError("--rating-scale is for 'custom' (MovieLens and Amazon are 1..5)")
     prepare_dataset(name, out, source, **options)
     # Read what was written rather than recomputing: the synthetic shop may be large.
     manifest = json.loads((out / MANIFEST_FILE).read_text())
@@ -112,22 +128,18 @@ def prepare(
         f"[bold]{name}[/bold] -> {out}: {stats['users']:,} users, {stats['items']:,} items, "
         f"{stats['interactions']:,} interactions"
     )
-    excluded = report.get("users_excluded_short", 0)
-    if excluded:
+    from rich.text import Text
+
+    from recalign.data.dropped import report_lines
+
+    # What was dropped, cut or replaced, and why (also in manifest.json's `report`).
+    for line, notable in report_lines(report):
+        console.print(Text(line, style="yellow" if notable else ""))
+    if "items_text_fallback" not in report:  # the synthetic shop writes no prepare report
         console.print(
-            f"[yellow]excluded {excluded:,} user(s) with fewer than {min_length} interactions "
-            f"({report.get('interactions_excluded_short', 0):,} interactions)[/yellow]"
+            f"item texts: {stats['text_fallbacks']:,} fallback(s), "
+            f"{stats['text_disambiguated']:,} disambiguated"
         )
-    if report.get("kcore"):
-        kept = report["kcore"]
-        console.print(
-            f"{kept['k']}-core: kept {kept['interactions_kept']:,} of "
-            f"{report.get('interactions_read', 0):,} interactions ({kept['passes']} passes)"
-        )
-    console.print(
-        f"item texts: {stats['text_fallbacks']:,} fallback(s), "
-        f"{stats['text_disambiguated']:,} disambiguated"
-    )
 
 
 def _flat(prefix: str, value: Any) -> list[tuple[str, str]]:
