@@ -324,7 +324,7 @@ def test_custom_csv_with_a_non_utf8_byte_names_line_and_offset(tmp_path):
         prepare_dataset("custom", tmp_path / "out", interactions=log)
     assert (info.value.path, info.value.line) == (log, 3)
     # "user_id,item_id\n" is 16 bytes, "u1,a\n" 5, "u1,caf" 6: the byte is at offset 27
-    assert "0xe9 at byte offset 27 (column 7)" in str(info.value)
+    assert "0xe9 at byte offset 27 (byte 7 of the line)" in str(info.value)
     assert "as utf-8" in str(info.value)
 
 
@@ -341,7 +341,9 @@ def test_custom_items_file_with_a_non_utf8_byte(tmp_path):
 def test_s3rec_sequences_with_a_non_utf8_byte(tmp_path):
     source = write_s3rec(tmp_path / "src", {1: [1, 2, 3]}, [(1, "A1", "T", "t", "X")])
     (source / "sequences.txt").write_bytes(b"1 1 2 3\n2 1\x80 2\n")
-    with pytest.raises(DataFormatError, match=r"0x80 at byte offset 11 \(column 4\)") as info:
+    with pytest.raises(
+        DataFormatError, match=r"0x80 at byte offset 11 \(byte 4 of the line\)"
+    ) as info:
         prepare_dataset("amazon2014-beauty", tmp_path / "out", source)
     assert (info.value.path.name, info.value.line) == ("sequences.txt", 2)
 

@@ -83,10 +83,10 @@ def decode_error(
 ) -> DataFormatError:
     """Name the line and byte offset of the first byte that does not decode."""
     line = raw.count(b"\n", 0, error.start) + 1
-    column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
-    bad = raw[error.start : error.end].hex(" ")
+    in_line = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+    bad = " ".join(f"0x{byte:02x}" for byte in raw[error.start : error.end])
     return DataFormatError(
-        f"cannot decode byte(s) 0x{bad} at byte offset {error.start} (column {column}) as "
+        f"cannot decode {bad} at byte offset {error.start} (byte {in_line} of the line) as "
         f"{encoding} ({error.reason}); re-save the file as {encoding}",
         path=path,
         line=line,
