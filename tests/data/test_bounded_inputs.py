@@ -417,5 +417,5 @@ def test_every_prepare_prints_what_it_dropped_and_why(tmp_path):
     assert "u.data line 4" in output
     assert "k-core: not applied" in output
     assert "excluded 1 user(s) with fewer than 3 interactions (1 interactions)" in output
-    assert "item texts: 1 empty title(s) -> fallback (0 short text, 1 `item <id>`)" in output
+    assert "item texts: 1 without a title -> fallback (0 short text, 1 `item <id>`)" in output
     assert "item texts cut: 1 to 24 words, 0 to 300 characters" in output

@@ -118,7 +118,7 @@ def report_lines(report: Mapping[str, Any]) -> list[tuple[str, bool]]:
         budget = report.get("text_budget", {})
         lines.append(
             (
-                f"item texts: {report['items_text_fallback']:,} empty title(s) -> fallback "
+                f"item texts: {report['items_text_fallback']:,} without a title -> fallback "
                 f"({report.get('items_text_from_short_text', 0):,} short text, "
                 f"{report.get('items_text_from_id', 0):,} `item <id>`), "
                 f"{report.get('items_disambiguated', 0):,} disambiguated",
