@@ -98,6 +98,13 @@ def test_disambiguator_values_are_bounded_too():
     assert len(texts[0]) < 100
 
 
+def test_a_giant_source_id_fallback_is_bounded():
+    items = pl.DataFrame({"item_id": [1, 2], "source_id": ["k" * TEN_MB, "k" * TEN_MB + "2"]})
+    out = build_item_texts(items)
+    assert out["text"].str.len_chars().max() <= DEFAULT_MAX_CHARS + len(" (2)")
+    assert out["text"].n_unique() == 2 and out["text_cut"].to_list() == ["chars", "chars"]
+
+
 def _movies_with_giant_titles(n: int = 6) -> list[tuple[int, str]]:
     movies = [(i, f"Movie {i} (1995)") for i in range(1, n + 1)]
     movies[0] = (1, "x" * TEN_MB)  # one 10 MB word, no spaces

@@ -120,6 +120,8 @@ def _fallback_texts(
         if not text:
             text, cut = f"item {source_id}", None
             source = "id"
+            if len(text) > max_chars:  # an id is not words: cut where the budget ends
+                text, cut = text[:max_chars], CUT_CHARS
         texts.append(text)
         sources.append(source)
         cuts.append(cut)
