@@ -94,6 +94,8 @@ def prepare(
             "max_chars": max_chars,
             "kcore": kcore,
         }
+        if rating_scale is not None:
+            options["rating_scale"] = rating_scale  # refused by prepare unless 'custom'
         if source is None and name != "custom":
             options["progress"] = True  # a download: show pooch's progress bar
         if name == "custom":
@@ -110,14 +112,11 @@ def prepare(
                     title=title_col,
                     short_text=short_text_col,
                 ),
-                rating_scale=rating_scale,
             )
         elif interactions is not None or items is not None:
             raise ConfigError(
                 "--interactions/--items are for 'custom' (or --items for 'synthetic')"
             )
-        elif rating_scale is not None:
-            raise ConfigError("--rating-scale is for 'custom' (MovieLens and Amazon are 1..5)")
     prepare_dataset(name, out, source, **options)
     # Read what was written rather than recomputing: the synthetic shop may be large.
     manifest = json.loads((out / MANIFEST_FILE).read_text())

@@ -296,6 +296,10 @@ def prepare_dataset(
     }
     kcore = options.pop("kcore", None)
     custom = name == "custom"
+    if not custom and options.get("rating_scale") is not None:
+        raise ConfigError(
+            f"a rating scale is for 'custom' data; {name!r} ratings are checked against 1..5"
+        )
     _refuse_unknown(
         name,
         options,
