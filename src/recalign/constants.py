@@ -20,6 +20,9 @@ CATEGORIES = "categories"
 TEXT_SOURCE = "text_source"
 # True where TEXT carries a disambiguator because another item had the same text.
 DISAMBIGUATED = "disambiguated"
+# Which budget shortened TEXT: "words", "chars" (the character budget, applied last), or
+# null where the text is whole.
+TEXT_CUT = "text_cut"
 
 # --- prepared dataset files --------------------------------------------------------
 SEQUENCES_FILE = "sequences.parquet"

@@ -33,8 +33,10 @@ def _source(rows, with_time=True):
     )
 )
 def test_nothing_is_dropped_silently(rows):
-    users = {r[0] for r in rows}
-    counts = {u: sum(r[0] == u for r in rows) for u in users}
+    # Exact duplicates (same user, item, timestamp) go first; the first copy stays.
+    unique = list(dict.fromkeys(rows))
+    users = {r[0] for r in unique}
+    counts = {u: sum(r[0] == u for r in unique) for u in users}
     long_users = sorted(u for u, n in counts.items() if n >= 3)
     if not long_users:
         with pytest.raises(DataFormatError, match="no user has at least 3"):
@@ -43,13 +45,16 @@ def test_nothing_is_dropped_silently(rows):
     prepared = assemble(_source(rows))
     report = prepared.report
     lengths = prepared.sequences["items"].list.len()
-    # kept + reported-as-excluded == everything read, for users and interactions
+    # kept + reported-as-dropped == everything read, for users and interactions
+    assert report["interactions_read"] == len(rows)
+    assert report["duplicates"]["dropped"] == len(rows) - len(unique)
     assert prepared.sequences.height + report["users_excluded_short"] == len(users)
-    assert int(lengths.sum()) + report["interactions_excluded_short"] == len(rows)
+    dropped = report["interactions_excluded_short"] + report["duplicates"]["dropped"]
+    assert int(lengths.sum()) + dropped == len(rows)
     # each kept sequence is the user's log sorted by time, ties in file order
     key_of = dict(zip(prepared.items["item_id"], prepared.items["source_id"], strict=True))
     for user_id, user in enumerate(long_users, start=1):
-        expected = [r[1] for r in sorted((r for r in rows if r[0] == user), key=lambda r: r[2])]
+        expected = [r[1] for r in sorted((r for r in unique if r[0] == user), key=lambda r: r[2])]
         got = prepared.sequences.filter(pl.col("user_id") == user_id)["items"][0].to_list()
         assert [key_of[i] for i in got] == expected
     ids = prepared.items["item_id"].to_list()

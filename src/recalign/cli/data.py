@@ -92,6 +92,14 @@ def prepare(
     ),
     min_length: int = typer.Option(3, help="Exclude (and report) users with fewer interactions."),
     max_words: int = typer.Option(24, help="Word budget of an item text."),
+    max_chars: int = typer.Option(
+        300, help="Character budget of an item text (cut at a word boundary)."
+    ),
+    rating_scale: str | None = typer.Option(
+        None,
+        help="custom: LOW,HIGH range ratings must lie in, e.g. 1,5 (default: any finite, "
+        "non-negative rating).",
+    ),
 ) -> None:
     """Prepare dataset NAME into --out (sequences, items, stats, manifest).
 
@@ -126,7 +134,14 @@ def prepare(
         sizes = {"users": num_users, "items": num_items, "seed": seed}
         options = {key: value for key, value in sizes.items() if value is not None}
     else:
-        options = {"min_length": min_length, "max_words": max_words, "kcore": kcore}
+        options = {
+            "min_length": min_length,
+            "max_words": max_words,
+            "max_chars": max_chars,
+            "kcore": kcore,
+        }
+        if rating_scale is not None:
+            options["rating_scale"] = rating_scale  # refused by prepare unless 'custom'
         if source is None and name != "custom":
             options["progress"] = True  # a download: show pooch's progress bar
         if name == "custom":
@@ -154,22 +169,18 @@ def prepare(
         f"[bold]{name}[/bold] -> {out}: {stats['users']:,} users, {stats['items']:,} items, "
         f"{stats['interactions']:,} interactions"
     )
-    excluded = report.get("users_excluded_short", 0)
-    if excluded:
+    from rich.text import Text
+
+    from recalign.data.dropped import report_lines
+
+    # What was dropped, cut or replaced, and why (also in manifest.json's `report`).
+    for line, notable in report_lines(report):
+        console.print(Text(line, style="yellow" if notable else ""))
+    if "items_text_fallback" not in report:  # the synthetic shop writes no prepare report
         console.print(
-            f"[yellow]excluded {excluded:,} user(s) with fewer than {min_length} interactions "
-            f"({report.get('interactions_excluded_short', 0):,} interactions)[/yellow]"
+            f"item texts: {stats['text_fallbacks']:,} fallback(s), "
+            f"{stats['text_disambiguated']:,} disambiguated"
         )
-    if report.get("kcore"):
-        kept = report["kcore"]
-        console.print(
-            f"{kept['k']}-core: kept {kept['interactions_kept']:,} of "
-            f"{report.get('interactions_read', 0):,} interactions ({kept['passes']} passes)"
-        )
-    console.print(
-        f"item texts: {stats['text_fallbacks']:,} fallback(s), "
-        f"{stats['text_disambiguated']:,} disambiguated"
-    )
 
 
 def _flat(prefix: str, value: Any) -> list[tuple[str, str]]:

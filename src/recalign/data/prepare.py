@@ -1,7 +1,12 @@
 """`prepare_dataset`: read a source, order, filter, assign ids, build item text, write.
 
-    reader -> SourceData -> [k-core] -> chronological order (stable) -> drop users with
-    fewer than 3 interactions (counted, never silently) -> dense ids -> item text -> store
+    reader -> SourceData -> drop exact duplicate rows -> [k-core] -> chronological order
+    (stable) -> drop users with fewer than 3 interactions -> dense ids -> item text
+    (word and character budgets, fallbacks, disambiguation) -> store
+
+Nothing is dropped or cut silently: every step counts what it removed into the report
+(manifest.json's `report`); `recalign.data.dropped` holds the duplicate rule and turns
+the report into the lines `recalign data prepare` prints (docs/data.md).
 
 Id rule: users and items get dense ids from 1 in sorted source-id order (numeric order
 when every source id is an integer), so MovieLens ids 1..1682 and the S3-Rec user ids
@@ -12,6 +17,8 @@ kept from the files as the issue demands.
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +31,12 @@ from recalign.constants import (
     MIN_SEQUENCE_LENGTH,
     RATINGS,
     SOURCE_ID,
+    TEXT_CUT,
+    TEXT_SOURCE,
     TIMESTAMPS,
     USER_ID,
 )
+from recalign.data.dropped import drop_duplicates, report_lines
 from recalign.data.kcore import kcore_filter
 from recalign.data.readers.base import (
     ITEM_KEY,
@@ -35,11 +45,19 @@ from recalign.data.readers.base import (
     RAW_RATING,
     RAW_TIMESTAMP,
     RAW_USER,
+    RatingScale,
     SourceData,
 )
 from recalign.data.registry import DatasetSpec, get_spec
 from recalign.data.store import PreparedDataset, write_prepared
-from recalign.data.text import DEFAULT_DISAMBIGUATORS, DEFAULT_MAX_WORDS, build_item_texts
+from recalign.data.text import (
+    CUT_CHARS,
+    CUT_WORDS,
+    DEFAULT_DISAMBIGUATORS,
+    DEFAULT_MAX_CHARS,
+    DEFAULT_MAX_WORDS,
+    build_item_texts,
+)
 from recalign.errors import ConfigError, DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -79,14 +97,16 @@ def assemble(
     kcore: int | None = None,
     min_length: int = MIN_SEQUENCE_LENGTH,
     max_words: int = DEFAULT_MAX_WORDS,
+    max_chars: int = DEFAULT_MAX_CHARS,
     disambiguators: tuple[str, ...] = DEFAULT_DISAMBIGUATORS,
 ) -> Prepared:
     """Turn a `SourceData` into contract tables (pure: no files touched)."""
     report: dict[str, Any] = dict(source.report)
-    interactions = source.interactions
-    report["interactions_read"] = interactions.height
-    if interactions.height == 0:
+    report["interactions_read"] = source.interactions.height
+    if source.interactions.height == 0:
         raise DataFormatError("the source has no interactions")
+    interactions, report["duplicates"] = drop_duplicates(source)
+    report["kcore"] = None
     if kcore:
         interactions, passes = kcore_filter(
             interactions, kcore, user_col=RAW_USER, item_col=RAW_ITEM
@@ -96,6 +116,7 @@ def assemble(
 
     lengths = interactions.group_by(RAW_USER).len()
     short = lengths.filter(pl.col("len") < min_length)
+    report["min_length"] = min_length
     report["users_excluded_short"] = short.height
     report["interactions_excluded_short"] = (
         int(short.get_column("len").sum()) if short.height else 0
@@ -127,10 +148,20 @@ def assemble(
     sequences = interactions.group_by(USER_ID, maintain_order=True).agg(aggregations).sort(USER_ID)
 
     items = build_item_texts(
-        items.drop(ITEM_KEY), max_words=max_words, disambiguators=disambiguators
+        items.drop(ITEM_KEY),
+        max_words=max_words,
+        max_chars=max_chars,
+        disambiguators=disambiguators,
     )
-    report["items_text_fallback"] = int((items.get_column("text_source") != "title").sum())
+    sources = items.get_column(TEXT_SOURCE)
+    report["items_text_fallback"] = int((sources != "title").sum())
+    report["items_text_from_short_text"] = int((sources == "short_text").sum())
+    report["items_text_from_id"] = int((sources == "id").sum())
     report["items_disambiguated"] = int(items.get_column("disambiguated").sum())
+    cuts = items.get_column(TEXT_CUT)
+    report["items_text_cut_words"] = int((cuts == CUT_WORDS).sum())
+    report["items_text_cut_chars"] = int((cuts == CUT_CHARS).sum())
+    report["text_budget"] = {"max_words": max_words, "max_chars": max_chars}
     return Prepared(sequences=sequences, items=items, report=report)
 
 
@@ -179,13 +210,33 @@ def _read_custom(source: str | Path | None, options: dict[str, Any]) -> tuple[So
         raise ConfigError("dataset 'custom' needs --interactions FILE (CSV or Parquet)")
     items_file = options.pop("items", None)
     columns = options.pop("columns", None) or CustomColumns()
-    data = read_custom(Path(interactions), Path(items_file) if items_file else None, columns)
+    scale = parse_rating_scale(options.pop("rating_scale", None))
+    data = read_custom(
+        Path(interactions), Path(items_file) if items_file else None, columns, rating_scale=scale
+    )
     record = {
         "interactions": str(interactions),
         "items": str(items_file) if items_file else None,
         "columns": vars(columns),
+        "rating_scale": list(scale) if scale else None,
     }
     return data, record
+
+
+def parse_rating_scale(value: str | Sequence[float] | None) -> RatingScale | None:
+    """`"1,5"` or `[1, 5]` -> (1.0, 5.0); None stays None (finite, non-negative only)."""
+    if value is None or value == "":
+        return None
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        low, high = (float(v) for v in parts)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"rating scale must be two numbers LOW,HIGH (e.g. 1,5), got {value!r}"
+        ) from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ConfigError(f"rating scale must be finite with LOW < HIGH, got {value!r}")
+    return low, high
 
 
 def _read_folder(
@@ -220,9 +271,9 @@ def prepare_dataset(
 
     `source` is a folder in one of the layouts the dataset's reader accepts; without it,
     downloadable datasets are fetched into the cache. Options: `kcore`, `min_length`,
-    `max_words`, `disambiguators`; `cache` and `progress` for downloads; `synthetic`:
-    `users`, `items`, `seed`; `custom`: `interactions`, `items` (paths) and `columns`
-    (a `CustomColumns`).
+    `max_words`, `max_chars`, `disambiguators`; `cache` and `progress` for downloads;
+    `synthetic`: `users`, `items`, `seed`; `custom`: `interactions`, `items` (paths),
+    `columns` (a `CustomColumns`) and `rating_scale` (`"1,5"` or `[1, 5]`).
     """
     spec = get_spec(name)
     out = Path(out)
@@ -240,12 +291,19 @@ def prepare_dataset(
     text_options = {
         "min_length": int(options.pop("min_length", MIN_SEQUENCE_LENGTH)),
         "max_words": int(options.pop("max_words", DEFAULT_MAX_WORDS)),
+        "max_chars": _budget("max_chars", options.pop("max_chars", DEFAULT_MAX_CHARS)),
         "disambiguators": tuple(options.pop("disambiguators", DEFAULT_DISAMBIGUATORS)),
     }
     kcore = options.pop("kcore", None)
     custom = name == "custom"
+    if not custom and options.get("rating_scale") is not None:
+        raise ConfigError(
+            f"a rating scale is for 'custom' data; {name!r} ratings are checked against 1..5"
+        )
     _refuse_unknown(
-        name, options, {"interactions", "items", "columns"} if custom else {"cache", "progress"}
+        name,
+        options,
+        {"interactions", "items", "columns", "rating_scale"} if custom else {"cache", "progress"},
     )
     if custom:
         data, source_record = _read_custom(source, options)
@@ -262,6 +320,8 @@ def prepare_dataset(
         prepared.items.height,
         int(prepared.sequences.get_column(ITEMS).list.len().sum()),
     )
+    for line, _notable in report_lines(prepared.report):
+        logger.debug("%s: %s", name, line)  # the CLI prints these; warnings went out above
     return write_prepared(
         out,
         name,
@@ -278,10 +338,27 @@ def prepare_dataset(
     )
 
 
+def _budget(name: str, value: Any) -> int:
+    try:
+        budget = int(value)
+    except (TypeError, ValueError):
+        budget = 0
+    if budget < 1:
+        raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+    return budget
+
+
 def _refuse_unknown(name: str, options: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(options) - allowed)
     if unknown:
-        known = ["kcore", "min_length", "max_words", "disambiguators", *sorted(allowed)]
+        known = [
+            "kcore",
+            "min_length",
+            "max_words",
+            "max_chars",
+            "disambiguators",
+            *sorted(allowed),
+        ]
         raise ConfigError(
             f"unknown option(s) for {name!r}: {', '.join(unknown)} (known: {', '.join(known)})"
         )

@@ -23,12 +23,15 @@ from recalign.constants import BRAND, CATEGORIES, ITEM_ID, SHORT_TEXT, SOURCE_ID
 from recalign.data.readers.base import (
     ITEM_KEY,
     RAW_ITEM,
+    RAW_LINE,
     RAW_ORDER,
     RAW_RATING,
     RAW_TIMESTAMP,
     RAW_USER,
+    STARS_1_TO_5,
     SourceData,
     cast_columns,
+    check_ratings,
     find_file,
     lines_frame,
     read_text,
@@ -163,15 +166,22 @@ def read_s3rec(directory: Path) -> SourceData:
 # --- (b) raw McAuley files ---------------------------------------------------------
 
 
+def _not_json(constant: str) -> float:
+    # Python's json accepts NaN and Infinity; JSON (and polars) do not.
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def _locate_bad_review(text: str, path: Path, error: Exception) -> DataFormatError:
     """Re-scan line by line (only after a fast parse failed) to name the bad line."""
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, parse_constant=_not_json)
         except json.JSONDecodeError as bad:
             return DataFormatError(f"invalid JSON ({bad.msg})", path=path, line=number)
+        except ValueError as bad:
+            return DataFormatError(f"invalid JSON ({bad})", path=path, line=number)
         if not isinstance(record, dict):
             return DataFormatError("expected a JSON object", path=path, line=number)
         for name in _REVIEW_FIELDS:
@@ -193,13 +203,27 @@ def read_reviews(path: Path) -> pl.DataFrame:
     nulls = table.select(pl.any_horizontal(pl.all().is_null())).to_series()
     if nulls.any():
         raise _locate_bad_review(text, path, ValueError("missing fields"))
-    return table.select(
+    lines = _record_lines(text, table.height)
+    check_ratings(
+        table.get_column("overall"), path, lines=lines, field="overall", scale=STARS_1_TO_5
+    )
+    interactions = table.select(
         pl.col("reviewerID").alias(RAW_USER),
         pl.col("asin").alias(RAW_ITEM),
         pl.int_range(pl.len(), dtype=pl.Int64).alias(RAW_ORDER),
         pl.col("unixReviewTime").alias(RAW_TIMESTAMP),
         pl.col("overall").alias(RAW_RATING),
     )
+    return interactions if lines is None else interactions.with_columns(lines.alias(RAW_LINE))
+
+
+def _record_lines(text: str, records: int) -> pl.Series | None:
+    """The 1-based line of each JSON record (blank lines hold none); None in the
+    unexpected case that non-blank lines and parsed records do not pair up."""
+    lines = pl.Series([text]).str.split("\n").explode()
+    numbers = pl.int_range(1, lines.len() + 1, dtype=pl.Int64, eager=True)
+    numbers = numbers.filter(lines.str.strip_chars().str.len_bytes() > 0)
+    return numbers if numbers.len() == records else None
 
 
 def _flatten_categories(value: object) -> list[str]:
@@ -282,6 +306,7 @@ def read_raw(directory: Path) -> SourceData:
         interactions=interactions,
         items=items,
         files={"reviews": reviews_path, "meta": meta_path},
+        log_file=reviews_path,
     )
 
 

@@ -22,7 +22,22 @@ RAW_ITEM = "item"  # the source's item key, as text; matches `SourceData.items[I
 RAW_ORDER = "order"  # position in the source file: the tie-breaker that keeps sorts stable
 RAW_TIMESTAMP = "timestamp"  # Int64 Unix seconds (optional)
 RAW_RATING = "rating"  # Float64 (optional)
+# Int64 (optional): the record's 1-based line in `SourceData.log_file` (its row, for
+# Parquet), so `prepare` can say where a dropped duplicate was.
+RAW_LINE = "line"
 ITEM_KEY = "key"
+
+# (lowest, highest) rating a source allows. GroupLens and McAuley's Amazon reviews both
+# use whole stars 1..5; a custom log is checked against the scale its owner gives, or
+# else only for finite, non-negative values.
+RatingScale = tuple[float, float]
+STARS_1_TO_5: RatingScale = (1.0, 5.0)
+PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
+
+
+def line_unit(path: Path) -> str:
+    """What a record number in `path` counts: Parquet has rows, text files lines."""
+    return "row" if path.suffix.lower() in PARQUET_SUFFIXES else "line"
 
 
 @dataclass
@@ -35,6 +50,7 @@ class SourceData:
       (when the source's integer ids are kept), `title`, `short_text` and metadata.
     - `files`: the input files, hashed into the manifest.
     - `keep_item_ids`: use `items.item_id` as is (S3-Rec files) instead of assigning ids.
+    - `log_file`: the file `interactions.line` numbers refer to (when they are given).
     """
 
     interactions: pl.DataFrame
@@ -42,6 +58,7 @@ class SourceData:
     files: dict[str, Path] = field(default_factory=dict)
     keep_item_ids: bool = False
     report: dict[str, object] = field(default_factory=dict)
+    log_file: Path | None = None
 
 
 def read_text(path: Path, encoding: str = "utf-8") -> str:
@@ -58,10 +75,32 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise DataFormatError(
-            f"cannot decode bytes as {encoding} ({error.reason})", path=path, line=line
-        ) from error
+        raise decode_error(path, raw, error, encoding) from error
+
+
+def decode_error(
+    path: Path, raw: bytes, error: UnicodeDecodeError, encoding: str = "utf-8"
+) -> DataFormatError:
+    """Name the line and byte offset of the first byte that does not decode."""
+    line = raw.count(b"\n", 0, error.start) + 1
+    in_line = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+    bad = " ".join(f"0x{byte:02x}" for byte in raw[error.start : error.end])
+    return DataFormatError(
+        f"cannot decode {bad} at byte offset {error.start} (byte {in_line} of the line) as "
+        f"{encoding} ({error.reason}); re-save the file as {encoding}",
+        path=path,
+        line=line,
+    )
+
+
+def check_utf8(path: Path) -> None:
+    """Raise `decode_error` for a file that is not valid UTF-8 (one pass, after a
+    faster reader already failed, to say where)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise decode_error(path, raw, error) from error
 
 
 def lines_frame(text: str, first_line: int = 1) -> pl.DataFrame:
@@ -120,10 +159,11 @@ def cast_columns(
         column = table.get_column(name)
         stripped = column.str.strip_chars()
         if dtype.is_integer():
-            # Accept "881250949.0" (RecBole float timestamps) but not "12abc" or "1.5".
+            # Accept "881250949.0" (RecBole float timestamps) but not "12abc" or "1.5";
+            # "nan", "inf" and values beyond the integer type do not convert (null).
             as_float = stripped.cast(pl.Float64, strict=False)
             converted = as_float.cast(dtype, strict=False)
-            bad = as_float.is_null() | (as_float != as_float.floor())
+            bad = converted.is_null() | (as_float != as_float.floor())
         else:
             converted = stripped.cast(dtype, strict=False)
             bad = converted.is_null()
@@ -139,6 +179,39 @@ def cast_columns(
             )
         casts.append(converted.rename(name))
     return table.with_columns(casts) if casts else table
+
+
+def check_ratings(
+    ratings: pl.Series,
+    path: Path,
+    *,
+    lines: pl.Series | None,
+    field: str,
+    scale: RatingScale | None = None,
+    unit: str = "line",
+) -> None:
+    """Every rating finite and within `scale` (without one: non-negative).
+
+    A NaN or infinite rating would reach prompts as `nan` and the rating metrics as
+    garbage, so the first bad one is reported with its file, line (or `unit` number)
+    and field. Nulls are the caller's business (they are checked where parsed).
+    """
+    low, high = scale if scale is not None else (0.0, float("inf"))
+    values = ratings.cast(pl.Float64)
+    bad = ~values.is_finite() | (values < low) | (values > high)
+    bad = bad.fill_null(False)
+    if not bad.any():
+        return
+    row = int(bad.arg_true()[0])
+    wanted = f" number in [{low:g}, {high:g}]" if scale is not None else ", non-negative number"
+    number = int(lines[row]) if lines is not None else None
+    raise DataFormatError(
+        f"a rating must be a finite{wanted}, found {values[row]!r}"
+        + (f" ({unit} {number})" if number is not None and unit != "line" else ""),
+        path=path,
+        line=number if unit == "line" else None,
+        field=field,
+    )
 
 
 def require_columns(table: pl.DataFrame, columns: Sequence[str], path: Path) -> None:

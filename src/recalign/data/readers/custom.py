@@ -1,7 +1,9 @@
 """Your own interaction log: CSV or Parquet, with configurable column names.
 
 Interactions need a user and an item column; a timestamp and a rating column are
-optional. Without a timestamp, each user's rows keep file order. The optional items
+optional. Without a timestamp, each user's rows keep file order. Ratings must be finite
+and within the given scale (`rating_scale`, e.g. (1, 5)), or non-negative without one.
+Text files must be UTF-8; an undecodable byte is reported with its line and offset. The optional items
 file maps the item column to a title (and any other metadata, kept as is). Item ids
 are assigned by `prepare`: dense from 1 in sorted source-id order (numeric order when
 every id is an integer), so they do not depend on the order of the log.
@@ -17,12 +19,17 @@ import polars as pl
 from recalign.constants import BRAND, CATEGORIES, ITEM_ID, SHORT_TEXT, SOURCE_ID, TITLE
 from recalign.data.readers.base import (
     ITEM_KEY,
+    PARQUET_SUFFIXES,
     RAW_ITEM,
+    RAW_LINE,
     RAW_ORDER,
     RAW_RATING,
     RAW_TIMESTAMP,
     RAW_USER,
+    RatingScale,
     SourceData,
+    check_ratings,
+    check_utf8,
     require_columns,
 )
 from recalign.errors import DataFormatError
@@ -63,7 +70,7 @@ def read_table(path: Path) -> pl.DataFrame:
         raise DataFormatError("file not found", path=path)
     suffix = path.suffix.lower()
     try:
-        if suffix in {".parquet", ".pq"}:
+        if suffix in PARQUET_SUFFIXES:
             return pl.read_parquet(path)
         if suffix in {".csv", ".tsv", ".txt"}:
             separator = "\t" if suffix == ".tsv" else ","
@@ -71,7 +78,8 @@ def read_table(path: Path) -> pl.DataFrame:
             # reported with its line rather than silently inferred as a string column.
             return pl.read_csv(path, separator=separator, infer_schema=False)
     except (pl.exceptions.PolarsError, OSError) as error:
-        if suffix != ".parquet" and suffix != ".pq":
+        if suffix not in PARQUET_SUFFIXES:
+            check_utf8(path)  # polars says only "invalid utf-8 sequence": say where
             located = _locate_ragged_line(path, "\t" if suffix == ".tsv" else ",")
             if located is not None:
                 raise located from error
@@ -86,11 +94,14 @@ def _numeric(
     if values.dtype.is_numeric():
         converted = values.cast(dtype, strict=False)
         bad = converted.is_null()
+        if dtype.is_integer() and values.dtype.is_float():
+            bad = bad | (values != values.floor())  # 1.5 would be truncated to 1
     else:
         text = values.cast(pl.Utf8).str.strip_chars()
         as_float = text.cast(pl.Float64, strict=False)
         converted = as_float.cast(dtype, strict=False)
-        bad = as_float.is_null()
+        # For integers, "nan", "inf" and out-of-range values convert to null: bad too.
+        bad = converted.is_null()
         if dtype.is_integer():
             bad = bad | (as_float != as_float.floor())
     if bad.any():
@@ -107,11 +118,14 @@ def _numeric(
 
 
 def read_custom(
-    interactions_path: Path, items_path: Path | None = None, columns: CustomColumns | None = None
+    interactions_path: Path,
+    items_path: Path | None = None,
+    columns: CustomColumns | None = None,
+    rating_scale: RatingScale | None = None,
 ) -> SourceData:
     columns = columns or CustomColumns()
     table = read_table(interactions_path)
-    header_lines = 0 if interactions_path.suffix.lower() in {".parquet", ".pq"} else 1
+    header_lines = 0 if interactions_path.suffix.lower() in PARQUET_SUFFIXES else 1
     required = [columns.user, columns.item]
     require_columns(table, required, interactions_path)
     for optional in (columns.timestamp, columns.rating):
@@ -127,10 +141,14 @@ def read_custom(
                 line=row + 1 + header_lines if header_lines else None,
                 field=column,
             )
+    # CSV lines count the header (a quoted field spanning lines would shift them);
+    # Parquet rows count from 1.
+    lines = pl.int_range(1 + header_lines, table.height + 1 + header_lines, eager=True)
     selected = [
         table.get_column(columns.user).cast(pl.Utf8).alias(RAW_USER),
         table.get_column(columns.item).cast(pl.Utf8).alias(RAW_ITEM),
         pl.int_range(table.height, dtype=pl.Int64, eager=True).alias(RAW_ORDER),
+        lines.cast(pl.Int64).alias(RAW_LINE),
     ]
     if columns.timestamp is not None:
         selected.append(
@@ -139,11 +157,16 @@ def read_custom(
             )
         )
     if columns.rating is not None:
-        selected.append(
-            _numeric(table, columns.rating, pl.Float64, interactions_path, header_lines).alias(
-                RAW_RATING
-            )
+        ratings = _numeric(table, columns.rating, pl.Float64, interactions_path, header_lines)
+        check_ratings(
+            ratings,
+            interactions_path,
+            lines=lines,
+            field=columns.rating,
+            scale=rating_scale,
+            unit="line" if header_lines else "row",
         )
+        selected.append(ratings.alias(RAW_RATING))
     interactions = pl.DataFrame(selected)
     files = {"interactions": interactions_path}
 
@@ -177,4 +200,6 @@ def read_custom(
         if BRAND in items.columns:
             items = items.with_columns(pl.col(BRAND).cast(pl.Utf8))
         files["items"] = items_path
-    return SourceData(interactions=interactions, items=items, files=files)
+    return SourceData(
+        interactions=interactions, items=items, files=files, log_file=interactions_path
+    )

@@ -6,7 +6,8 @@
 - RecBole atomic files: `*.inter` + `*.item`, tab-separated with typed headers
   (`user_id:token item_id:token rating:float timestamp:float`).
 Ratings and timestamps are kept; the reader keeps file order, and `prepare` sorts each
-user's interactions by timestamp with a stable sort (ties keep file order).
+user's interactions by timestamp with a stable sort (ties keep file order). Ratings must
+be finite whole-star values in 1..5 (a bad one is reported with its line).
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from recalign.constants import CATEGORIES, SOURCE_ID, TITLE
 from recalign.data.readers.base import (
     ITEM_KEY,
     RAW_ITEM,
+    RAW_LINE,
     RAW_ORDER,
     RAW_RATING,
     RAW_TIMESTAMP,
     RAW_USER,
+    STARS_1_TO_5,
     SourceData,
+    check_ratings,
     find_file,
     lines_frame,
     read_text,
@@ -45,13 +49,17 @@ _INTER_DTYPES = {"user": pl.Int64, "item": pl.Int64, "rating": pl.Float64, "time
 _TITLE_YEAR = r"^(.*?)\s*\((\d{4})\)\s*$"
 
 
-def _interactions(table: pl.DataFrame) -> pl.DataFrame:
+def _interactions(table: pl.DataFrame, path: Path) -> pl.DataFrame:
+    """The interaction columns, after checking every (non-null) rating is 1..5."""
+    lines = table.get_column("line")
+    check_ratings(table.get_column("rating"), path, lines=lines, field="rating", scale=STARS_1_TO_5)
     return table.select(
         pl.col("user").cast(pl.Utf8).alias(RAW_USER),
         pl.col("item").cast(pl.Utf8).alias(RAW_ITEM),
         pl.int_range(pl.len(), dtype=pl.Int64).alias(RAW_ORDER),
         pl.col("timestamp").alias(RAW_TIMESTAMP),
         pl.col("rating").alias(RAW_RATING),
+        pl.col("line").cast(pl.Int64).alias(RAW_LINE),
     )
 
 
@@ -101,9 +109,10 @@ def read_grouplens_100k(directory: Path) -> SourceData:
     ).list.drop_nulls()
     items = _split_title_year(items.with_columns(genres.alias(CATEGORIES)), "raw_title")
     return SourceData(
-        interactions=_interactions(ratings),
+        interactions=_interactions(ratings, data_path),
         items=_items(items, item_path),
         files={"ratings": data_path, "items": item_path},
+        log_file=data_path,
     )
 
 
@@ -127,9 +136,10 @@ def read_grouplens_1m(directory: Path) -> SourceData:
         movies.with_columns(pl.col("genres").str.split("|").alias(CATEGORIES)), "raw_title"
     )
     return SourceData(
-        interactions=_interactions(ratings),
+        interactions=_interactions(ratings, ratings_path),
         items=_items(movies, movies_path),
         files={"ratings": ratings_path, "items": movies_path},
+        log_file=ratings_path,
     )
 
 
@@ -164,7 +174,7 @@ def read_recbole(directory: Path) -> SourceData:
         if name not in inter.columns:
             inter = inter.with_columns(pl.lit(None, pl.Float64).alias(name))
     inter = inter.with_columns(pl.col("timestamp").cast(pl.Int64))
-    interactions = _interactions(inter)
+    interactions = _interactions(inter, inter_path)
     # Drop all-null optional columns so the prepared dataset says honestly what it has.
     interactions = interactions.select(
         [
@@ -186,6 +196,7 @@ def read_recbole(directory: Path) -> SourceData:
         interactions=interactions,
         items=_items(items, item_path),
         files={"interactions": inter_path, "items": item_path},
+        log_file=inter_path,
     )
 
 
