@@ -71,21 +71,22 @@ def test_moved_tree_with_an_absolute_path(tmp_path, caplog):
     assert not caplog.records
 
 
-def test_the_recorded_manifest_wins_over_a_changed_one(tmp_path, caplog):
-    """A copied tree whose original still exists but has changed: the copy is the match."""
+def test_a_copied_tree_reads_its_own_copy(tmp_path, caplog):
+    """A copy of a whole tree whose run recorded an absolute path: the copy's own samples
+    (the original may change or go); a samples manifest other than the recorded one is
+    used only with a warning."""
     original = _samples(tmp_path / "a" / "samples", max_history=5)
-    run = tmp_path / "b" / "train"
-    copy = tmp_path / "b" / "samples"
-    shutil.copytree(original, copy)
-    manifest = _run(run, str(original), copy)
-    _samples(original, max_history=9)  # the original changes after the copy was trained on
+    manifest = _run(tmp_path / "a" / "train", str(original), original)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    run, copy = tmp_path / "b" / "train", tmp_path / "b" / "samples"
+    assert run_samples(run, manifest).directory == copy
+    _samples(copy, max_history=9)  # the copy changes: the original is the recorded one
     found = run_samples(run, manifest)
-    assert found.directory == copy and found.verified
-    # No candidate matches: the first samples directory, with a warning.
-    _samples(copy, max_history=11)
+    assert found.directory == original and found.verified
+    _samples(original, max_history=11)  # neither is: the nearest, with a warning
     with caplog.at_level(logging.WARNING):
         found = run_samples(run, manifest)
-    assert found.directory == original and not found.verified
+    assert found.directory == copy and not found.verified
     assert "not the one" in caplog.text
 
 

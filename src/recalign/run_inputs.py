@@ -65,7 +65,18 @@ def recorded_candidates(value: str, directory: str | Path) -> Iterator[Path]:
     path = Path(value).expanduser()
     directory = Path(os.path.abspath(directory))
     ancestors = [directory, *directory.parents]
+    tail = _tail_parts(path)
+
+    def moved(places: list[Path]) -> Iterator[Path]:
+        # A moved or copied tree: the path's last parts under these places, nearest first.
+        for place in places:
+            for n in range(1, min(_MAX_TAIL, len(tail)) + 1):
+                yield place.joinpath(*tail[-n:])
+
     if path.is_absolute():
+        # A copy of a whole tree reads its own copy first (the tree as `recorded_path`
+        # sees it: the directory and its parent), then the recorded place.
+        yield from moved(ancestors[:2])
         yield path
     else:
         yield directory / path  # how recalign records a path now
@@ -73,11 +84,7 @@ def recorded_candidates(value: str, directory: str | Path) -> Iterator[Path]:
         # which was (for `runs/demo/samples` in `runs/demo/train`) an ancestor of the run.
         yield from (a / path for a in directory.parents)
         yield Path.cwd() / path
-    # A moved or copied tree: the path's last parts under the run's ancestors, nearest first.
-    tail = _tail_parts(path)
-    for ancestor in ancestors:
-        for n in range(1, min(_MAX_TAIL, len(tail)) + 1):
-            yield ancestor.joinpath(*tail[-n:])
+    yield from moved(ancestors)
 
 
 def find_recorded(value: str, directory: str | Path, accept: Callable[[Path], bool]) -> Path | None:
