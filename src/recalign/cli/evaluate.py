@@ -97,11 +97,7 @@ def run(
         None, "--dtype", help="Zero-shot: load the model as float32 / bfloat16 / float16."
     ),
 ) -> None:
-    """Evaluate TARGET on DATA under PROTOCOL; write OUT/predictions.jsonl and metrics.json.
-
-    A run is evaluated with the prompts it was trained with; a model zero-shot, with the
-    prompts of --samples, or the defaults changed by --max-history / --item-repr.
-    """
+    """Evaluate TARGET on DATA (a run with its own prompts, a model zero-shot); write OUT."""
     from recalign.evaluation.llm import EvalOptions, evaluate
     from recalign.run_inputs import PromptSettings
     from recalign.threads import configure_threads
