@@ -1,16 +1,22 @@
 """Retrieval decoding speed: the fast trie-constrained beam search vs `generate(prefix_allowed_tokens_fn)`.
 
-Same tiny T5 (random init, MACHINE.md's "tiny": d_model 128, 2+2 layers, vocab 8k),
-same catalogue (Beauty's 12,101 item texts when ../shared/data is there, else 12,000
-synthetic titles), same prompts (the retrieval evaluation prompts of Beauty's test users),
-20 beams, K = 20. Both paths run in this process on the same users, alternating, and
-each is timed as the median of `--repeats` runs.
+Default: a tiny T5 (random init, MACHINE.md's "tiny": d_model 128, 2+2 layers, vocab 8k),
+Beauty's 12,101 item texts when ../shared/data is there, else 12,000 synthetic titles,
+and the retrieval evaluation prompts of Beauty's test users. With `--model DIR --data
+DATA`: any model `recalign.models.loading.load_model` takes (seq2seq or causal, e.g. an
+imported SmolLM2 directory), on a prepared dataset's catalogue and the retrieval
+evaluation prompts of its test users (the evaluator's default prompt settings; a chat
+model's prompts go through its chat template). 20 beams, K = 20. Both paths run in this
+process on the same users, alternating, and each is timed as the median of `--repeats`
+runs.
 
-A random-init model makes HR@10 meaningless (near zero for both), so the quality check
-is the agreement of the top-K lists on the users both paths decode (exact list equality
-and mean overlap@10); HR@10 is printed anyway.
+The quality check is the agreement of the top-K lists on the users both paths decode
+(exact list equality and mean overlap@10); HR@10 is printed too (meaningless for a
+random-init model).
 
     python bench/bench_decode.py [--ref-users 16] [--fast-users 128] [--device cpu]
+    python bench/bench_decode.py --model models/smollm2-135m --data data/ml100k \
+        --ref-users 4 --fast-users 8 --batch-size 4 --repeats 2 --threads 1
 
 Prints one JSON object.
 """
@@ -87,6 +93,37 @@ def load_workload(n_users: int, seed: int) -> dict:
     }
 
 
+def load_dataset_workload(data_dir: Path, n_users: int, seed: int) -> dict:
+    """A prepared dataset's catalogue and its test users' retrieval evaluation prompts."""
+    from recalign.data.store import load_prepared
+    from recalign.run_inputs import PromptSettings
+    from recalign.samples.evaluation import build_eval_samples
+    from recalign.samples.representation import item_representations
+
+    prompt = PromptSettings()
+    dataset = load_prepared(data_dir)
+    samples = build_eval_samples(
+        dataset,
+        "retrieval",
+        "test",
+        max_users=n_users,
+        seed=seed,
+        item_repr=prompt.item_repr,
+        max_history=prompt.max_history,
+        id_seed=prompt.id_seed,
+    )
+    reprs = item_representations(dataset.item_texts, prompt.item_repr, seed=prompt.id_seed)
+    item_ids = dataset.items.get_column("item_id").to_list()
+    return {
+        "catalogue": dataset.name,
+        "texts": [reprs[i] for i in item_ids],
+        "item_ids": item_ids,
+        "prompts": samples.get_column("input").to_list(),
+        "histories": samples.get_column("full_history").to_list(),
+        "targets": samples.get_column("target_item").to_list(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref-users", type=int, default=16)
@@ -99,10 +136,21 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--model", default=None, help="a model load_model takes (default: tiny T5)")
+    parser.add_argument("--data", type=Path, default=None, help="a prepared dataset (with --model)")
+    parser.add_argument(
+        "--generic-too",
+        action="store_true",
+        help="causal models: also time the fast search on the generic CausalSession "
+        "(one KV-cache row per beam) instead of LlamaSession, on the reference's users",
+    )
     args = parser.parse_args()
+    if (args.model is None) != (args.data is None):
+        parser.error("--model and --data go together")
 
     import torch
 
+    load_start = os.getloadavg()
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -110,27 +158,42 @@ def main() -> None:
     from recalign.inference.retrieval import constrained_retrieval
     from recalign.inference.trie import item_trie_for
     from recalign.models.tiny import build_tiny_t5, train_tokenizer
-    from recalign.models.tokenization import encode_prompt
+    from recalign.models.tokenization import encode_prompts
 
     t0 = time.perf_counter()
-    work = load_workload(max(args.fast_users, args.ref_users), args.seed)
+    n_users = max(args.fast_users, args.ref_users)
+    if args.model is None:
+        work = load_workload(n_users, args.seed)
+    else:
+        work = load_dataset_workload(args.data, n_users, args.seed)
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tokenizer = train_tokenizer(work["texts"] + work["prompts"][:50], vocab_size=8000)
+    if args.model is None:
+        tokenizer = train_tokenizer(work["texts"] + work["prompts"][:50], vocab_size=8000)
+        torch.manual_seed(args.seed)
+        model, family = build_tiny_t5(tokenizer), "seq2seq"
+        model_name = "tiny-t5 random init (d_model 128, 2+2 layers, vocab 8k)"
+    else:
+        from recalign.models.loading import load_model
+
+        loaded = load_model(args.model)
+        model, tokenizer, family = loaded.model, loaded.tokenizer, loaded.family
+        model_name = (
+            f"{args.model} ({family}, {sum(p.numel() for p in model.parameters()):,} parameters)"
+        )
+    model = model.to(args.device).eval()
     tokenizer_s = time.perf_counter() - t0
-    torch.manual_seed(args.seed)
-    model = build_tiny_t5(tokenizer).to(args.device).eval()
 
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
-        trie = item_trie_for(tokenizer, "seq2seq", work["item_ids"], work["texts"], cache_dir=cache)
+        trie = item_trie_for(tokenizer, family, work["item_ids"], work["texts"], cache_dir=cache)
         trie_build_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        item_trie_for(tokenizer, "seq2seq", work["item_ids"], work["texts"], cache_dir=cache)
+        item_trie_for(tokenizer, family, work["item_ids"], work["texts"], cache_dir=cache)
         trie_cached_s = time.perf_counter() - t0
     _ = trie.forced_run, trie.leaf_count  # derived tables, built once per trie
 
-    prompts = [encode_prompt(tokenizer, "seq2seq", p) for p in work["prompts"]]
+    prompts = encode_prompts(tokenizer, family, work["prompts"])
     histories, targets = work["histories"], work["targets"]
     common = dict(k=args.k, num_beams=args.beams)
     n_ref, n_fast = args.ref_users, args.fast_users
@@ -139,7 +202,7 @@ def main() -> None:
         return constrained_retrieval(
             model,
             tokenizer,
-            "seq2seq",
+            family,
             trie,
             prompts[:n],
             histories[:n],
@@ -147,11 +210,22 @@ def main() -> None:
             **common,
         )
 
+    def run_generic(n: int):
+        """The fast search on the generic causal session (what LlamaSession replaced)."""
+        from recalign.inference import llama_session
+
+        shared = llama_session.supports_prefix_sharing
+        llama_session.supports_prefix_sharing = lambda model: False
+        try:
+            return run_fast(n)
+        finally:
+            llama_session.supports_prefix_sharing = shared
+
     def run_ref(n: int):
         return reference_retrieval(
             model,
             tokenizer,
-            "seq2seq",
+            family,
             trie,
             prompts[:n],
             histories[:n],
@@ -159,8 +233,13 @@ def main() -> None:
             **common,
         )
 
-    fast_times, ref_times, fast_small_times = [], [], []
+    fast_times, ref_times, fast_small_times, generic_times = [], [], [], []
+    generic = None
     for _ in range(args.repeats):
+        if args.generic_too and family == "causal":
+            t0 = time.perf_counter()
+            generic = run_generic(n_ref)
+            generic_times.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         ref = run_ref(n_ref)
         ref_times.append(time.perf_counter() - t0)
@@ -193,6 +272,18 @@ def main() -> None:
     fast_ups = n_fast / statistics.median(fast_times)
     ref_ups = n_ref / statistics.median(ref_times)
     fast_small_ups = n_ref / statistics.median(fast_small_times)
+    if generic is not None:
+        generic_ups = n_ref / statistics.median(generic_times)
+        generic_report = {
+            "generic_session_users_per_s_same_users": round(generic_ups, 3),
+            "speedup_same_users_vs_generic_session": round(fast_small_ups / generic_ups, 2),
+            "generic_session_speedup_vs_reference": round(generic_ups / ref_ups, 2),
+            "generic_session_topk_identical_fraction": float(
+                np.mean([g.items == r.items for g, r in zip(generic, ref, strict=True)])
+            ),
+        }
+    else:
+        generic_report = {}
     report = {
         "bench": "decode",
         "device": args.device,
@@ -201,7 +292,11 @@ def main() -> None:
         "num_items": trie.num_items,
         "trie_nodes": trie.num_nodes,
         "mean_answer_tokens": round(float(trie.depth[trie.item_leaf].mean()), 2),
-        "model": "tiny-t5 random init (d_model 128, 2+2 layers, vocab 8k)",
+        "model": model_name,
+        "family": family,
+        "mean_prompt_tokens": round(float(np.mean([len(p) for p in prompts[:n_fast]])), 1),
+        "load_average_start": [round(x, 2) for x in load_start],
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "beams": args.beams,
         "k": args.k,
         "exclude_history": True,
@@ -214,6 +309,7 @@ def main() -> None:
         "speedup_same_users": round(fast_small_ups / ref_ups, 2),
         "speedup": round(fast_ups / ref_ups, 2),
         "topk_identical_fraction": float(np.mean(same)),
+        **generic_report,
         "mean_overlap_at_10": float(np.mean(overlap)),
         "max_score_difference": score_gap,
         "hr@10_reference": hr10(ref, n_ref),
@@ -224,8 +320,9 @@ def main() -> None:
         "trie_build_s": round(trie_build_s, 3),
         "trie_cached_load_s": round(trie_cached_s, 3),
         "workload_s": round(load_s, 2),
-        "tokenizer_train_s": round(tokenizer_s, 2),
+        "model_setup_s": round(tokenizer_s, 2),
         "times_fast_s": [round(t, 3) for t in fast_times],
+        "times_generic_session_s": [round(t, 3) for t in generic_times],
         "times_reference_s": [round(t, 3) for t in ref_times],
     }
     json.dump(report, sys.stdout, indent=2)

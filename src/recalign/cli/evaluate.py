@@ -1,6 +1,8 @@
-"""`recalign evaluate RUN_DIR ...` and `recalign evaluate merge DIR... --out DIR`.
+"""`recalign evaluate TARGET ...` and `recalign evaluate merge DIR... --out DIR`.
 
-`evaluate RUN_DIR` is shorthand for `evaluate run RUN_DIR`: the group forwards any first
+TARGET is a fine-tuned model (a training run, a `recalign run` directory) or a model
+evaluated zero-shot (a model directory, a `.gguf` file, a tiny preset, a hub name).
+`evaluate TARGET` is shorthand for `evaluate run TARGET`: the group forwards any first
 argument that is not a sub-command to `run`, so both spellings work.
 """
 
@@ -23,7 +25,8 @@ class _RunByDefault(TyperGroup):
 
 app = typer.Typer(
     cls=_RunByDefault,
-    help="Evaluate a trained model (retrieval, ranking, sampled, rating) and merge shards.",
+    help="Evaluate a fine-tuned or a zero-shot model (retrieval, ranking, sampled, rating) "
+    "and merge shards.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -32,8 +35,17 @@ app = typer.Typer(
 
 @app.command("run")
 def run(
-    run_dir: Path = typer.Argument(..., help="Training run directory (RUN_DIR/model)."),
-    data: Path = typer.Option(..., "--data", help="Prepared dataset the run was trained on."),
+    target: str = typer.Argument(
+        ...,
+        help="A training run, a `recalign run` directory, or a model evaluated zero-shot: a "
+        "model directory, a .gguf file, tiny-t5 / tiny-causal (random init), a hub name.",
+    ),
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="Prepared dataset. Default for a run: the one it was trained on (a `recalign "
+        "run` directory's data/); required for a model.",
+    ),
     protocol: str = typer.Option(
         "retrieval", "--protocol", help="retrieval | ranking | sampled | rating"
     ),
@@ -57,15 +69,37 @@ def run(
         False, "--length-normalize", help="Ranking/sampled: mean instead of summed log-prob."
     ),
     num_candidates: int = typer.Option(20, "--num-candidates", help="Ranking prompt candidates."),
+    num_negatives: int | None = typer.Option(
+        None, "--num-negatives", help="Sampled protocol: unseen items scored with the target (99)."
+    ),
     greedy: bool = typer.Option(False, "--greedy", help="Rating: most likely, not expected."),
     seed: int = typer.Option(0, "--seed", help="Seed for user subsets, negatives, bootstrap."),
     shard: int | None = typer.Option(None, "--shard", help="This shard's index (0-based)."),
     num_shards: int | None = typer.Option(None, "--num-shards", help="Number of user shards."),
     which: str = typer.Option("best", "--which", help="best | last | checkpoint-N"),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ..."),
+    samples: Path | None = typer.Option(
+        None,
+        "--samples",
+        help="Zero-shot: build prompts as this samples directory's (item representation, "
+        "history length, id seed, templates).",
+    ),
+    max_history: int | None = typer.Option(
+        None, "--max-history", help="Zero-shot: history items in a prompt (the most recent)."
+    ),
+    item_repr: str | None = typer.Option(
+        None, "--item-repr", help="Zero-shot: how prompts show items: title | id | id+title."
+    ),
+    tokenizer: Path | None = typer.Option(
+        None, "--tokenizer", help="Zero-shot: the tokenizer of a tiny preset (random init)."
+    ),
+    dtype: str | None = typer.Option(
+        None, "--dtype", help="Zero-shot: load the model as float32 / bfloat16 / float16."
+    ),
 ) -> None:
-    """Evaluate RUN_DIR on DATA under PROTOCOL; write OUT/predictions.jsonl and metrics.json."""
-    from recalign.evaluation.llm import EvalOptions, evaluate_run
+    """Evaluate TARGET on DATA (a run with its own prompts, a model zero-shot); write OUT."""
+    from recalign.evaluation.llm import EvalOptions, evaluate
+    from recalign.run_inputs import PromptSettings
     from recalign.threads import configure_threads
 
     configure_threads()
@@ -88,8 +122,23 @@ def run(
         shard=shard,
         num_shards=num_shards,
         which=which,
+        **({} if num_negatives is None else {"num_negatives": num_negatives}),
     )
-    metrics = evaluate_run(run_dir, data, out, options, device=device, show_progress=True)
+    prompt = None
+    if samples is not None or max_history is not None or item_repr is not None:
+        base = PromptSettings.from_samples_dir(samples) if samples else PromptSettings()
+        prompt = base.with_overrides(max_history=max_history, item_repr=item_repr)
+    metrics = evaluate(
+        target,
+        data,
+        out,
+        options,
+        prompt=prompt,
+        tokenizer=tokenizer,
+        dtype=dtype,
+        device=device,
+        show_progress=True,
+    )
     _print_metrics(metrics, out)
 
 
@@ -112,7 +161,8 @@ def _print_metrics(metrics: dict, out: Path) -> None:
         "metric",
         "value",
         "95% interval",
-        title=f"{metrics['protocol']} / {metrics['split']}: {metrics['users']} users -> {out}",
+        title=f"{metrics['model']}, {metrics['protocol']} / {metrics['split']}: "
+        f"{metrics['users']} users -> {out}",
     )
     for key, value in metrics["metrics"].items():
         low, high = metrics.get("intervals", {}).get(key, (None, None))

@@ -1,4 +1,11 @@
-"""Evaluate a trained language model (a run directory) under one protocol.
+"""Evaluate a language model under one protocol: fine-tuned (a run) or zero-shot.
+
+What is evaluated (`evaluate` dispatches, `recalign.evaluation.targets` resolves):
+`evaluate_run` a fine-tuned run (a training run or a `recalign run` directory) with the
+prompt settings of its samples and a catalogue check; `evaluate_model` any model
+zero-shot (a model directory, a `.gguf` file, a hub name, a tiny preset) with given or
+default prompt settings; `evaluate_zero_shot` the base model of a run, before
+fine-tuning, on the same users as the run's evaluation (the pipeline's zero-shot row).
 
     retrieval  constrained beam search over the whole catalogue -> top-K items
     ranking    the ranking prompt's K candidates ranked by answer log-likelihood
@@ -14,7 +21,6 @@ Users can be split into shards (`shard`, `num_shards`) whose outputs merge exact
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -26,6 +32,7 @@ import polars as pl
 
 from recalign.constants import ITEM_ID, MANIFEST_FILE, TEXT, USER_ID
 from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignError
+from recalign.run_inputs import PromptSettings, RunSamples
 
 logger = logging.getLogger(__name__)
 
@@ -80,22 +87,6 @@ class EvalOptions:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
 
 
-def _samples_manifest(
-    run_dir: Path, manifest: dict[str, Any]
-) -> tuple[dict[str, Any], Path | None]:
-    """The manifest of the samples the run was trained on, and their directory."""
-    samples_dir = manifest.get("samples_dir")
-    if not isinstance(samples_dir, str):
-        return {}, None
-    path = Path(samples_dir)
-    path = path if path.is_absolute() else run_dir / path
-    try:
-        return json.loads((path / MANIFEST_FILE).read_text()), path
-    except (OSError, json.JSONDecodeError):
-        logger.warning("cannot read the samples manifest of %s at %s", run_dir, path)
-        return {}, None
-
-
 def check_catalogue(
     trained: pl.DataFrame | None, current: dict[int, str], *, data_hash_trained: Any, data_hash: Any
 ) -> None:
@@ -135,88 +126,395 @@ def check_catalogue(
         )
 
 
-def _run_model_name(run_dir: Path, manifest: dict[str, Any]) -> str:
-    spec = manifest.get("model") or {}
-    source = spec.get("preset") or spec.get("source")
-    return f"{run_dir.name}:{Path(str(source)).name}" if source else run_dir.name
+def evaluate(
+    target: str | Path,
+    data_dir: str | Path | None,
+    out_dir: str | Path,
+    options: EvalOptions | None = None,
+    *,
+    prompt: PromptSettings | None = None,
+    tokenizer: str | Path | None = None,
+    dtype: str | None = None,
+    device: str | None = None,
+    show_progress: bool = False,
+) -> dict:
+    """Evaluate whatever `target` names: a training run or a `recalign run` directory
+    (fine-tuned), or a model evaluated zero-shot (see `recalign.evaluation.targets`).
+
+    `prompt`, `tokenizer` and `dtype` apply to zero-shot models only: a run's prompts
+    are the ones it was trained with. Returns the metrics.json dict.
+    """
+    from recalign.evaluation.targets import resolve_target
+
+    resolved = resolve_target(target)
+    if resolved.run_dir is not None:
+        given = [
+            name
+            for name, value in (
+                ("prompt settings (--samples, --max-history, --item-repr)", prompt),
+                ("a tokenizer (--tokenizer)", tokenizer),
+                ("a dtype (--dtype)", dtype),
+            )
+            if value is not None
+        ]
+        if given:
+            raise ConfigError(
+                f"{target} is a fine-tuned run, evaluated with the prompts, tokenizer and "
+                f"weights it was trained with: {' and '.join(given)} are for evaluating a "
+                "model zero-shot"
+            )
+        return evaluate_run(
+            resolved.run_dir,
+            data_dir if data_dir is not None else resolved.data_dir,
+            out_dir,
+            options,
+            device=device,
+            show_progress=show_progress,
+        )
+    if data_dir is None:
+        raise ConfigError(
+            f"evaluating the model {target} zero-shot needs a prepared dataset: pass --data"
+        )
+    return evaluate_model(
+        str(resolved.spec),
+        data_dir,
+        out_dir,
+        options,
+        prompt=prompt,
+        tokenizer=tokenizer,
+        dtype=dtype,
+        device=device,
+        show_progress=show_progress,
+    )
 
 
 def evaluate_run(
     run_dir: str | Path,
-    data_dir: str | Path,
+    data_dir: str | Path | None,
     out_dir: str | Path,
     options: EvalOptions | None = None,
     *,
     device: str | None = None,
     show_progress: bool = False,
 ) -> dict:
-    """Evaluate the model of `run_dir` on `data_dir`; write `out_dir`; return metrics.json."""
+    """Evaluate the fine-tuned model of `run_dir` on `data_dir`; write `out_dir`.
+
+    `run_dir` is a training run or a `recalign run` directory (its `train/` run).
+    `data_dir` None: the pipeline's `data/`, else the dataset the run's manifests record.
+    The prompts are built as the run's samples were (item representation, history
+    length, id seed, templates), and a dataset whose catalogue differs from the one the
+    model was trained on is refused. Returns the metrics.json dict.
+    """
     from recalign.data.store import load_prepared
-    from recalign.evaluation.outputs import write_evaluation
-    from recalign.manifest import read_manifest
+    from recalign.evaluation.targets import describe_run, model_label
     from recalign.models.loading import load_run_model
-    from recalign.samples.evaluation import build_eval_samples
-    from recalign.samples.generate import ITEM_TEXTS_FILE, shard_users
+    from recalign.samples.generate import ITEM_TEXTS_FILE
     from recalign.samples.representation import item_representations
 
     options = options or EvalOptions()
     options.validate()
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RecalignError(f"{run_dir} is not a directory (expected a training run directory)")
-    manifest = read_manifest(run_dir)
-    if manifest.get("kind") != "run":
-        raise RecalignError(
-            f"{run_dir} is not a training run directory (its manifest is of kind "
-            f"{manifest.get('kind')!r}); pass the directory `recalign train --out` wrote"
-        )
+    run = _open_run(run_dir, data_dir)
+    run_dir, manifest, samples = run.run_dir, run.manifest, run.samples
     if not (run_dir / "model").is_dir() and options.which == "best":
         raise RecalignError(
             f"{run_dir} has no trained model ({run_dir / 'model'} is missing): the run has not "
             "finished; train it (or resume it), or evaluate its latest checkpoint with which='last'"
         )
-    dataset = load_prepared(data_dir)
-    samples_manifest, samples_dir = _samples_manifest(run_dir, manifest)
-    item_repr = manifest.get("item_repr") or samples_manifest.get("item_repr") or "title"
-    id_seed = int(samples_manifest.get("id_seed") or 0)
-    max_history = int(samples_manifest.get("max_history") or 20)
-    reprs = item_representations(dataset.item_texts, item_repr, seed=id_seed)
+    dataset = load_prepared(run.data_dir)
+    prompt = run.prompt
+    reprs = item_representations(dataset.item_texts, prompt.item_repr, seed=prompt.id_seed)
     item_ids = dataset.items.get_column(ITEM_ID).to_list()
     trained_items = None
-    if samples_dir is not None and (samples_dir / ITEM_TEXTS_FILE).is_file():
-        trained_items = pl.read_parquet(samples_dir / ITEM_TEXTS_FILE)
+    if samples.directory is not None and (samples.directory / ITEM_TEXTS_FILE).is_file():
+        trained_items = pl.read_parquet(samples.directory / ITEM_TEXTS_FILE)
     check_catalogue(
         trained_items,
         {i: reprs[i] for i in item_ids},
         data_hash_trained=manifest.get("data_hash"),
         data_hash=dataset.data_hash,
     )
-    if options.protocol == "retrieval" and options.k > len(item_ids):
+    eval_samples = _eval_samples(dataset, prompt, options, len(item_ids))
+    loaded = load_run_model(run_dir, which=options.which, device=device)
+    info = describe_run(run_dir, manifest, samples.manifest, options.which)
+    return _run_protocol(
+        loaded,
+        dataset,
+        eval_samples,
+        reprs,
+        item_ids,
+        out_dir,
+        options,
+        prompt,
+        model=model_label(info),
+        extra={"model_info": info, "run_dir": str(run_dir)},
+        show_progress=show_progress,
+    )
+
+
+def evaluate_model(
+    spec: str | Path,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    options: EvalOptions | None = None,
+    *,
+    prompt: PromptSettings | None = None,
+    tokenizer: str | Path | None = None,
+    dtype: str | None = None,
+    device: str | None = None,
+    show_progress: bool = False,
+) -> dict:
+    """Evaluate a model zero-shot (no fine-tuning) on `data_dir`; write `out_dir`.
+
+    `spec` is anything `recalign.models.loading.load_model` takes: a model directory
+    (imported GGUF, local HF checkpoint, LoRA adapter), a `.gguf` file, a hub name, or a
+    tiny preset (random init, seeded by `options.seed`; its tokenizer from `tokenizer`,
+    else trained on the dataset). `prompt` says how prompts are built — pass
+    `PromptSettings.from_samples_dir(SAMPLES)` to match a samples directory (e.g. the one
+    a fine-tuned run of the same model trained on); default: the samples stage's
+    defaults. With the same `options`, the users (and sampled candidates) are those a
+    fine-tuned run's evaluation scores, so the two rows compare. Returns metrics.json.
+    """
+    return _evaluate_model(
+        spec,
+        data_dir,
+        out_dir,
+        options,
+        prompt=prompt,
+        tokenizer=tokenizer,
+        dtype=dtype,
+        device=device,
+        show_progress=show_progress,
+    )
+
+
+def _evaluate_model(
+    spec: str | Path,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    options: EvalOptions | None,
+    *,
+    prompt: PromptSettings | None,
+    tokenizer: str | Path | None,
+    device: str | None,
+    show_progress: bool,
+    dtype: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    facts: dict[str, Any] | None = None,
+) -> dict:
+    """`evaluate_model`; `overrides` resize a tiny preset, `facts` override what
+    `model_info` says about the model."""
+    from recalign.data.store import load_prepared
+    from recalign.evaluation.targets import describe_model, model_label
+    from recalign.models import TINY_PRESETS
+    from recalign.models.loading import load_model
+    from recalign.samples.representation import item_representations
+
+    options = options or EvalOptions()
+    options.validate()
+    if options.which != "best":
         raise ConfigError(
-            f"K = {options.k} is above the catalogue size ({len(item_ids)} items): "
+            f"which={options.which!r} picks a checkpoint of a training run; {spec} is a model"
+        )
+    prompt = prompt or PromptSettings()
+    dataset = load_prepared(data_dir)
+    reprs = item_representations(dataset.item_texts, prompt.item_repr, seed=prompt.id_seed)
+    item_ids = dataset.items.get_column(ITEM_ID).to_list()
+    eval_samples = _eval_samples(dataset, prompt, options, len(item_ids))
+    spec = str(spec)
+    if spec in TINY_PRESETS:
+        import torch
+
+        torch.manual_seed(options.seed)  # the random init is part of what is evaluated
+    loaded = load_model(
+        spec,
+        dataset=dataset,
+        tokenizer_path=tokenizer,
+        device=device,
+        dtype=dtype,
+        overrides=overrides,
+    )
+    loaded.model.eval()
+    info = {**describe_model(spec, loaded.family), **(facts or {})}
+    return _run_protocol(
+        loaded,
+        dataset,
+        eval_samples,
+        reprs,
+        item_ids,
+        out_dir,
+        options,
+        prompt,
+        model=model_label(info),
+        extra={"model_info": info},
+        show_progress=show_progress,
+    )
+
+
+def evaluate_zero_shot(
+    run_dir: str | Path,
+    data_dir: str | Path | None,
+    out_dir: str | Path,
+    options: EvalOptions | None = None,
+    *,
+    device: str | None = None,
+    show_progress: bool = False,
+) -> dict:
+    """The zero-shot row of a fine-tuned run: its base model, before fine-tuning, with
+    the run's prompt settings and tokenizer, on the same users as `evaluate_run` with the
+    same `options`.
+
+    The base is the run's model source (a model directory, file or hub name); for a tiny
+    preset, the saved random-init base of a LoRA run (`RUN_DIR/base`), else a fresh
+    random init of the same size with the run's tokenizer — a floor, not a pretrained
+    model. Returns the metrics.json dict.
+    """
+    from recalign.evaluation.targets import model_name
+    from recalign.models import TINY_PRESETS
+    from recalign.models.loading import BASE_DIR, recorded_model_source
+
+    run = _open_run(run_dir, data_dir)
+    spec_info = run.manifest.get("model") or {}
+    source = spec_info.get("source")
+    if not isinstance(source, str) or not source:
+        raise RecalignError(
+            f"{run.run_dir / MANIFEST_FILE} does not record the model it fine-tuned"
+        )
+    tokenizer = spec_info.get("tokenizer_path")
+    if tokenizer:
+        tokenizer = recorded_model_source(run.run_dir, str(tokenizer))
+    overrides = None
+    if source in TINY_PRESETS:
+        spec = source
+        overrides = spec_info.get("overrides") or None
+        if (run.run_dir / BASE_DIR).is_dir():
+            spec, tokenizer, overrides = str(run.run_dir / BASE_DIR), None, None
+        elif (run.run_dir / "tokenizer").is_dir():
+            tokenizer = str(run.run_dir / "tokenizer")
+    else:
+        spec = recorded_model_source(run.run_dir, source)
+    # The base may be loaded from RUN_DIR/base, but it is the run's source that is evaluated.
+    facts: dict[str, Any] = {
+        "name": model_name(source),
+        "source": source,
+        "run_dir": str(run.run_dir),
+    }
+    if source in TINY_PRESETS:
+        facts.update(model_preset=source, random_init=True)
+    return _evaluate_model(
+        spec,
+        run.data_dir,
+        out_dir,
+        options,
+        prompt=run.prompt,
+        tokenizer=tokenizer,
+        device=device,
+        overrides=overrides,
+        facts=facts,
+        show_progress=show_progress,
+    )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """A training run opened for evaluation, with its inputs found."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    samples: RunSamples
+    prompt: PromptSettings
+    data_dir: Path
+
+
+def _open_run(run_dir: str | Path, data_dir: str | Path | None) -> _Run:
+    """A training run (or the `train/` run of a pipeline directory) and its inputs;
+    `data_dir` None: the pipeline's `data/`, else the dataset its manifests record."""
+    from recalign.evaluation.targets import pipeline_run
+    from recalign.manifest import read_manifest
+    from recalign.run_inputs import find_data_dir, run_samples
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RecalignError(f"{run_dir} is not a directory (expected a training run directory)")
+    manifest = read_manifest(run_dir)
+    if manifest.get("kind") == "pipeline":
+        pipeline = pipeline_run(run_dir)
+        run_dir, data_dir = Path(str(pipeline.run_dir)), data_dir or pipeline.data_dir
+        manifest = read_manifest(run_dir)
+    if manifest.get("kind") != "run":
+        raise RecalignError(
+            f"{run_dir} is not a training run directory (its manifest is of kind "
+            f"{manifest.get('kind')!r}); pass the directory `recalign train --out` wrote, a "
+            "`recalign run` directory, or a model directory (evaluated zero-shot)"
+        )
+    samples = run_samples(run_dir, manifest)
+    if data_dir is None:
+        data_dir = find_data_dir(run_dir, manifest, samples)
+        if data_dir is None:
+            raise ConfigError(
+                f"{run_dir / MANIFEST_FILE} does not say which prepared dataset the run used: "
+                "pass it with --data"
+            )
+    prompt = PromptSettings.from_samples(samples, item_repr=manifest.get("item_repr"))
+    return _Run(run_dir, manifest, samples, prompt, Path(data_dir))
+
+
+def _eval_samples(
+    dataset: Any, prompt: PromptSettings, options: EvalOptions, num_items: int
+) -> pl.DataFrame:
+    """The evaluation prompts of this shard's users."""
+    from recalign.samples.evaluation import build_eval_samples
+    from recalign.samples.generate import shard_users
+
+    if options.protocol == "retrieval" and options.k > num_items:
+        raise ConfigError(
+            f"K = {options.k} is above the catalogue size ({num_items} items): "
             "ask for at most as many items as the catalogue has"
         )
-
-    task = PROTOCOL_TASK[options.protocol]
+    if prompt.separator != PromptSettings().separator:
+        logger.warning(
+            "the samples joined history items with %r, but evaluation prompts join them "
+            "with %r: the prompts differ from the training ones",
+            prompt.separator,
+            PromptSettings().separator,
+        )
     samples = build_eval_samples(
         dataset,
-        task,
+        PROTOCOL_TASK[options.protocol],
         options.split,
         template=options.template,
         max_users=options.max_users,
         num_candidates=options.num_candidates,
-        item_repr=item_repr,
-        max_history=max_history,
+        item_repr=prompt.item_repr,
+        max_history=prompt.max_history,
         seed=options.seed,
-        id_seed=id_seed,
+        templates=prompt.load_templates(),
+        id_seed=prompt.id_seed,
     )
     samples = samples[
         shard_users(samples.get_column(USER_ID).to_numpy(), options.shard, options.num_shards)
     ]
     if samples.height == 0:
         raise RecalignError("no users to evaluate in this shard (fewer users than shards?)")
+    return samples
 
-    loaded = load_run_model(run_dir, which=options.which, device=device)
+
+def _run_protocol(
+    loaded: Any,
+    dataset: Any,
+    samples: pl.DataFrame,
+    reprs: list[str],
+    item_ids: list[int],
+    out_dir: str | Path,
+    options: EvalOptions,
+    prompt: PromptSettings,
+    *,
+    model: str,
+    extra: dict[str, Any],
+    show_progress: bool,
+) -> dict:
+    """Run the protocol on the prepared users and write predictions + metrics.json."""
+    from recalign.evaluation.outputs import write_evaluation
+
     started = time.perf_counter()
     bar = _progress(samples.height, show_progress, options.protocol)
     try:
@@ -228,10 +526,11 @@ def evaluate_run(
     seconds = time.perf_counter() - started
     extra = {
         "options": {k: v for k, v in asdict(options).items() if k not in ("shard", "num_shards")},
-        "run_dir": str(run_dir),
+        **extra,
+        "prompt": prompt.to_dict(),
         "dataset": dataset.name,
         "data_hash": dataset.data_hash,
-        "item_repr": item_repr,
+        "item_repr": prompt.item_repr,
         "family": loaded.family,
         "shard": options.shard,
         "num_shards": options.num_shards,
@@ -243,7 +542,7 @@ def evaluate_run(
         predictions,
         protocol=options.protocol,
         split=options.split,
-        model=_run_model_name(run_dir, manifest),
+        model=model,
         exclude_history=_history_rule(options),
         template=str(samples.get_column("template")[0]),
         extra=extra,

@@ -7,7 +7,7 @@ keys and values. Rows are flat: `start(prompts)` gives one row per prompt, and e
 reorder, a fan-out to candidates, or both). Rows of one prompt must stay contiguous and
 in prompt order (the search and the scorer both produce them that way).
 
-Three implementations:
+Four implementations:
 - `T5Session` (T5 / FLAN-T5, also with LoRA layers): its own decoder step over the
   model's modules. Cross-attention keys and values are computed once per *prompt* and
   all rows of that prompt attend to them together, so nothing of size (rows x source
@@ -15,7 +15,9 @@ Three implementations:
   cache for every beam at every step.
 - `Seq2SeqSession`: any other encoder-decoder through the model's forward.
 - `CausalSession`: decoder-only models; the prompt is prefilled once (left padding,
-  explicit positions) and rows extend the cache.
+  explicit positions) and rows extend the cache (which copies the prompt's part per row).
+- `LlamaSession` (llama_session.py): Llama-family decoders with the prompt's keys and
+  values shared by all its rows, as `T5Session` shares cross-attention.
 """
 
 from __future__ import annotations
@@ -288,10 +290,9 @@ class T5Session:
         return _upcast(self.model.lm_head(x))
 
 
-def open_session(
-    model: Any, family: str, tokenizer: Any, *, fast: bool = True
-) -> T5Session | Seq2SeqSession | CausalSession:
-    """The session for `family` (the T5 fast path when the model is a T5 and `fast`)."""
+def open_session(model: Any, family: str, tokenizer: Any, *, fast: bool = True) -> Any:
+    """The session for `family`: with `fast`, `T5Session` for T5 models and
+    `LlamaSession` for Llama-family causal models; else the generic ones."""
     from recalign.errors import ConfigError
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -303,5 +304,9 @@ def open_session(
             return T5Session(model, pad_token_id=pad, decoder_start_token_id=start)
         return Seq2SeqSession(model, pad_token_id=pad, decoder_start_token_id=start)
     if family == "causal":
+        from recalign.inference.llama_session import LlamaSession, supports_prefix_sharing
+
+        if fast and supports_prefix_sharing(model):
+            return LlamaSession(model, pad_token_id=pad)
         return CausalSession(model, pad_token_id=pad)
     raise ConfigError(f"unknown model family {family!r}; expected 'seq2seq' or 'causal'")

@@ -298,7 +298,11 @@ def load_run_model(
         )
     target = resolve_run_weights(run_dir, which)
     if (target / ADAPTER_CONFIG).is_file():
-        base = run_dir / BASE_DIR if (run_dir / BASE_DIR).is_dir() else manifest["model"]["source"]
+        base = (
+            run_dir / BASE_DIR
+            if (run_dir / BASE_DIR).is_dir()
+            else recorded_model_source(run_dir, manifest["model"]["source"])
+        )
         loaded = _load_adapter(target, dtype=None, base=base)
     else:
         loaded = _load_pretrained(str(target), local_only=True, tokenizer_path=None, dtype=None)
@@ -307,6 +311,31 @@ def load_run_model(
         loaded.model.to(device)
     loaded.model.eval()
     return loaded
+
+
+def recorded_model_source(run_dir: str | Path, source: str) -> str:
+    """The model (or tokenizer) a run recorded as `source`, from any working directory.
+
+    Training records a path as the user typed it, relative to the working directory of
+    the time: look for it the way `recalign.run_inputs.find_recorded` looks for a run's
+    inputs. A preset, a hub name or a path found nowhere is returned as it is.
+    """
+    from recalign.models import TINY_PRESETS
+    from recalign.run_inputs import find_recorded
+
+    if source in TINY_PRESETS:
+        return source
+
+    def is_model(candidate: Path) -> bool:
+        if candidate.is_file():
+            return candidate.suffix == ".gguf"
+        return any(
+            (candidate / name).is_file()
+            for name in ("config.json", ADAPTER_CONFIG, "tokenizer.json", "tokenizer_config.json")
+        )
+
+    found = find_recorded(source, run_dir, is_model)
+    return source if found is None else str(found)
 
 
 def resolve_run_weights(run_dir: Path, which: str) -> Path:

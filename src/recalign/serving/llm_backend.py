@@ -10,13 +10,13 @@ served top-K equals the evaluated one for the same history:
   lists the candidates in the caller's order);
 - rate: expected value over the answers "1".."5" after the rating prompt.
 
-What the run was trained with (item representation, id seed, history length, tasks) is
-read from the run manifest and, behind it, the manifest of its samples directory.
+What the run was trained with (item representation, id seed, history length, extra
+templates, tasks) is read from the run manifest and, behind it, the manifest of its
+samples directory (`recalign.run_inputs`, the reader the evaluator uses too).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from recalign.constants import ITEM_ID, MANIFEST_FILE
+from recalign.constants import ITEM_ID
 from recalign.errors import RecalignError
+from recalign.run_inputs import PromptSettings, default_max_history, run_samples
 from recalign.serving.backends import (
     LLM_SCORE_MEANING,
     Histories,
@@ -36,21 +37,7 @@ from recalign.serving.backends import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_NUM_BEAMS = 20  # DESIGN.md: beams >= K, default 20
-DEFAULT_MAX_HISTORY = 20
-
-
-def samples_manifest(run_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """The manifest of the samples a run was trained on ({} when it cannot be found)."""
-    samples_dir = manifest.get("samples_dir")
-    if not isinstance(samples_dir, str):
-        return {}
-    path = Path(samples_dir)
-    path = path if path.is_absolute() else run_dir / path
-    try:
-        return json.loads((path / MANIFEST_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        logger.warning("cannot read the samples manifest of %s at %s", run_dir, path)
-        return {}
+DEFAULT_MAX_HISTORY = default_max_history()  # the samples stage's default
 
 
 class LLMBackend:
@@ -75,6 +62,7 @@ class LLMBackend:
         batch_size: int = 16,
         can_rate: bool | None = None,
         trie_cache_dir: str | Path | None = None,
+        templates: Any = None,
     ) -> None:
         from recalign.inference.trie import item_trie_for
         from recalign.samples.representation import item_representations
@@ -84,6 +72,7 @@ class LLMBackend:
         self.family = family
         self.name = name
         self.template = template
+        self.templates = templates  # a TemplateSet; None: the shipped templates
         self.max_history = max_history
         self.num_beams = num_beams
         self.batch_size = batch_size
@@ -108,8 +97,9 @@ class LLMBackend:
             raise
         except (OSError, ValueError, KeyError) as error:
             raise RecalignError(f"cannot load the model of {run_dir}: {error}") from None
-        samples = samples_manifest(run_dir, manifest)
-        tasks = samples.get("tasks")
+        samples = run_samples(run_dir, manifest)
+        prompt = PromptSettings.from_samples(samples, item_repr=manifest.get("item_repr"))
+        tasks = samples.manifest.get("tasks")
         model_spec = manifest.get("model") or {}
         return cls(
             loaded.model,
@@ -117,10 +107,11 @@ class LLMBackend:
             loaded.family,
             dataset,
             name=str(model_spec.get("source") or model_spec.get("preset") or run_dir.name),
-            item_repr=manifest.get("item_repr") or samples.get("item_repr") or "title",
-            id_seed=int(samples.get("id_seed") or 0),
-            max_history=int(samples.get("max_history") or DEFAULT_MAX_HISTORY),
+            item_repr=prompt.item_repr,
+            id_seed=prompt.id_seed,
+            max_history=prompt.max_history,
             can_rate=("rating" in tasks) if isinstance(tasks, list) else None,
+            templates=prompt.load_templates() if prompt.templates else None,
         )
 
     # --- prompts ---------------------------------------------------------------------
@@ -139,7 +130,14 @@ class LLMBackend:
 
         k = min(k, self.num_items)
         prompts = [
-            self._encode(render_prompt("retrieval", self._history_reprs(h), template=self.template))
+            self._encode(
+                render_prompt(
+                    "retrieval",
+                    self._history_reprs(h),
+                    template=self.template,
+                    templates=self.templates,
+                )
+            )
             for h in histories
         ]
         banned = [set(map(int, h)) for h in histories] if exclude_history else None
@@ -168,7 +166,11 @@ class LLMBackend:
         for history, cands in zip(histories, candidates, strict=True):
             texts = [self.reprs[int(c)] for c in cands]
             prompt = render_prompt(
-                "ranking", self._history_reprs(history), template=self.template, candidates=texts
+                "ranking",
+                self._history_reprs(history),
+                template=self.template,
+                candidates=texts,
+                templates=self.templates,
             )
             answers = [encode_answer(self.tokenizer, self.family, t) for t in texts]
             out.append(
@@ -203,6 +205,7 @@ class LLMBackend:
                 "rating",
                 self._history_reprs(history),
                 template=self.template,
+                templates=self.templates,
                 item=self.reprs[int(item)],
                 ratings=list(rated)[-self.max_history :],
             )

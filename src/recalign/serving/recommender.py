@@ -367,39 +367,12 @@ def _read_manifest(run_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-# Where run manifests record their prepared dataset (different stages use different keys).
-_DATA_KEYS = ("data_dir", "data_path", "data", "dataset_dir", "dataset_path", "dataset")
-
-
 def find_data_dir(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
-    """The prepared dataset a run was made from, as recorded in its (or its samples') manifest.
+    """The prepared dataset a run was made from, as recorded in its (or its samples') manifest,
+    found from any working directory (`recalign.run_inputs.find_data_dir`)."""
+    from recalign.run_inputs import find_data_dir as find
 
-    A relative path is tried from the working directory (where the stage that wrote it
-    ran) and then from the run directory.
-    """
-    # An LLM run records its samples dir; the samples manifest records the data.
-    from recalign.serving.llm_backend import samples_manifest
-
-    places = [
-        manifest,
-        manifest.get("config") or {},
-        samples_manifest(run_dir, manifest),
-    ]
-    recorded: Path | None = None
-    for place in places:
-        if not isinstance(place, dict):
-            continue
-        for key in _DATA_KEYS:
-            value = place.get(key)
-            if not isinstance(value, str) or not value:
-                continue
-            path = Path(value)
-            candidates = [path] if path.is_absolute() else [path, run_dir / path]
-            for candidate in candidates:
-                if (candidate / "items.parquet").is_file():
-                    return candidate
-            recorded = recorded or candidates[0]
-    return recorded
+    return find(run_dir, manifest)
 
 
 def _load_dataset_for(run_dir: Path, manifest: dict[str, Any], data_dir: str | Path | None) -> Any:

@@ -185,6 +185,7 @@ def train(
 
     from recalign.data.store import load_prepared
     from recalign.manifest import config_hash, file_sha256
+    from recalign.run_inputs import recorded_path
     from recalign.training.callbacks import (
         BarProgressCallback,
         InterruptCallback,
@@ -319,7 +320,7 @@ def train(
         "model": {**loaded.spec, "source": model},
         "family": loaded.family,
         "data_hash": dataset.data_hash,
-        "samples_dir": str(samples),
+        "samples_dir": recorded_path(samples, out),
         "samples_manifest_sha256": file_sha256(Path(samples) / "manifest.json"),
         "item_repr": samples_manifest.get("item_repr"),
         "lora": cfg.lora.model_dump() if cfg.lora.enabled else None,
