@@ -62,7 +62,7 @@ def test_llm_label_says_how_the_model_was_trained(tmp_path, model, lora, preset,
         json.dumps({**manifest, "model": model, "lora": lora})
     )
     samples = run / "samples" / "manifest.json"
-    samples.write_text(json.dumps({"preset": preset} if preset else {}))
+    samples.write_text(json.dumps({"kind": "samples", **({"preset": preset} if preset else {})}))
     evaluation = read_evaluation(run / "eval" / "retrieval", LLM)
     assert model_label(evaluation, run) == expected
 

@@ -72,17 +72,21 @@ def trained_model(evaluation: Evaluation, run_dir: Path | None = None) -> Traine
         candidates.append(Path(str(evaluation.raw["run_dir"])))
     if run_dir is not None:
         candidates.append(run_dir / "train")
+    from recalign.run_inputs import run_samples
+
     for directory in candidates:
         manifest = read_json(directory / MANIFEST_FILE)
         if manifest.get("kind") == "run" and _same_data(manifest, evaluation.raw):
-            samples = read_json(Path(str(manifest.get("samples_dir", ""))) / MANIFEST_FILE)
-            if not samples and run_dir is not None:
-                samples = read_json(run_dir / "samples" / MANIFEST_FILE)
+            samples = run_samples(directory, manifest).manifest
             return TrainedModel(directory, manifest, samples)
     return TrainedModel(None, {}, {})
 
 
 def llm_label(evaluation: Evaluation, run_dir: Path | None = None) -> str:
+    info = evaluation.raw.get("model_info") or {}
+    if info.get("adaptation") == "zero-shot":
+        # Not the run's fine-tuned model: the label the evaluator wrote says what it was.
+        return evaluation.model
     trained = trained_model(evaluation, run_dir)
     if not trained.name:
         return evaluation.model
