@@ -83,3 +83,15 @@ def test_baseline_labels(tmp_path, config, expected):
     evaluation = read_evaluation(run / "baselines" / "pop", BASELINE)
     evaluation = replace(evaluation, model="raw-id", raw={"model": "raw-id", "config": config})
     assert model_label(evaluation, run) == expected
+
+
+def test_a_zero_shot_row_is_not_labelled_as_the_fine_tuned_model(tmp_path):
+    run = make_run(tmp_path / "run")
+    evaluation = read_evaluation(run / "eval" / "retrieval", LLM)
+    zero_shot = replace(
+        evaluation,
+        model="tiny-t5 zero-shot (random init)",
+        raw={**evaluation.raw, "model_info": {"adaptation": "zero-shot"}},
+    )
+    assert model_label(zero_shot, run) == "tiny-t5 zero-shot (random init)"
+    assert model_label(evaluation, run) == LLM_LABEL
