@@ -133,3 +133,31 @@ def test_oversized_request_head_is_a_400(server_url):
         reply = conn.recv(1024)
     assert reply.startswith(b"HTTP/1.1 400"), reply
     assert httpx.get(server_url + "/health", timeout=5).status_code == 200
+
+
+def test_serve_command_passes_its_limits_to_the_app_and_uvicorn(data_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    import recalign.serving.server as server_module
+    from recalign.cli.serve import app as cli
+
+    seen = {}
+
+    def fake_run_server(app, host, port, limits):
+        seen.update(app=app, host=host, port=port, limits=limits)
+
+    monkeypatch.setattr(server_module, "run_server", fake_run_server)
+    args = ["serve", str(data_dir), "--port", "0", "--max-queue", "3", "--request-timeout", "2.5"]
+    args += ["--read-timeout", "4", "--keep-alive", "7", "--max-connections", "9"]
+    args += ["--max-fuzzy-texts", "5"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    gate = seen["app"].state.gate
+    assert (gate.capacity, gate.timeout_s) == (3, 2.5)
+    assert seen["app"].state.limits.max_fuzzy_texts == 5
+    assert seen["limits"] == ServerLimits(
+        max_connections=9, keep_alive_s=7, header_timeout_s=4.0, max_header_bytes=16 * 1024
+    )
+    config = uvicorn_config(seen["app"], "127.0.0.1", 0, seen["limits"])
+    assert (config.limit_concurrency, config.timeout_keep_alive) == (9, 7)
+    assert config.http.header_timeout_s == 4.0

@@ -76,7 +76,7 @@ class ServerLimits:
     max_connections: int = 256  # open connections (and running requests); then a 503
     keep_alive_s: int = 5  # idle time between requests on one connection
     header_timeout_s: float = 10.0  # time to send a complete request head
-    max_header_bytes: int = 16 * 1024  # largest request line + headers (then a 400)
+    max_header_bytes: int = 16 * 1024  # an incomplete request head buffered beyond it: a 400
 
 
 def uvicorn_config(app: Any, host: str, port: int, limits: ServerLimits) -> Any:
