@@ -180,6 +180,14 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+# The statuses load shedding adds, for the API docs.
+_SHED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {"description": "The server is full, or the request waited past its deadline and "
+          "was not started; retry after `Retry-After` seconds"},
+    504: {"description": "The model did not answer within the request deadline"},
+}  # fmt: skip
+
+
 def _public_description(recommender: Recommender) -> dict[str, Any]:
     """What the served model is, without where it lives: /health is not a path oracle."""
     described = recommender.describe()
@@ -346,7 +354,7 @@ def create_app(
 
     default_limit = min(10, limits.max_search_results)
 
-    @app.get("/items", summary="Search items by text")
+    @app.get("/items", summary="Search items by text", responses={503: _SHED_RESPONSES[503]})
     async def items(
         query: Annotated[
             str, Query(max_length=limits.max_query_length), AfterValidator(check_text)
@@ -365,7 +373,7 @@ def create_app(
             lambda: recommender.resolve(entries, fuzzy=fuzzy, field=field, budget=budget)
         )
 
-    @app.post("/recommend", summary="Top-k items after a history")
+    @app.post("/recommend", summary="Top-k items after a history", responses=_SHED_RESPONSES)
     async def recommend(body: RecommendRequest) -> dict[str, Any]:
         with gate.admit() as deadline:
             budget = FuzzyBudget(limits.max_fuzzy_texts)
@@ -375,7 +383,7 @@ def create_app(
             items = await batcher.submit(key, ids, deadline)
         return {"items": [r.to_dict() for r in items], "history": [h.to_dict() for h in history]}
 
-    @app.post("/rank", summary="Rank candidate items for a history")
+    @app.post("/rank", summary="Rank candidate items for a history", responses=_SHED_RESPONSES)
     async def rank(body: RankRequest) -> dict[str, Any]:
         with gate.admit() as deadline:
             budget = FuzzyBudget(limits.max_fuzzy_texts)
@@ -389,7 +397,7 @@ def create_app(
             "candidates": [c.to_dict() for c in candidates],
         }
 
-    @app.post("/rate", summary="Predict the rating of an item")
+    @app.post("/rate", summary="Predict the rating of an item", responses=_SHED_RESPONSES)
     async def rate(body: RateRequest) -> dict[str, Any]:
         with gate.admit() as deadline:
             budget = FuzzyBudget(limits.max_fuzzy_texts)
