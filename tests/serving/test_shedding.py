@@ -17,6 +17,8 @@ from recalign.serving.app import ServeLimits, create_app
 from recalign.serving.batching import MicroBatcher, _Job
 from tests.serving.conftest import TEXTS, FakeLLMBackend
 
+JSON = {"content-type": "application/json"}
+
 
 class GatedBackend(FakeLLMBackend):
     """The fake model, but every call waits until the test opens the gate."""
@@ -67,18 +69,20 @@ def test_full_server_answers_503_with_retry_after_and_recovers():
             await until(lambda: app.state.gate.active == 2)
             refused = await http.post("/recommend", json={"history": [3], "k": 2})
             searched = await http.get("/items", params={"query": "lip"})  # work too: refused
+            # refused before parsing: a full server spends nothing on a request's body
+            unparsed = await http.post("/rank", content=b"{not json", headers=JSON)
             health = await http.get("/health")  # never refused: it is how operators look
             rec.backend.gate.set()
-            return await asyncio.gather(*admitted), refused, searched, health
+            return await asyncio.gather(*admitted), refused, searched, unparsed, health
 
-    admitted, refused, searched, health = asyncio.run(main())
+    admitted, refused, searched, unparsed, health = asyncio.run(main())
     assert [r.status_code for r in admitted] == [200, 200]
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "1"
     assert "busy" in refused.json()["message"] and "limit is 2" in refused.json()["message"]
-    assert searched.status_code == 503
+    assert searched.status_code == 503 and unparsed.status_code == 503
     load = health.json()["load"]
-    assert (load["max_queue"], load["in_progress"], load["shed_busy"]) == (2, 2, 2)
+    assert (load["max_queue"], load["in_progress"], load["shed_busy"]) == (2, 2, 3)
     assert [3] not in rec.backend.histories  # the refused request never reached the model
     with TestClient(app) as client:  # the server goes on serving
         assert client.post("/recommend", json={"history": [3], "k": 2}).status_code == 200

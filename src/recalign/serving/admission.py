@@ -65,16 +65,23 @@ class AdmissionGate:
         self.admitted = 0
         self.shed = 0  # refused at the door: the server was full
 
+    def full(self) -> bool:
+        return self.active >= self.capacity
+
+    def refuse(self) -> Overloaded:
+        """Count a request turned away, and the error that tells it to come back."""
+        self.shed += 1
+        return Overloaded(
+            f"the server is busy ({self.active} requests in progress, the limit is "
+            f"{self.capacity}); retry in {self.retry_after_s} s",
+            self.retry_after_s,
+        )
+
     @contextmanager
     def admit(self) -> Iterator[Deadline]:
         """Hold one of the `capacity` places for the duration of a request."""
-        if self.active >= self.capacity:
-            self.shed += 1
-            raise Overloaded(
-                f"the server is busy ({self.active} requests in progress, the limit is "
-                f"{self.capacity}); retry in {self.retry_after_s} s",
-                self.retry_after_s,
-            )
+        if self.full():
+            raise self.refuse()
         self.active += 1
         self.admitted += 1
         try:

@@ -188,6 +188,28 @@ _SHED_RESPONSES: dict[int | str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+class ShedWhenFull:
+    """Answer requests for `paths` with a 503 at once while `gate` is full (pure ASGI).
+
+    The handlers' `gate.admit()` is what bounds the work; this only makes a refusal
+    cheap — no routing, JSON parsing or validation — so a crowd of clients retrying
+    against a full server does not take the CPU the model needs.
+    """
+
+    def __init__(self, app: Any, gate: AdmissionGate, paths: frozenset[str]) -> None:
+        self.app = app
+        self.gate = gate
+        self.paths = paths
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] in self.paths and self.gate.full():
+            refusal = self.gate.refuse()
+            headers = {"Retry-After": str(refusal.retry_after_s)}
+            await _error(503, str(refusal), headers=headers)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def _public_description(recommender: Recommender) -> dict[str, Any]:
     """What the served model is, without where it lives: /health is not a path oracle."""
     described = recommender.describe()
@@ -292,6 +314,9 @@ def create_app(
     app.state.gate = gate
     # Bodies are parsed by `inputs.parse_json` (strict numbers, strict UTF-8).
     app.router.route_class = StrictJSONRoute
+    # The last added runs first: bodies are read (bounded) before a full server refuses.
+    work = frozenset({"/recommend", "/rank", "/rate", "/items"})
+    app.add_middleware(ShedWhenFull, gate=gate, paths=work)
     app.add_middleware(
         BodySizeLimit, max_bytes=limits.max_body_bytes, read_timeout_s=read_timeout_s
     )
