@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import httpx
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from recalign.serving import ItemCatalog, Recommender
-from recalign.serving.admission import Deadline, Overloaded
+from recalign.serving.admission import Deadline, DeadlineExceeded, Overloaded
 from recalign.serving.app import ServeLimits, create_app
 from recalign.serving.batching import MicroBatcher, _Job
 from tests.serving.conftest import TEXTS, FakeLLMBackend
@@ -134,6 +135,38 @@ def test_worker_drops_a_job_whose_deadline_passed_while_it_waited():
     started, fresh, future, expired = asyncio.run(main())
     assert (started, fresh, expired) == (False, True, 1)
     assert isinstance(future.exception(), Overloaded)
+
+
+def test_a_job_too_close_to_its_deadline_for_a_model_call_is_not_started():
+    """Once model calls take ~0.3 s, a job that waited until 0.15 s of its 2 s were left
+    would only produce a 504 after wasting a call: it is dropped unstarted instead. A
+    fresh job always starts, even with a deadline shorter than a recent call: else one
+    slow call could make the server refuse everything for good."""
+
+    def slow(key, payloads):
+        time.sleep(0.3)
+        return list(payloads)
+
+    async def main():
+        batcher = MicroBatcher(slow, window_ms=0)
+        first = await batcher.submit(("k",), "first", Deadline(30))
+        waited = Deadline(2.0)
+        waited.at = time.monotonic() + 0.15  # as if it had queued for 1.85 s
+        try:
+            await batcher.submit(("k",), "late", waited)
+        except Overloaded as error:
+            refused = str(error)
+        fresh = await batcher.submit(("k",), "fresh", Deadline(2.0))
+        with pytest.raises(DeadlineExceeded):  # started, and so a 504, not a 503
+            await batcher.submit(("k",), "short", Deadline(0.2))
+        await batcher.close()
+        return first, refused, fresh, batcher
+
+    first, refused, fresh, batcher = asyncio.run(main())
+    assert (first, fresh) == ("first", "fresh")
+    assert "too close to its 2 s deadline" in refused and "not started" in refused
+    assert 0.25 < batcher.call_s < 2.0
+    assert (batcher.batches, batcher.expired, batcher.timed_out) == (3, 1, 1)
 
 
 # --- fuzzy matching on a budget -----------------------------------------------------------

@@ -11,10 +11,12 @@ the event loop keeps accepting connections while the model works.
 If a batched call fails, the group is retried one request at a time, so a single bad
 request fails alone instead of failing everyone it was batched with.
 
-A request may carry a `Deadline`: if it passes while the request waits, the request is
-dropped unstarted (`Overloaded`, a 503 — the model never spends time on an answer no
-one will read); if it passes during the model call, the caller gets `DeadlineExceeded`
-(a 504) and the late result is discarded.
+A request may carry a `Deadline`: if it passes while the request waits — or the
+request waited so long that a model call as long as the recent ones would overrun it —
+the request is dropped unstarted (`Overloaded`, a 503: the model never spends time on an
+answer no one will read); if it passes during the model call, the caller gets
+`DeadlineExceeded` (a 504) and the late result is discarded (a running model call
+cannot be interrupted).
 """
 
 from __future__ import annotations
@@ -45,11 +47,17 @@ class _Job:
     started: bool = False  # taken into a model call
 
 
-def _not_started(deadline: Deadline) -> Overloaded:
+def _not_started(deadline: Deadline, call_s: float = 0.0) -> Overloaded:
+    if deadline.expired():
+        why = f"past its {deadline.seconds:g} s deadline"
+    else:
+        why = (
+            f"too close to its {deadline.seconds:g} s deadline to finish (model calls "
+            f"take ~{call_s:.1f} s now)"
+        )
     return Overloaded(
-        f"the request waited {deadline.waited():.1f} s for the model, past its "
-        f"{deadline.seconds:g} s deadline, and was not started; the server is overloaded, "
-        "retry later"
+        f"the request waited {deadline.waited():.1f} s for the model, {why}, and was not "
+        "started; the server is overloaded, retry later"
     )
 
 
@@ -76,8 +84,9 @@ class MicroBatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.batches = 0  # model calls made (for tests and /health)
         self.requests = 0
-        self.expired = 0  # deadline passed before the model started them
+        self.expired = 0  # deadline passed (or too close) before the model started them
         self.timed_out = 0  # deadline passed during their model call
+        self.call_s = 0.0  # moving average of recent model call durations, seconds
 
     async def submit(self, key: Hashable, payload: Any, deadline: Deadline | None = None) -> Any:
         """Queue one request; returns its result (or raises its exception).
@@ -151,12 +160,18 @@ class MicroBatcher:
                     await self._call(key, members)
 
     def _start(self, job: _Job) -> bool:
-        """Mark `job` started, or drop it: its client left or its deadline passed."""
+        """Mark `job` started, or drop it: its client left, or its deadline passed or would
+        pass during a model call as long as the recent ones."""
         if job.future.done():  # cancelled: the client went away or stopped waiting
             return False
-        if job.deadline is not None and job.deadline.expired():
+        # Too close: less left than a recent model call takes. Capped at half the deadline,
+        # so a fresh request always starts — one slow call cannot make the server refuse
+        # everything (and then never learn that calls got faster again).
+        if job.deadline is not None and job.deadline.remaining() <= min(
+            self.call_s, job.deadline.seconds / 2
+        ):
             self.expired += 1
-            _settle(job.future, error=_not_started(job.deadline))
+            _settle(job.future, error=_not_started(job.deadline, self.call_s))
             return False
         job.started = True
         return True
@@ -166,8 +181,11 @@ class MicroBatcher:
         payloads = [payload for payload, _ in members]
         self.batches += 1
         self.requests += len(members)
+        started = time.monotonic()
         try:
             results = await loop.run_in_executor(self.executor, self.fn, key, payloads)
+            elapsed = time.monotonic() - started
+            self.call_s = elapsed if not self.call_s else 0.8 * self.call_s + 0.2 * elapsed
         except Exception as error:
             if len(members) == 1:
                 _settle(members[0][1], error=error)
