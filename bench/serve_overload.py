@@ -282,8 +282,9 @@ def main(args: argparse.Namespace) -> None:
         popularity = Server(near_data, "popularity", common, args.server_threads)
         try:
             health = wait_healthy(popularity.url, popularity.process, popularity.log)
+            served = f"popularity over {health.get('dataset')} ({health.get('num_items')} items)"
             near_miss = {
-                "served": f"popularity over {health.get('dataset')} ({health.get('num_items')} items)",
+                "served": served,
                 **time_near_miss_rank(popularity.url, item_texts(near_data)),
             }
         finally:

@@ -7,10 +7,10 @@ string may also hold a lone UTF-16 surrogate (`"\\ud800"`), which is no characte
 cannot be encoded back to UTF-8 — the error handler that echoed it used to crash.
 
 So request bodies are parsed here with every number checked (finite floats, integers
-of at most 19 digits: item ids are int64), strict UTF-8, at most 16 levels of nesting,
-no lone surrogates, and every failure turned into `json.JSONDecodeError`, which FastAPI answers with a 422; item texts and queries
-are refused when they hold surrogates or control characters; and whatever an error
-response echoes back is made encodable first.
+of at most 19 digits: item ids are int64), strict UTF-8, at most 16 levels of nesting
+and no lone surrogates, every failure a `json.JSONDecodeError` (which FastAPI answers
+with a 422); item texts and queries are refused when they hold control characters;
+and whatever an error response echoes back is made encodable first.
 """
 
 from __future__ import annotations
