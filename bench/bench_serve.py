@@ -1,6 +1,7 @@
-"""Serving under load: `recalign serve` with a tiny-t5 run, 8 concurrent clients.
+"""Serving under load: `recalign serve` with a tiny-t5 run, 8 concurrent clients; overload.
 
     python bench/bench_serve.py [--requests 1000] [--clients 8] [--repeats 3] [--items 1000]
+    python bench/bench_serve.py --mode overload [--clients 32] [--max-queue 8] [--duration 45]
 
 Builds a synthetic shop (prepared dataset) and a tiny-t5 run directory (random init:
 throughput does not depend on training), starts the real CLI server
@@ -15,6 +16,12 @@ Two server configurations, measured in the same run with their runs interleaved:
 micro-batching on (the default) and off (`--batch-window-ms 0 --max-batch 1`), the
 baseline. Prints JSON: requests/s (median of `--repeats` runs), p50/p99 latency, status
 and error counts by kind, zero 5xx, /health at the end, and the batched/unbatched ratio.
+
+`--mode overload` (see `serve_overload.py` beside this file): `--clients` (32) closed-loop
+clients for `--duration` seconds against a server that admits `--max-queue` (8)
+requests at once, and against the same server with an unbounded queue (the
+baseline), runs interleaved; plus a /rank with 300 near-miss titles, fuzzy matching
+in-process (rapidfuzz vs the old difflib scan) and a crowd of silent sockets.
 """
 
 from __future__ import annotations
@@ -72,7 +79,9 @@ def build_run(work: Path, items: int, users: int) -> tuple[Path, list[str]]:
     return run, dataset.items.get_column("text").to_list()
 
 
-def make_requests(n: int, num_items: int, texts: list[str], seed: int) -> list[dict]:
+def make_requests(
+    n: int, num_items: int, texts: list[str], seed: int, max_history: int = MAX_HISTORY
+) -> list[dict]:
     """The request plan: (kind, method, path, body) with a tenth malformed, seeded."""
     rng = np.random.default_rng(seed)
     plan = []
@@ -84,7 +93,7 @@ def make_requests(n: int, num_items: int, texts: list[str], seed: int) -> list[d
                 "bad_json": b'{"history": [1, 2,',
                 "unknown_item": {"history": [*history, num_items + 7]},
                 "k_over_limit": {"history": history, "k": MAX_K + 1},
-                "history_over_limit": {"history": list(range(1, MAX_HISTORY + 2))},
+                "history_over_limit": {"history": list(range(1, max_history + 2))},
                 "body_over_limit": {"history": history, "padding": "x" * 70_000},
                 "wrong_type": {"history": "1, 2, 3", "k": "ten"},
             }[kind]
@@ -136,6 +145,7 @@ def free_port() -> int:
 def start_server(
     run: Path, port: int, extra: list[str], log: Path, threads: int
 ) -> subprocess.Popen:
+    # `extra` comes last: a later --max-history overrides this one.
     command = [
         sys.executable, "-c", "from recalign.cli.serve import app; app()",
         "serve", str(run), "--host", "127.0.0.1", "--port", str(port),
@@ -308,8 +318,9 @@ def measure(run: Path, plan: list[dict], args: argparse.Namespace) -> tuple[dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("batching", "overload"), default="batching")
     parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=None, help="8; 32 in overload mode")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--items", type=int, default=1000, help="catalogue size of the synthetic shop"
@@ -318,11 +329,20 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds per run, at most")
     parser.add_argument("--server-threads", type=int, default=1, help="torch threads in the server")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--max-queue", type=int, default=8, help="overload: the shedding server")
+    parser.add_argument("--duration", type=float, default=45.0, help="overload: seconds per run")
     args = parser.parse_args()
 
     os.environ.setdefault(
         "RECALIGN_CACHE", str(Path(tempfile.gettempdir()) / "recalign-bench-cache")
     )
+    if args.mode == "overload":
+        from serve_overload import main as overload_main  # beside this file
+
+        args.clients = args.clients or 32
+        overload_main(args)
+        return
+    args.clients = args.clients or 8
     with tempfile.TemporaryDirectory() as tmp:
         work = args.workdir or Path(tmp)
         run, texts = build_run(work, args.items, args.users)

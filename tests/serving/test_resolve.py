@@ -107,3 +107,46 @@ def test_search_falls_back_to_fuzzy():
 def test_empty_query_lists_items_by_id():
     assert [h.item_id for h in CATALOG.search("", limit=4)] == [1, 2, 3, 4]
     assert CATALOG.search("x", limit=0) == []
+
+
+def test_fuzzy_budget_is_charged_before_any_lookup():
+    from recalign.serving.resolve import FuzzyBudget, FuzzyBudgetError
+
+    catalog = ItemCatalog(list(range(1, len(TEXTS) + 1)), TEXTS)
+    budget = FuzzyBudget(2)
+    # exact, casefold and id entries are free; the two typos take the whole budget
+    hits = catalog.resolve(
+        ["Mint Lip Balm", "ARGAN HAIR OIL", 4, "Green Nail Polsh", "Mint Lip Baln"], budget=budget
+    )
+    assert [h.match for h in hits] == ["exact", "casefold", "id", "fuzzy", "fuzzy"]
+    assert (budget.used, catalog.fuzzy_lookups) == (2, 2)
+    with pytest.raises(FuzzyBudgetError, match="1 text\\(s\\) in candidates"):
+        catalog.resolve(["Rose Face Crem"], budget=budget, field="candidates")
+    assert (budget.used, catalog.fuzzy_lookups) == (2, 2)  # refused whole, nothing looked up
+    # without fuzzy matching nothing is charged, and the typo is simply unknown
+    with pytest.raises(UnknownItemsError):
+        catalog.resolve(["Rose Face Crem"], fuzzy=False, budget=FuzzyBudget(0))
+
+
+@pytest.mark.data
+def test_near_miss_beauty_titles_resolve_to_their_title(real_data_dir):
+    """300 Beauty titles with one character dropped each find their title again among
+    12,101 (one lookup each at most: a few typos fall back to a casefold match)."""
+    import csv
+    import random
+
+    path = real_data_dir / "amazon2014" / "beauty" / "items.tsv"
+    with open(path, encoding="utf-8", newline="") as handle:
+        titles = [row["title"] for row in csv.DictReader(handle, delimiter="\t")]
+    catalog = ItemCatalog(list(range(1, len(titles) + 1)), titles)
+    rng = random.Random(0)
+    ids = rng.sample([i for i, t in enumerate(titles, start=1) if len(t) >= 20], 300)
+    typos = []
+    for item_id in ids:
+        title = titles[item_id - 1]
+        cut = rng.randrange(1, len(title) - 1)
+        typos.append(title[:cut] + title[cut + 1 :])
+    resolved = catalog.resolve(typos)
+    # 28 Beauty titles are duplicated: the title, not always the id, is what comes back
+    assert [r.text for r in resolved] == [titles[i - 1] for i in ids]
+    assert catalog.fuzzy_lookups <= 300

@@ -2,7 +2,7 @@
 
     recalign recommend RUN_DIR --history "Lash Mascara" --history 1234 -k 10 [--json]
     recalign recommend RUN_DIR --users users.jsonl --out recs.jsonl
-    recalign serve RUN_DIR [--host 127.0.0.1] [--port 8000]
+    recalign serve RUN_DIR [--host 127.0.0.1] [--port 8000] [--max-queue 64] [--request-timeout 30]
     recalign serve runs/demo --model sasrec      # a baseline of a `recalign run` directory
 
 `--users` reads JSON lines `{"user_id": ..., "history": [ids or texts]}` and writes one
@@ -209,12 +209,27 @@ def serve(
     ),
     max_batch: int = typer.Option(32, "--max-batch", min=1, help="Requests per model call."),
     model: str | None = typer.Option(None, "--model", help=_MODEL_HELP),
+    max_queue: int = typer.Option(
+        64, "--max-queue", min=1, help="Requests in progress at once; more get 503 + Retry-After."
+    ),
+    request_timeout: float = typer.Option(
+        30.0, "--request-timeout", min=0.001, help="Seconds to answer a request, else 503/504."
+    ),
+    read_timeout: float = typer.Option(
+        10.0, "--read-timeout", min=0.001, help="Seconds a client has to send headers and body."
+    ),
+    keep_alive: int = typer.Option(5, "--keep-alive", min=1, help="Idle seconds per connection."),
+    max_connections: int = typer.Option(
+        256, "--max-connections", min=1, help="Open connections; beyond it requests get 503."
+    ),
+    max_fuzzy_texts: int = typer.Option(
+        64, "--max-fuzzy-texts", min=0, help="Texts one request may resolve by fuzzy search."
+    ),
 ) -> None:
     """Serve a run over HTTP: /recommend, /rank, /rate, /items, /health, a page at /."""
-    import uvicorn
-
     from recalign.serving import Recommender
     from recalign.serving.app import ServeLimits, create_app
+    from recalign.serving.server import ServerLimits, run_server
     from recalign.threads import configure_threads
 
     configure_threads()
@@ -225,10 +240,19 @@ def serve(
         max_k=max_k,
         max_candidates=max_candidates,
         max_body_bytes=max_body_bytes,
+        max_fuzzy_texts=max_fuzzy_texts,
     )
     if not _is_loopback(host):
         logger.warning("binding %s: the API is reachable from other machines (no auth)", host)
-    web = create_app(rec, limits, batch_window_ms=batch_window_ms, max_batch=max_batch)
+    web = create_app(
+        rec,
+        limits,
+        batch_window_ms=batch_window_ms,
+        max_batch=max_batch,
+        max_queue=max_queue,
+        request_timeout_s=request_timeout,
+        read_timeout_s=read_timeout,
+    )
     served = rec.describe()
     others = [name for name in served.get("models", []) if name != served.get("served")]
     also = f"; the run also has {', '.join(others)} (--model NAME)" if others else ""
@@ -237,7 +261,10 @@ def serve(
         f"http://{host}:{port}/{also}",
         err=True,
     )
-    uvicorn.run(web, host=host, port=port, log_level="warning")
+    server_limits = ServerLimits(
+        max_connections=max_connections, keep_alive_s=keep_alive, header_timeout_s=read_timeout
+    )
+    run_server(web, host, port, server_limits)
 
 
 app.command("recommend")(recommend)

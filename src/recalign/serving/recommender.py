@@ -32,7 +32,13 @@ import numpy as np
 from recalign.constants import MANIFEST_FILE
 from recalign.errors import IncompatibleArtifactError, RecalignError
 from recalign.serving.backends import Backend, PopularityBackend, describe_score
-from recalign.serving.resolve import ItemCatalog, ItemMatch, ResolvedItem, UnknownItemsError
+from recalign.serving.resolve import (
+    FuzzyBudget,
+    ItemCatalog,
+    ItemMatch,
+    ResolvedItem,
+    UnknownItemsError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -157,9 +163,14 @@ class Recommender:
 
     # --- single requests -------------------------------------------------------------
     def resolve(
-        self, entries: Sequence[ItemRef], *, fuzzy: bool = True, field: str = "history"
+        self,
+        entries: Sequence[ItemRef],
+        *,
+        fuzzy: bool = True,
+        field: str = "history",
+        budget: FuzzyBudget | None = None,
     ) -> list[ResolvedItem]:
-        return self.catalog.resolve(entries, fuzzy=fuzzy, field=field)
+        return self.catalog.resolve(entries, fuzzy=fuzzy, field=field, budget=budget)
 
     def recommend(
         self,

@@ -8,34 +8,40 @@ silently recommending from the wrong item:
 2. a string equal to an item's text is that item (``exact``);
 3. the same ignoring case and repeated whitespace (``casefold``);
 4. a string of digits that is a valid item id (``id``) — CLI arguments are strings;
-5. otherwise, with ``fuzzy`` on, the closest text by `difflib` similarity above a
-   cutoff (``fuzzy``, with the similarity): a typo or a dropped word;
+5. otherwise, with ``fuzzy`` on, the closest text by similarity above a cutoff
+   (``fuzzy``, with the similarity): a typo or a dropped word. rapidfuzz's normalised
+   Indel similarity (2 x the longest common subsequence / total length, difflib's
+   `ratio` on a better matching), computed in C with a length bound that skips most
+   titles unread — about 1 ms for one text against 12,000 Beauty titles, where a
+   difflib scan took ~50 ms;
 6. otherwise, with ``fuzzy`` on, a part of a title (``partial``): the shortest text
    that has every word of the query at the start of one of its words, so
    "OPI Nail Lacquer" finds one of the many "OPI Nail Lacquer, <colour>, 0.5 oz"
-   items (difflib compares whole strings, so a short query never reaches its cutoff
-   against a long title). Shortest first, as in `search`: it matches most specifically.
+   items (a whole-string similarity never reaches its cutoff for a short query against
+   a long title). Shortest first, as in `search`: it matches most specifically.
 
 A fuzzy or partial match also says how many items fitted (`matches`), so a caller can
 say "1 of 34" and suggest an id or more of the title.
 
 Anything left over is collected and raised together in one `UnknownItemsError`, so
-an HTTP client learns about every bad entry at once.
+an HTTP client learns about every bad entry at once. Fuzzy lookups are the one costly
+step; a `FuzzyBudget` caps how many one request may make, counted before any is made.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from rapidfuzz import fuzz, process
 
 from recalign.errors import RecalignError
 
-# difflib ratio below which a fuzzy match is more likely wrong than right (checked on
+# Similarity below which a fuzzy match is more likely wrong than right (checked on
 # Beauty titles: typos and dropped words stay above 0.75, unrelated titles fall below).
 DEFAULT_FUZZY_CUTOFF = 0.75
 _SPACES = re.compile(r"\s+")
@@ -54,6 +60,29 @@ class UnknownItemsError(RecalignError):
             f"unknown item(s) in {field}: {shown}{more}; use item ids, exact item texts, "
             "or search with /items?query=..."
         )
+
+
+class FuzzyBudgetError(RecalignError):
+    """A request has more texts needing a fuzzy lookup than it may make."""
+
+
+class FuzzyBudget:
+    """How many fuzzy lookups one request may still make (shared by all its fields)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def spend(self, count: int, field: str) -> None:
+        """Take `count` lookups, or raise `FuzzyBudgetError` without taking any."""
+        if self.used + count > self.limit:
+            already = f" ({self.used} used by earlier fields)" if self.used else ""
+            raise FuzzyBudgetError(
+                f"{count} text(s) in {field} match no item exactly and would need fuzzy "
+                f"matching, but one request may fuzzy-match at most {self.limit}{already}; "
+                "send item ids or exact item texts (GET /items?query=... finds them)"
+            )
+        self.used += count
 
 
 @dataclass(frozen=True)
@@ -103,6 +132,13 @@ class ItemCatalog:
         for item_id, text in zip(self.item_ids.tolist(), self.texts, strict=True):
             self._by_norm.setdefault(_normalise(text), item_id)
         self._norm_texts = [_normalise(t) for t in self.texts]
+        self._lookups = 0  # fuzzy lookups made (one text against the catalogue)
+        self._lookups_lock = threading.Lock()
+
+    @property
+    def fuzzy_lookups(self) -> int:
+        """How many fuzzy lookups this catalogue has made (for /health and the tests)."""
+        return self._lookups
 
     @classmethod
     def from_dataset(cls, dataset: Any) -> ItemCatalog:
@@ -149,8 +185,13 @@ class ItemCatalog:
         if stripped.isdigit() and int(stripped) in self._text_of:
             item_id = int(stripped)
             return ResolvedItem(query, item_id, self._text_of[item_id], "id")
-        if not fuzzy:
-            return None
+        if fuzzy:
+            return self._resolve_fuzzy(query, cutoff)
+        return None
+
+    def _resolve_fuzzy(self, query: str, cutoff: float) -> ResolvedItem | None:
+        """Steps 5 and 6: the closest text, else the shortest text the query is part of."""
+        norm = _normalise(query)
         close = self._close_matches(norm, None, cutoff)
         if close:
             index, similarity = close[0]
@@ -192,19 +233,29 @@ class ItemCatalog:
         fuzzy: bool = True,
         cutoff: float = DEFAULT_FUZZY_CUTOFF,
         field: str = "history",
+        budget: FuzzyBudget | None = None,
     ) -> list[ResolvedItem]:
-        """Resolve every entry; raise `UnknownItemsError` naming all that fail."""
-        resolved: list[ResolvedItem] = []
-        unknown: list[Any] = []
-        for query in queries:
-            hit = self.resolve_one(query, fuzzy=fuzzy, cutoff=cutoff)
-            if hit is None:
-                unknown.append(query)
-            else:
-                resolved.append(hit)
+        """Resolve every entry; raise `UnknownItemsError` naming all that fail.
+
+        Cheap matches (id, exact, casefold) come first for every entry; the texts left
+        over are then charged to `budget` (which raises `FuzzyBudgetError` if they do
+        not fit) before any fuzzy lookup runs.
+        """
+        hits = [self.resolve_one(query, fuzzy=False, cutoff=cutoff) for query in queries]
+        if fuzzy:
+            pending = [
+                position
+                for position, (query, hit) in enumerate(zip(queries, hits, strict=True))
+                if hit is None and isinstance(query, str) and _normalise(query)
+            ]
+            if budget is not None:
+                budget.spend(len(pending), field)
+            for position in pending:
+                hits[position] = self._resolve_fuzzy(queries[position], cutoff)
+        unknown = [query for query, hit in zip(queries, hits, strict=True) if hit is None]
         if unknown:
             raise UnknownItemsError(unknown, field=field)
-        return resolved
+        return [hit for hit in hits if hit is not None]
 
     def search(self, query: str, limit: int = 10) -> list[ItemMatch]:
         """Items whose text contains every word of `query`, then fuzzy matches.
@@ -246,17 +297,17 @@ class ItemCatalog:
         return hits
 
     def _close_matches(self, norm: str, n: int | None, cutoff: float) -> list[tuple[int, float]]:
-        # difflib.get_close_matches without losing the index: same cheap-bound filtering.
-        matcher = difflib.SequenceMatcher(autojunk=False)
-        matcher.set_seq2(norm)
-        scored: list[tuple[float, int]] = []
-        for index, text in enumerate(self._norm_texts):
-            matcher.set_seq1(text)
-            if (
-                matcher.real_quick_ratio() >= cutoff
-                and matcher.quick_ratio() >= cutoff
-                and (ratio := matcher.ratio()) >= cutoff
-            ):
-                scored.append((ratio, index))
-        scored.sort(key=lambda pair: (-pair[0], pair[1]))
-        return [(index, ratio) for ratio, index in scored[:n]]
+        """The `n` (None: all) most similar texts at or above `cutoff`, best first (ties:
+        lower index)."""
+        with self._lookups_lock:
+            self._lookups += 1
+        hits = process.extract(
+            norm,
+            self._norm_texts,
+            scorer=fuzz.ratio,
+            processor=None,
+            limit=n,
+            score_cutoff=cutoff * 100,
+        )
+        hits.sort(key=lambda hit: (-hit[1], hit[2]))
+        return [(index, score / 100) for _, score, index in hits]
