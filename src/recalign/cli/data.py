@@ -67,6 +67,14 @@ def prepare(
     short_text_col: str | None = typer.Option(
         None, help="custom: fallback text column of the items file."
     ),
+    domain: str | None = typer.Option(
+        None,
+        "--domain",
+        help=(
+            "custom: what the items are, for the prompts' words: items (default), products, "
+            "movies, books, music, or item=recipe,verb=cook,verb_past=cooked."
+        ),
+    ),
     kcore: int | None = typer.Option(
         None, help="k-core filter (default: 5 for raw Amazon reviews, none otherwise)."
     ),
@@ -76,6 +84,8 @@ def prepare(
     """Prepare dataset NAME into --out (sequences, items, stats, manifest)."""
     from recalign.data.prepare import prepare_dataset
 
+    if domain is not None and name != "custom":
+        raise ConfigError("--domain is for 'custom' (the other sources know their items)")
     options: dict[str, Any] = {}
     if name == "synthetic":
         options = {"users": users, "items": _synthetic_items(items), "seed": seed}
@@ -97,6 +107,7 @@ def prepare(
                     title=title_col,
                     short_text=short_text_col,
                 ),
+                domain=domain,
             )
         elif interactions is not None or items is not None:
             raise ConfigError(

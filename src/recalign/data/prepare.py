@@ -179,7 +179,10 @@ def _read_custom(source: str | Path | None, options: dict[str, Any]) -> tuple[So
         raise ConfigError("dataset 'custom' needs --interactions FILE (CSV or Parquet)")
     items_file = options.pop("items", None)
     columns = options.pop("columns", None) or CustomColumns()
-    data = read_custom(Path(interactions), Path(items_file) if items_file else None, columns)
+    domain = options.pop("domain", None)
+    data = read_custom(
+        Path(interactions), Path(items_file) if items_file else None, columns, domain=domain
+    )
     record = {
         "interactions": str(interactions),
         "items": str(items_file) if items_file else None,
@@ -221,8 +224,8 @@ def prepare_dataset(
     `source` is a folder in one of the layouts the dataset's reader accepts; without it,
     downloadable datasets are fetched into the cache. Options: `kcore`, `min_length`,
     `max_words`, `disambiguators`; `cache` and `progress` for downloads; `synthetic`:
-    `users`, `items`, `seed`; `custom`: `interactions`, `items` (paths) and `columns`
-    (a `CustomColumns`).
+    `users`, `items`, `seed`; `custom`: `interactions`, `items` (paths), `columns`
+    (a `CustomColumns`) and `domain` (what the items are: `recalign.data.domain`).
     """
     spec = get_spec(name)
     out = Path(out)
@@ -245,7 +248,9 @@ def prepare_dataset(
     kcore = options.pop("kcore", None)
     custom = name == "custom"
     _refuse_unknown(
-        name, options, {"interactions", "items", "columns"} if custom else {"cache", "progress"}
+        name,
+        options,
+        {"interactions", "items", "columns", "domain"} if custom else {"cache", "progress"},
     )
     if custom:
         data, source_record = _read_custom(source, options)
@@ -275,6 +280,7 @@ def prepare_dataset(
         },
         input_files=dict(data.files),
         report=prepared.report,
+        domain=data.domain,
     )
 
 

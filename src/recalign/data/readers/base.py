@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from recalign.data.domain import NEUTRAL, Domain
 from recalign.errors import DataFormatError, MissingColumnError
 
 # Columns of `SourceData.interactions` (internal to the data stage).
@@ -35,6 +36,7 @@ class SourceData:
       (when the source's integer ids are kept), `title`, `short_text` and metadata.
     - `files`: the input files, hashed into the manifest.
     - `keep_item_ids`: use `items.item_id` as is (S3-Rec files) instead of assigning ids.
+    - `domain`: what the items are and what users do with them (the prompts' words).
     """
 
     interactions: pl.DataFrame
@@ -42,6 +44,7 @@ class SourceData:
     files: dict[str, Path] = field(default_factory=dict)
     keep_item_ids: bool = False
     report: dict[str, object] = field(default_factory=dict)
+    domain: Domain = NEUTRAL
 
 
 def read_text(path: Path, encoding: str = "utf-8") -> str:

@@ -2,19 +2,24 @@
 
 Interactions need a user and an item column; a timestamp and a rating column are
 optional. Without a timestamp, each user's rows keep file order. The optional items
-file maps the item column to a title (and any other metadata, kept as is). Item ids
+file maps the item column to a title (and any other metadata, kept as is). What the
+items are (`domain`: movies, products, ... or your own words) sets the prompts' words;
+by default they are neutral ("items", "interacted with"). Item ids
 are assigned by `prepare`: dense from 1 in sorted source-id order (numeric order when
 every id is an integer), so they do not depend on the order of the log.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from recalign.constants import BRAND, CATEGORIES, ITEM_ID, SHORT_TEXT, SOURCE_ID, TITLE
+from recalign.data.domain import Domain, parse_domain
 from recalign.data.readers.base import (
     ITEM_KEY,
     RAW_ITEM,
@@ -107,9 +112,14 @@ def _numeric(
 
 
 def read_custom(
-    interactions_path: Path, items_path: Path | None = None, columns: CustomColumns | None = None
+    interactions_path: Path,
+    items_path: Path | None = None,
+    columns: CustomColumns | None = None,
+    domain: str | Mapping[str, Any] | Domain | None = None,
 ) -> SourceData:
+    """`domain`: what the items are (a `parse_domain` value); neutral words by default."""
     columns = columns or CustomColumns()
+    words = parse_domain(domain)  # checked before the files are read
     table = read_table(interactions_path)
     header_lines = 0 if interactions_path.suffix.lower() in {".parquet", ".pq"} else 1
     required = [columns.user, columns.item]
@@ -177,4 +187,4 @@ def read_custom(
         if BRAND in items.columns:
             items = items.with_columns(pl.col(BRAND).cast(pl.Utf8))
         files["items"] = items_path
-    return SourceData(interactions=interactions, items=items, files=files)
+    return SourceData(interactions=interactions, items=items, files=files, domain=words)
