@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -167,7 +167,6 @@ class _Job:
     end: int  # where the newest droppable item ends
     resume: int  # where the kept text resumes when every droppable item is dropped
     k: int = 0  # items to drop in the next try
-    tried: dict[int, list[int]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
