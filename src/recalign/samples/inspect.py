@@ -30,7 +30,10 @@ def inspect_fit(
     max_samples: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """`{split: {task: fit summary}}` (see `FittedPrompts.summary`) plus `has_bounds`.
+    """`{"splits": {split: {task: summary}}, "has_bounds": ..., "max_source_length": ...}`.
+
+    Each summary is `FittedPrompts.summary()`; `has_bounds` is False for samples written
+    before prompts carried history bounds (they are cut from one side, as training did).
 
     `max_samples` takes a seeded subset of each split (a quick look at a large one).
     """
