@@ -31,7 +31,7 @@ from recalign.constants import (
 from recalign.data.domain import NEUTRAL, Domain
 from recalign.data.store import PreparedDataset
 from recalign.errors import ConfigError
-from recalign.samples.batch import Batch, Joined, Ragged, empty_rows, ranges
+from recalign.samples.batch import Batch, Joined, Ragged, ranges
 from recalign.samples.buffer import list_array
 from recalign.samples.context import build_contexts, default_options
 from recalign.samples.generate import check_lengths
@@ -41,9 +41,8 @@ from recalign.samples.tasks.base import (
     eval_cases,
     format_rating,
     join_texts,
-    place_bounds,
     render,
-    whole_history_bounds,
+    whole_history,
 )
 from recalign.samples.tasks.rating import RATED
 from recalign.samples.templates import TemplateSet, load_templates
@@ -198,16 +197,15 @@ def build_prompt(
             raise ConfigError("the rating prompt needs one rating per history item")
         shown = [RATED.format(t, format_rating(r)) for t, r in zip(shown, ratings, strict=True)]
         values["item"] = [item.encode("utf-8")]
+    # A one-case block: the history is elements 0..n-1 of one joined text.
     joined = _joined([text.encode("utf-8") for text in shown], sep.encode("utf-8"))
     values["history"] = joined.texts
-    if shown:
-        first, stop = np.zeros(1, dtype=np.int64), np.array([len(shown)], dtype=np.int64)
-        relative = whole_history_bounds(joined, first, stop)
-    else:
-        relative = empty_rows(1)
     _, inputs, _, offset = render([chosen], np.zeros(1, dtype=np.int64), values, "history")
-    bounds = place_bounds(relative, offset)
     text = b"".join(inputs.pieces[0].tolist()).decode("utf-8")
+    if not shown:
+        return Prompt(text, [])
+    first, stop = np.zeros(1, dtype=np.int64), np.array([len(shown)], dtype=np.int64)
+    bounds = whole_history(joined, first, stop, offset)
     return Prompt(text, bounds.rows.values.tolist() if bounds.valid[0] else None)
 
 

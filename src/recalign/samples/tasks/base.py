@@ -33,7 +33,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from recalign.data.domain import NEUTRAL, PLACEHOLDERS
-from recalign.samples.batch import Batch, Cases, Joined, Ragged, concat_rows, ranges
+from recalign.samples.batch import Batch, Cases, Joined, Ragged
 from recalign.samples.draws import Purpose, below, uniform, user_keys
 from recalign.samples.negatives import NegativeSampler
 from recalign.samples.templates import Template
@@ -377,31 +377,43 @@ def _find_once(text: bytes, value: str, used: bool) -> int:
     return at
 
 
-def item_bounds(joined: Joined, first: np.ndarray, stop: np.ndarray, resume: np.ndarray) -> Ragged:
-    """Per case, the bounds of its droppable items `first..stop-1` relative to `first`'s
-    start: their starts, the end of the newest one, and `resume` (an absolute byte
-    offset in the user's joined text); empty where `stop == first`."""
-    base = joined.start[first]
-    starts = ranges(joined.start, first, stop)
-    count = stop - first
-    rel = starts.values - np.repeat(base, count)
+def history_bounds(
+    joined: Joined, first: np.ndarray, stop: np.ndarray, resume: np.ndarray, offset: np.ndarray
+) -> Bounds:
+    """Each case's history bounds in its input (see the module docstring).
+
+    The droppable items are the flat elements `first..stop-1` of `joined`; the case's
+    history text starts at `joined.start[first]`, which `render` put at `offset` in the
+    input; `resume` is where the kept text resumes when every droppable item is dropped
+    (a byte offset in the user's joined text). Rows are empty where nothing is
+    droppable or the template does not show the history, null where it could not be
+    located.
+    """
+    count = np.where(offset >= 0, stop - first, 0)
     has = count > 0
-    last = joined.end[np.maximum(stop - 1, first)]
-    tail = np.stack([last - base, resume - base], axis=1)[has].reshape(-1)
-    tail_offsets = np.zeros(len(first) + 1, dtype=np.int64)
-    np.cumsum(2 * has, out=tail_offsets[1:])
-    return concat_rows(Ragged(starts.offsets, rel), Ragged(tail_offsets, tail))
+    lengths = count + 2 * has
+    offsets = np.zeros(len(count) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    shift = offset - joined.start[first]  # joined-text position -> input position
+    out = np.empty(int(offsets[-1]), dtype=np.int64)
+    # The item starts: element j of a row comes from first + j and goes to offsets + j.
+    within = np.arange(int(count.sum()), dtype=np.int64)
+    before = np.cumsum(count) - count
+    out[within + np.repeat(offsets[:-1] - before, count)] = joined.start[
+        within + np.repeat(first - before, count)
+    ] + np.repeat(shift, count)
+    # Then the end of the newest droppable item and where the text resumes.
+    tail = offsets[1:][has]
+    out[tail - 2] = joined.end[stop[has] - 1] + shift[has]
+    out[tail - 1] = resume[has] + shift[has]
+    return Bounds(Ragged(offsets, out), offset != NOT_LOCATED)
 
 
-def place_bounds(relative: Ragged, offset: np.ndarray) -> Bounds:
-    """Relative history bounds moved to where `render` put the history in each input."""
-    lengths = relative.lengths
-    keep = offset >= 0
-    values = relative.values + np.repeat(offset, lengths)
-    mask = np.repeat(keep, lengths)
-    kept = np.zeros(len(offset) + 1, dtype=np.int64)
-    np.cumsum(np.where(keep, lengths, 0), out=kept[1:])
-    return Bounds(Ragged(kept, values[mask]), offset != NOT_LOCATED)
+def whole_history(
+    joined: Joined, first: np.ndarray, stop: np.ndarray, offset: np.ndarray
+) -> Bounds:
+    """`history_bounds` of a history whose items `first..stop-1` may all be dropped."""
+    return history_bounds(joined, first, stop, joined.end[np.maximum(stop - 1, first)], offset)
 
 
 def item_texts(ctx: TaskContext, items: np.ndarray) -> Texts:
@@ -428,20 +440,14 @@ def histories(joined: Joined, rows: np.ndarray, first: np.ndarray, stop: np.ndar
 
 def next_item_cases(
     batch: Batch, cases: Cases, ctx: TaskContext
-) -> tuple[np.ndarray, np.ndarray, list[bytes], Ragged]:
+) -> tuple[np.ndarray, np.ndarray, list[bytes], Joined]:
     """What retrieval, ranking and BPR share: each case's target (flat index), the flat
-    index of its first history item, its history as the prompt shows it, and the
-    history's relative bounds (every item droppable)."""
+    index of its first history item, its history as the prompt shows it, and the joined
+    items it is a slice of (for `whole_history`)."""
     target = cases.target_flat(batch)
     first = cases.window_start(batch, ctx.max_history)
     joined = ctx.joined_reprs(batch)
-    history = histories(joined, cases.rows, first, target)
-    return target, first, history, whole_history_bounds(joined, first, target)
-
-
-def whole_history_bounds(joined: Joined, first: np.ndarray, stop: np.ndarray) -> Ragged:
-    """Relative bounds of a history whose items `first..stop-1` may all be dropped."""
-    return item_bounds(joined, first, stop, joined.end[np.maximum(stop - 1, first)])
+    return target, first, histories(joined, cases.rows, first, target), joined
 
 
 def format_rating(value: float) -> str:

@@ -14,8 +14,8 @@ from recalign.samples.tasks.base import (
     choose_templates,
     item_texts,
     next_item_cases,
-    place_bounds,
     render,
+    whole_history,
 )
 from recalign.samples.templates import Template
 
@@ -25,7 +25,7 @@ NAME = "bpr"
 def build(
     batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
 ) -> TaskRows:
-    target, first, history, bounds = next_item_cases(batch, cases, ctx)
+    target, first, history, joined = next_item_cases(batch, cases, ctx)
     positive = batch.items[target]
     ctx.sampler.check(batch.distinct_counts()[cases.rows], 1)
     negative = ctx.sampler.sample(
@@ -50,7 +50,15 @@ def build(
     ids, inputs, targets, offset = render(templates, choice, values, locate="history")
     shown = concat_rows(ranges(batch.items, first, target), matrix_rows(pair))
     return TaskRows(
-        NAME, cases, ids, inputs, targets, positive, None, shown, place_bounds(bounds, offset)
+        NAME,
+        cases,
+        ids,
+        inputs,
+        targets,
+        positive,
+        None,
+        shown,
+        whole_history(joined, first, target, offset),
     )
 
 

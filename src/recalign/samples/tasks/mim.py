@@ -14,8 +14,7 @@ from recalign.samples.tasks.base import (
     TaskRows,
     TaskSpec,
     choose_templates,
-    item_bounds,
-    place_bounds,
+    history_bounds,
     render,
 )
 from recalign.samples.templates import Template
@@ -91,7 +90,6 @@ def build(
     joined = ctx.joined_reprs(batch)
     # Droppable: the window's items before its first masked one (the target needs the rest).
     first_masked = slots[np.cumsum(count) - count]
-    bounds = item_bounds(joined, first, first_masked, joined.start[first_masked])
     texts, start, end = joined.texts, joined.start.tolist(), joined.end.tolist()
     reprs, sep, items = ctx.repr_bytes, ctx.sep, batch.items.tolist()
     mask = opts.mask_token.encode("utf-8")
@@ -131,7 +129,15 @@ def build(
     target_item = np.where(count == 1, single, NULL_ITEM)
     shown = ranges(batch.items, first, target + 1)
     return TaskRows(
-        NAME, cases, ids, inputs, targets, target_item, None, shown, place_bounds(bounds, offset)
+        NAME,
+        cases,
+        ids,
+        inputs,
+        targets,
+        target_item,
+        None,
+        shown,
+        history_bounds(joined, first, first_masked, joined.start[first_masked], offset),
     )
 
 

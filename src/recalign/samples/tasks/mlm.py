@@ -27,8 +27,7 @@ from recalign.samples.tasks.base import (
     TaskRows,
     TaskSpec,
     choose_templates,
-    item_bounds,
-    place_bounds,
+    history_bounds,
     render,
 )
 from recalign.samples.templates import Template
@@ -152,7 +151,6 @@ def build(
     has_span = per_case_spans > 0
     held = first.copy()
     held[has_span] = item_flat[span_first[(np.cumsum(per_case_spans) - per_case_spans)[has_span]]]
-    bounds = item_bounds(joined, first, held, joined.start[held])
     texts, start, end = joined.texts, joined.start.tolist(), joined.end.tolist()
     mask, sep, family = opts.mask_word.encode("utf-8"), ctx.sep, ctx.family
     shown_texts: list[bytes] = []
@@ -173,7 +171,15 @@ def build(
     target_item = np.full(len(cases), NULL_ITEM, dtype=np.int64)
     shown = ranges(batch.items, first, target + 1)
     return TaskRows(
-        NAME, cases, ids, inputs, targets, target_item, None, shown, place_bounds(bounds, offset)
+        NAME,
+        cases,
+        ids,
+        inputs,
+        targets,
+        target_item,
+        None,
+        shown,
+        history_bounds(joined, first, held, joined.start[held], offset),
     )
 
 

@@ -16,8 +16,8 @@ from recalign.samples.tasks.base import (
     item_lists,
     item_texts,
     next_item_cases,
-    place_bounds,
     render,
+    whole_history,
 )
 from recalign.samples.templates import Template
 
@@ -47,7 +47,7 @@ def candidates(batch: Batch, cases: Cases, ctx: TaskContext, positives: np.ndarr
 def build(
     batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
 ) -> TaskRows:
-    target, first, history, bounds = next_item_cases(batch, cases, ctx)
+    target, first, history, joined = next_item_cases(batch, cases, ctx)
     items = batch.items[target]
     matrix = candidates(batch, cases, ctx, items)
     templates, choice = choose_templates(cases, ctx, template)
@@ -62,7 +62,15 @@ def build(
     listed = matrix_rows(matrix)
     shown = concat_rows(ranges(batch.items, first, target), listed)
     return TaskRows(
-        NAME, cases, ids, inputs, targets, items, listed, shown, place_bounds(bounds, offset)
+        NAME,
+        cases,
+        ids,
+        inputs,
+        targets,
+        items,
+        listed,
+        shown,
+        whole_history(joined, first, target, offset),
     )
 
 

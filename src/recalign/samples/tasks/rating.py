@@ -14,9 +14,8 @@ from recalign.samples.tasks.base import (
     format_rating,
     histories,
     item_texts,
-    place_bounds,
     render,
-    whole_history_bounds,
+    whole_history,
 )
 from recalign.samples.templates import Template
 
@@ -54,7 +53,7 @@ def build(
         **ctx.words,
     }
     ids, inputs, targets, offset = render(templates, choice, values, locate="history")
-    bounds = place_bounds(whole_history_bounds(joined, first, target), offset)
+    bounds = whole_history(joined, first, target, offset)
     # The target is a rating, not an item: target_item stays null.
     target_item = np.full(len(cases), NULL_ITEM, dtype=np.int64)
     shown = ranges(batch.items, first, target + 1)

@@ -10,8 +10,8 @@ from recalign.samples.tasks.base import (
     choose_templates,
     item_texts,
     next_item_cases,
-    place_bounds,
     render,
+    whole_history,
 )
 from recalign.samples.templates import Template
 
@@ -21,7 +21,7 @@ NAME = "retrieval"
 def build(
     batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
 ) -> TaskRows:
-    target, first, history, bounds = next_item_cases(batch, cases, ctx)
+    target, first, history, joined = next_item_cases(batch, cases, ctx)
     items = batch.items[target]
     templates, choice = choose_templates(cases, ctx, template)
     values = {
@@ -32,7 +32,15 @@ def build(
     ids, inputs, targets, offset = render(templates, choice, values, locate="history")
     shown = ranges(batch.items, first, target + 1)  # the history and the target
     return TaskRows(
-        NAME, cases, ids, inputs, targets, items, None, shown, place_bounds(bounds, offset)
+        NAME,
+        cases,
+        ids,
+        inputs,
+        targets,
+        items,
+        None,
+        shown,
+        whole_history(joined, first, target, offset),
     )
 
 
