@@ -63,7 +63,7 @@ def inspect_fit(
                 quiet=True,
             )
             per_task[task] = fitted.summary()
-            logger.info("%s/%s: %s", split, task, per_task[task])
+            logger.debug("%s/%s: %s", split, task, per_task[task])
         report["splits"][split] = per_task
     report["has_bounds"] = has_bounds
     return report
