@@ -14,7 +14,11 @@ file written. Measured:
   single process;
 - `synthetic/<users>`: the synthetic shop at 1x and 10x Beauty's users (`--preset` for
   it, default `paper`), to show that peak memory does not grow with the users (the
-  sequences are read and the samples written block by block).
+  sequences are read and the samples written block by block);
+- `beauty/compare` (with `--compare-src DIR`): the same run as `beauty/format` with
+  another revision's `src/` first on the path (e.g. `git archive REV src | tar -x`),
+  the two alternating run by run so that both see the same load; the ratio of their
+  CPU and wall times.
 
 Prints one JSON object: per run the median wall and CPU seconds, samples/s (wall and
 per CPU second), peak RSS; the ratio
@@ -22,6 +26,8 @@ format/jinja; the ratio of peak RSS at 10x users to 1x.
 
     python bench/bench_samples.py --repeats 3
     python bench/bench_samples.py --data /path/to/prepared/beauty --skip-synthetic
+    python bench/bench_samples.py --data DIR --compare-src /tmp/base/src --skip-baseline \
+        --skip-synthetic --repeats 5
 """
 
 from __future__ import annotations
@@ -69,8 +75,10 @@ print(json.dumps({
 BEAUTY_USERS = 22_363
 
 
-def run_child(data: Path, preset: str, mode: str) -> dict:
+def run_child(data: Path, preset: str, mode: str, src: str | None = None) -> dict:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    if src is not None:  # another revision's sources first on the path
+        env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     result = subprocess.run(
         [sys.executable, "-c", CHILD, str(data), preset, mode],
         capture_output=True,
@@ -86,6 +94,27 @@ def measure(data: Path, preset: str, mode: str, repeats: int) -> dict:
     for _ in range(repeats):
         runs.append(run_child(data, preset, mode))
         print(f"{data.name} {preset} {mode}: {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
+    return summarise(runs, preset, mode)
+
+
+def compare(data: Path, preset: str, src: str, repeats: int) -> dict:
+    """This revision against the one in `src`, alternating, same data and preset."""
+    ours, theirs = [], []
+    for _ in range(repeats):
+        for runs, other in ((theirs, src), (ours, None)):
+            runs.append(run_child(data, preset, "format", other))
+            label = "compare-src" if other else "this"
+            print(f"{label}: {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
+    mine, base = summarise(ours, preset, "format"), summarise(theirs, preset, "format")
+    return {
+        "this": mine,
+        "compare_src": {**base, "src": src},
+        "cpu_ratio_this_vs_src": round(mine["cpu_seconds_median"] / base["cpu_seconds_median"], 3),
+        "wall_ratio_this_vs_src": round(mine["seconds_median"] / base["seconds_median"], 3),
+    }
+
+
+def summarise(runs: list[dict], preset: str, mode: str) -> dict:
     best = runs[0]
     seconds = statistics.median(r["seconds"] for r in runs)
     cpu = statistics.median(r["cpu_seconds"] for r in runs)
@@ -128,13 +157,18 @@ def main() -> None:
     parser.add_argument("--synthetic-users", default=f"{BEAUTY_USERS},{10 * BEAUTY_USERS}")
     parser.add_argument("--synthetic-items", type=int, default=12_101)
     parser.add_argument("--synthetic-preset", default="paper")
+    parser.add_argument("--compare-src", help="another revision's src/ to time against")
     args = parser.parse_args()
 
     report: dict = {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         beauty = prepared_beauty(work, args.data)
-        fast = measure(beauty, "paper", "format", args.repeats)
+        if args.compare_src:
+            report["beauty/compare"] = compare(beauty, "paper", args.compare_src, args.repeats)
+            fast = report["beauty/compare"]["this"]
+        else:
+            fast = measure(beauty, "paper", "format", args.repeats)
         report["beauty/format"] = fast
         if not args.skip_baseline:
             slow = measure(beauty, "paper", "jinja", args.repeats)

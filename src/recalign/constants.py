@@ -42,6 +42,9 @@ TEMPLATE = "template"
 INPUT = "input"
 TARGET = "target"
 CANDIDATES = "candidates"  # list[int] (ranking samples)
+# list[int]: UTF-8 byte offsets of the droppable history items in INPUT (fitting prompts
+# to a token budget; see recalign.samples.tasks.base)
+HISTORY_BOUNDS = "history_bounds"
 SPLITS = ("train", "valid", "test")
 
 # --- evaluation --------------------------------------------------------------------

@@ -117,3 +117,74 @@ def test_generate_with_config_and_own_templates(tiny, tmp_path):
     )
     assert isinstance(result.exception, ConfigError)
     assert "tasks.ranking.num_candidates" in str(result.exception)
+
+
+def test_generate_max_history(tiny, tmp_path):
+    import polars as pl
+
+    out = tmp_path / "s"
+    result = CliRunner().invoke(
+        app, ["generate", str(tiny.path), "-o", str(out), "--max-history", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "manifest.json").read_text())["max_history"] == 2
+    train = pl.read_parquet(out / "train.parquet").filter(pl.col("task") == "retrieval")
+    assert train.get_column("input").str.count_matches("; ").max() == 1  # 2 items at most
+    refused = CliRunner().invoke(
+        app, ["generate", str(tiny.path), "-o", str(out), "--max-history", "0"]
+    )
+    assert refused.exit_code != 0
+
+
+def _run_dir_with_tokenizer(tmp_path, family="seq2seq"):
+    from recalign.models.tiny import train_tokenizer
+
+    from .conftest import item_text
+
+    run = tmp_path / "run"
+    corpus = [item_text(i) for i in range(1, 41)] + ["A user has interacted with these items"]
+    train_tokenizer(corpus * 3, vocab_size=200, family=family).save_pretrained(run / "tokenizer")
+    (run / "manifest.json").write_text(json.dumps({"kind": "run", "family": family}))
+    return run
+
+
+def test_inspect_counts_what_fitting_does(tiny, tmp_path):
+    out = tmp_path / "s"
+    assert CliRunner().invoke(app, ["generate", str(tiny.path), "-o", str(out)]).exit_code == 0
+    run = _run_dir_with_tokenizer(tmp_path)
+    args = ["inspect", str(out), "--model", str(run), "--max-source-length"]
+    result = CliRunner().invoke(app, [*args, "40", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["has_bounds"] and report["max_source_length"] == 40
+    retrieval = report["splits"]["train"]["retrieval"]
+    assert retrieval["prompts"] > 0 and retrieval["shortened"] > 0
+    assert retrieval["items_dropped"] >= retrieval["shortened"] > 0
+    assert report["splits"]["test"]["ranking"]["cannot_fit"] > 0  # 20 candidates in 40 tokens
+    table = CliRunner().invoke(app, [*args, "40", "--split", "test"])
+    assert table.exit_code == 0, table.output
+    assert "ranking" in table.output and "do not fit even without their history" in table.output
+    assert "Raise --max-source-length" in table.output
+    roomy = json.loads(CliRunner().invoke(app, [*args, "100000", "--json"]).output)
+    assert all(
+        row["shortened"] == row["cannot_fit"] == 0
+        for tasks in roomy["splits"].values()
+        for row in tasks.values()
+    )
+
+
+def test_inspect_old_samples_and_bad_model(tiny, tmp_path):
+    import polars as pl
+
+    out = tmp_path / "s"
+    assert CliRunner().invoke(app, ["generate", str(tiny.path), "-o", str(out)]).exit_code == 0
+    for split in ("train", "valid", "test"):  # as written before prompts carried bounds
+        path = out / f"{split}.parquet"
+        pl.read_parquet(path).drop("history_bounds").write_parquet(path)
+    run = _run_dir_with_tokenizer(tmp_path)
+    args = ["inspect", str(out), "--model", str(run), "--max-source-length", "40"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "no history bounds" in result.output and "Regenerate" in result.output
+    bad = CliRunner().invoke(app, [*args[:2], "--model", "tiny-t5", "--max-source-length", "40"])
+    assert bad.exit_code != 0

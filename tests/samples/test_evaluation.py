@@ -20,17 +20,23 @@ def test_retrieval_test_split(tiny):
         "target_item",
         "history",
         "full_history",
+        "history_bounds",
     ]
     assert frame["user_id"].to_list() == list(range(1, 7))
     assert frame["target_item"].to_list() == [s[-1] for s in SEQUENCES]
     assert frame["full_history"].to_list() == [s[:-1] for s in SEQUENCES]
     assert set(frame["template"]) == {"retrieval-1"}
     row = frame.row(1, named=True)  # user 2: 3 4 7 | 8
+    prefix = "A user has interacted with these items, in order: "
     assert row["input"] == (
-        f"A user has bought these items, in order: {item_text(3)}; {item_text(4)}; "
-        f"{item_text(7)}. Which item will the user buy next?"
+        f"{prefix}{item_text(3)}; {item_text(4)}; "
+        f"{item_text(7)}. Which item will the user interact with next?"
     )
     assert row["target"] == item_text(8)
+    # Item starts, the end of the newest item, where the text resumes (all ASCII here).
+    starts = [row["input"].index(item_text(i)) for i in (3, 4, 7)]
+    end = starts[-1] + len(item_text(7))
+    assert starts[0] == len(prefix) and row["history_bounds"] == [*starts, end, end]
 
 
 def test_valid_split_history_is_the_train_part(tiny):
@@ -105,7 +111,7 @@ def test_render_prompt_rating_and_errors():
     with pytest.raises(ConfigError, match="one rating per history item"):
         render_prompt("rating", ["A"], item="B")
     unseen = render_prompt("retrieval", ["A"], template="unseen", templates=load_templates())
-    assert unseen.startswith("Someone recently picked up A.")
+    assert unseen.startswith("Someone recently interacted with A.")
 
 
 def test_too_short_sequences_are_refused(tmp_path):

@@ -35,7 +35,8 @@ def test_output_contract(tiny, tmp_path):
     assert manifest["data_hash"] == tiny.data_hash
     assert manifest["preset"] == "paper" and manifest["seed"] == 1
     assert manifest["family"] == "seq2seq" and manifest["item_repr"] == "title"
-    assert manifest["templates"]["retrieval"]["retrieval-1"] == 1
+    assert manifest["templates"]["retrieval"]["retrieval-1"] == 2
+    assert manifest["domain"]["items"] == "items"  # the fixture is custom data: neutral
     for split in SPLITS:
         frame = read(tmp_path / "o", split)
         counts = dict(frame.group_by("task").len().iter_rows())

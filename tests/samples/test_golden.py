@@ -19,7 +19,16 @@ from recalign.samples import generate_samples
 from .conftest import RATINGS, SEQUENCES, make_dataset
 
 GOLDEN = Path(__file__).parent / "golden" / "samples_seed0.json"
-COLUMNS = ["task", "template", "user_id", "input", "target", "target_item", "candidates"]
+COLUMNS = [
+    "task",
+    "template",
+    "user_id",
+    "input",
+    "target",
+    "target_item",
+    "candidates",
+    "history_bounds",
+]
 
 
 def snapshot(tmp_path: Path) -> dict:

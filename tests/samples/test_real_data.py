@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import polars as pl
@@ -79,3 +80,52 @@ def test_movielens_has_rating(movielens, tmp_path):
         movielens.sequences.sort("user_id")["ratings"].list.last().cast(pl.Int64).cast(pl.String)
     )
     assert test["target"].to_list() == ratings.to_list()
+
+
+SHOP_WORDS = re.compile(r"purchase|bought|buy|shop|product", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def movielens_all(real_data_dir, tmp_path_factory):
+    from recalign.data.prepare import prepare_dataset
+
+    source = real_data_dir / "movielens-100k"
+    if not source.is_dir():
+        pytest.skip(f"{source} not found")
+    return prepare_dataset("movielens-100k", tmp_path_factory.mktemp("ml-all"), source=source)
+
+
+def test_movielens_prompts_never_speak_of_shopping(movielens_all, tmp_path):
+    """All 943 users; every task, split and template (held-out ones included)."""
+    from recalign.data.domain import DOMAINS
+    from recalign.samples import load_templates
+
+    movielens = movielens_all
+    assert movielens.domain == DOMAINS["movies"]
+    templates = load_templates()
+    every = {t: {"templates": [x.id for x in templates.for_task(t, None)]} for t in templates.tasks}
+    inputs: list[str] = []
+    # Only MLM depends on the family: the causal run makes MLM alone.
+    causal_mlm = {t: ({"ratio": 0} if t != "mlm" else every[t]) for t in templates.tasks}
+    for family, tasks in (("seq2seq", every), ("causal", causal_mlm)):
+        out = tmp_path / family
+        generate_samples(movielens, out, preset="paper", family=family, config={"tasks": tasks})
+        for split in ("train", "valid", "test"):
+            inputs += pl.read_parquet(out / f"{split}.parquet").get_column("input").to_list()
+    for task in ("retrieval", "ranking", "rating"):
+        frame = build_eval_samples(movielens, task, "test", template="unseen")
+        inputs += frame.get_column("input").to_list()
+    assert len(inputs) > 600_000
+    # Only movie titles may hold such words ("Shopping" is a 1994 film): take the title
+    # words that match out of the prompts; what remains is the templates' own text.
+    title_words = {
+        word
+        for text in movielens.items.get_column("text").to_list()
+        for word in text.split()
+        if SHOP_WORDS.search(word)
+    }
+    assert title_words <= {"Shopping"}, title_words
+    pattern = re.compile("|".join(rf"\b{re.escape(w)}\b" for w in title_words) or "(?!)")
+    found = SHOP_WORDS.search(pattern.sub("", "\n".join(inputs)))
+    assert found is None, found
+    assert sum("movie" in t or "watched" in t for t in inputs) > 0.5 * len(inputs)

@@ -9,6 +9,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from recalign.data.domain import NEUTRAL
 from recalign.samples import generate_samples
 from recalign.samples.tasks.base import format_rating
 from recalign.samples.tasks.mlm import Words, assemble, hidden_spans
@@ -51,9 +52,9 @@ def test_retrieval_exact_prompt_with_the_default_template(tmp_path):
     generate_samples(dataset, tmp_path / "o", preset="rec-only", config=config)
     rows = pl.read_parquet(tmp_path / "o" / "train.parquet").filter(pl.col("task") == "retrieval")
     assert rows["input"].to_list() == [
-        f"A user has bought these items, in order: {item_text(1)}. Which item will the user buy next?",
-        f"A user has bought these items, in order: {item_text(1)}; {item_text(2)}. Which item will the user buy next?",
-        f"A user has bought these items, in order: {item_text(1)}; {item_text(2)}; {item_text(3)}. Which item will the user buy next?",
+        f"A user has interacted with these items, in order: {item_text(1)}. Which item will the user interact with next?",
+        f"A user has interacted with these items, in order: {item_text(1)}; {item_text(2)}. Which item will the user interact with next?",
+        f"A user has interacted with these items, in order: {item_text(1)}; {item_text(2)}; {item_text(3)}. Which item will the user interact with next?",
     ]
     assert rows["target_item"].to_list() == [2, 3, 4]
 
@@ -239,6 +240,26 @@ def odd_dataset(path):
     return write_prepared(path, "odd", frame, items), sequences, ratings
 
 
+WORDS = NEUTRAL.words()  # the fixture's domain words
+
+
+def check_bounds(row: dict, items: list[str], *, whole: bool) -> None:
+    """`history_bounds` locate exactly `items` (the droppable ones) in the input."""
+    data, bounds, sep = row["input"].encode(), row["history_bounds"], len(b"; ")
+    if not items:
+        assert bounds == [], row
+        return
+    starts, end, resume = bounds[:-2], bounds[-2], bounds[-1]
+    assert len(starts) == len(items), (row, items)
+    for start, item in zip(starts, items, strict=True):
+        assert data[start : start + len(item.encode())] == item.encode(), (row, item)
+    assert all(
+        b - a == len(i.encode()) + sep for a, b, i in zip(starts, starts[1:], items, strict=False)
+    )
+    assert end == starts[-1] + len(items[-1].encode())
+    assert resume == (end if whole else end + sep)
+
+
 def placeholder(template, rendered: str, name: str, known: dict) -> str:
     """The value `name` took in `rendered` (an input of `template`), the others known."""
     prefix, suffix = template.render_jinja({**known, name: "\0"})[0].split("\0")
@@ -264,11 +285,13 @@ def test_every_row_is_its_template_rendered_from_its_items(tmp_path, family):
             template = templates.resolve(task, row["template"])
             seen_tasks.add(task)
             rendered = (row["input"], row["target"])
+            droppable = None  # the history items the prompt may lose, oldest first
             if task == "retrieval":
                 values = {
                     "history": "; ".join(text[i] for i in shown[:-1]),
                     "target": text[shown[-1]],
                 }
+                droppable = [text[i] for i in shown[:-1]]
                 assert target_item == shown[-1]
             elif task == "ranking":
                 history, candidates = shown[: -len(row["candidates"])], row["candidates"]
@@ -279,6 +302,7 @@ def test_every_row_is_its_template_rendered_from_its_items(tmp_path, family):
                     "num_candidates": 6,
                     "target": text[target_item],
                 }
+                droppable = [text[i] for i in history]
             elif task == "bpr":
                 values = {
                     "history": "; ".join(text[i] for i in shown[:-2]),
@@ -286,6 +310,7 @@ def test_every_row_is_its_template_rendered_from_its_items(tmp_path, family):
                     "item_b": text[shown[-1]],
                     "target": text[target_item],
                 }
+                droppable = [text[i] for i in shown[:-2]]
             elif task == "rating":
                 sequence = sequences[row["user_id"] - 1]
                 at = sequence.index(shown[-1])
@@ -299,16 +324,20 @@ def test_every_row_is_its_template_rendered_from_its_items(tmp_path, family):
                     "item": text[shown[-1]],
                     "target": format_rating(user_ratings[at]),
                 }
+                droppable = history
             elif task == "mim":
-                known = {"mask": "[MASK]", "target": row["target"]}
+                known = {"mask": "[MASK]", "target": row["target"], **WORDS}
                 slots = placeholder(template, row["input"], "history", known).split("; ")
                 assert len(slots) == len(shown)
                 hidden = [text[i] for i, s in zip(shown, slots, strict=True) if s == "[MASK]"]
                 assert all(s in ("[MASK]", text[i]) for i, s in zip(shown, slots, strict=True))
                 assert 1 <= len(hidden) < len(shown) and row["target"] == "; ".join(hidden)
                 values = {**known, "history": "; ".join(slots)}
+                kept_from = slots.index("[MASK]")  # the target needs the masked items
+                check_bounds(row, slots[:kept_from], whole=False)
             else:  # mlm: putting the target's words back gives the window's titles
-                masked = placeholder(template, row["input"], "text", {"target": row["target"]})
+                known = {"target": row["target"], **WORDS}
+                masked = placeholder(template, row["input"], "text", known)
                 if family == "seq2seq":
                     spans = row["target"].split("<extra_id_")[1:]
                     restored = masked
@@ -322,6 +351,14 @@ def test_every_row_is_its_template_rendered_from_its_items(tmp_path, family):
                 assert restored == "; ".join(plain[i] for i in shown)
                 assert masked != restored
                 values = {"text": masked, "target": row["target"]}
+                titles = masked.split("; ")  # no title here holds "; "
+                kept_from = next(
+                    k for k, i in enumerate(shown) if titles[k] != plain[i]
+                )  # the first title with a masked word
+                check_bounds(row, titles[:kept_from], whole=False)
+            if droppable is not None:
+                check_bounds(row, droppable, whole=True)
+            values |= WORDS
             assert rendered == template.render_jinja(values), (task, row["template"])
     assert seen_tasks == {"retrieval", "ranking", "rating", "mim", "bpr", "mlm"}
 

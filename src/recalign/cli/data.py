@@ -87,6 +87,14 @@ def prepare(
     short_text_col: str | None = typer.Option(
         None, help="custom: fallback text column of the items file."
     ),
+    domain: str | None = typer.Option(
+        None,
+        "--domain",
+        help=(
+            "custom: what the items are, for the prompts' words: items (default), products, "
+            "movies, books, music, or item=recipe,verb=cook,verb_past=cooked."
+        ),
+    ),
     kcore: int | None = typer.Option(
         None, help="k-core filter (default: 5 for raw Amazon reviews, none otherwise)."
     ),
@@ -129,6 +137,8 @@ def prepare(
     synthetic_given = {"--num-users": num_users, "--num-items": num_items, "--seed": seed}
     files_given = {"--interactions": interactions, "--items": items}
     _refuse_misplaced(name, synthetic_given, files_given)
+    if domain is not None and name != "custom":
+        raise ConfigError("--domain is for 'custom' (the other sources know their items)")
     options: dict[str, Any]
     if name == "synthetic":
         sizes = {"users": num_users, "items": num_items, "seed": seed}
@@ -158,6 +168,7 @@ def prepare(
                     title=title_col,
                     short_text=short_text_col,
                 ),
+                domain=domain,
             )
     prepare_dataset(name, out, source, **options)
     # Read what was written rather than recomputing: the synthetic shop may be large.

@@ -49,6 +49,12 @@ def generate_command(
     num_shards: int | None = typer.Option(None, "--num-shards"),
     family: str = typer.Option("seq2seq", "--family", help="seq2seq (T5 sentinels) or causal."),
     item_repr: str | None = typer.Option(None, "--item-repr", help="title, id or id+title."),
+    max_history: int | None = typer.Option(
+        None,
+        "--max-history",
+        min=1,
+        help="Most recent items in a prompt's history (default: the config's, else 20).",
+    ),
     templates: list[Path] = typer.Option(
         [], "--templates", help="Your template file(s): replace the task's shipped templates."
     ),
@@ -84,6 +90,7 @@ def generate_command(
             num_shards=num_shards,
             family=family,
             item_repr=item_repr,
+            max_history=max_history,
             templates=templates or None,
             on_progress=lambda n: progress.advance(bar, n),
             workers=workers,
@@ -147,3 +154,94 @@ def export_command(
 
     written = export_samples(samples_dir, out, fmt)
     typer.echo("wrote " + ", ".join(map(str, written)))
+
+
+@app.command("inspect")
+def inspect_command(
+    samples_dir: Path = typer.Argument(..., help="A samples directory."),
+    model: str = typer.Option(
+        ..., "--model", "-m", help="A run directory, a model directory or a hub name."
+    ),
+    max_source_length: int = typer.Option(
+        ..., "--max-source-length", min=1, help="The prompt budget in the model's tokens."
+    ),
+    split: list[str] = typer.Option(
+        [], "--split", help="Only these splits (repeatable; default: all)."
+    ),
+    max_samples: int | None = typer.Option(
+        None, "--max-samples", min=1, help="A seeded subset of each split (large splits)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """How the prompts fit a model's budget: shortened prompts, items dropped, tokens cut."""
+    import json
+
+    from rich.table import Table
+
+    from recalign.cli.console import console
+    from recalign.models.tokenization import load_tokenizer
+    from recalign.samples.inspect import inspect_fit
+
+    tokenizer, family = load_tokenizer(model)
+    report = inspect_fit(
+        samples_dir,
+        tokenizer,
+        family,
+        max_source_length,
+        splits=tuple(split) if split else ("train", "valid", "test"),
+        max_samples=max_samples,
+    )
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    table = Table(
+        "split",
+        "task",
+        "prompts",
+        "shortened",
+        "items dropped (mean / max)",
+        "tokens removed (mean / max)",
+        "item texts cut",
+        "cannot fit (longest)",
+        title=f"{samples_dir} with {model} ({family}), max_source_length {max_source_length}",
+    )
+    unfit = 0
+    for name, tasks in report["splits"].items():
+        for task, row in tasks.items():
+            shortened = row["shortened"]
+            unfit += row["cannot_fit"]
+            table.add_row(
+                name,
+                task,
+                f"{row['prompts']:,}",
+                f"{shortened:,} ({shortened / max(1, row['prompts']):.1%})",
+                f"{_mean(row['items_dropped'], shortened)} / {row['items_dropped_max']}",
+                f"{_mean(row['tokens_removed'], shortened)} / {row['tokens_removed_max']}",
+                f"{row['item_texts_shortened']:,}",
+                f"{row['cannot_fit']:,}"
+                + (f" ({row['longest_unfit']})" if row["cannot_fit"] else ""),
+            )
+    console.print(table)
+    if not report["has_bounds"]:
+        typer.secho(
+            "these samples carry no history bounds (generated before prompts were fitted): "
+            "over-budget prompts are cut from one side, which can cut the instruction or the "
+            "chat frame. Regenerate them with `recalign samples generate`.",
+            fg=typer.colors.YELLOW,
+        )
+    if unfit:
+        longest = max(
+            row["longest_unfit"] for tasks in report["splits"].values() for row in tasks.values()
+        )
+        typer.secho(
+            f"{unfit:,} prompt(s) do not fit even without their history: the instruction, "
+            "candidates and chat frame alone are over budget, so they stay whole (over "
+            f"budget). Raise --max-source-length / max_source_length to at least {longest}, "
+            "or shorten what every prompt carries: fewer ranking candidates "
+            "(tasks.ranking.num_candidates) or shorter item texts (data prepare --max-words).",
+            fg=typer.colors.YELLOW,
+        )
+
+
+def _mean(total: int, count: int) -> str:
+    return f"{total / count:.1f}" if count else "0"

@@ -211,8 +211,13 @@ def _read_custom(source: str | Path | None, options: dict[str, Any]) -> tuple[So
     items_file = options.pop("items", None)
     columns = options.pop("columns", None) or CustomColumns()
     scale = parse_rating_scale(options.pop("rating_scale", None))
+    domain = options.pop("domain", None)
     data = read_custom(
-        Path(interactions), Path(items_file) if items_file else None, columns, rating_scale=scale
+        Path(interactions),
+        Path(items_file) if items_file else None,
+        columns,
+        rating_scale=scale,
+        domain=domain,
     )
     record = {
         "interactions": str(interactions),
@@ -273,7 +278,8 @@ def prepare_dataset(
     downloadable datasets are fetched into the cache. Options: `kcore`, `min_length`,
     `max_words`, `max_chars`, `disambiguators`; `cache` and `progress` for downloads;
     `synthetic`: `users`, `items`, `seed`; `custom`: `interactions`, `items` (paths),
-    `columns` (a `CustomColumns`) and `rating_scale` (`"1,5"` or `[1, 5]`).
+    `columns` (a `CustomColumns`), `rating_scale` (`"1,5"` or `[1, 5]`) and `domain`
+    (what the items are: `recalign.data.domain`).
     """
     spec = get_spec(name)
     out = Path(out)
@@ -303,7 +309,9 @@ def prepare_dataset(
     _refuse_unknown(
         name,
         options,
-        {"interactions", "items", "columns", "rating_scale"} if custom else {"cache", "progress"},
+        {"interactions", "items", "columns", "rating_scale", "domain"}
+        if custom
+        else {"cache", "progress"},
     )
     if custom:
         data, source_record = _read_custom(source, options)
@@ -335,6 +343,7 @@ def prepare_dataset(
         },
         input_files=dict(data.files),
         report=prepared.report,
+        domain=data.domain,
     )
 
 

@@ -3,7 +3,7 @@
 DIR/sequences.parquet   user_id, items (list[int], chronological), [ratings], [timestamps]
 DIR/items.parquet       item_id (dense from 1), source_id, text (unique), metadata...
 DIR/stats.json          what `recalign data stats --json` prints
-DIR/manifest.json       source, options, input file hashes, versions, data_hash
+DIR/manifest.json       source, options, input file hashes, versions, data_hash, domain
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from recalign.constants import (
     TIMESTAMPS,
     USER_ID,
 )
+from recalign.data.domain import NEUTRAL, Domain, domain_of_manifest
 from recalign.data.split import LeaveOneOut, leave_one_out
 from recalign.data.stats import compute_stats
 from recalign.errors import DataFormatError, MissingColumnError, RecalignError
@@ -114,6 +115,11 @@ class PreparedDataset:
     def data_hash(self) -> str | None:
         """Hash of the prepared files; samples and runs record it to refuse mismatches."""
         return self.manifest.get("data_hash")
+
+    @cached_property
+    def domain(self) -> Domain:
+        """What the items are and what users do with them (the prompts' words)."""
+        return domain_of_manifest({"name": self.name, **self.manifest})
 
     @cached_property
     def split(self) -> LeaveOneOut:
@@ -236,6 +242,7 @@ def write_prepared(
     options: Mapping[str, Any] | None = None,
     input_files: Mapping[str, str | Path] | None = None,
     report: Mapping[str, Any] | None = None,
+    domain: Domain = NEUTRAL,
 ) -> PreparedDataset:
     """Validate and write a prepared dataset; returns it re-read from disk."""
     validate_tables(sequences, items)
@@ -252,6 +259,7 @@ def write_prepared(
         options=options,
         input_files=input_files,
         report=report,
+        domain=domain,
     )
     return load_prepared(out)
 
@@ -333,6 +341,7 @@ def write_prepared_streaming(
     input_files: Mapping[str, str | Path] | None = None,
     report: Mapping[str, Any] | None = None,
     load: bool = True,
+    domain: Domain = NEUTRAL,
 ) -> PreparedDataset | None:
     """`write_prepared` for sequences that arrive in batches (memory flat in the users).
 
@@ -378,6 +387,7 @@ def write_prepared_streaming(
         options=options,
         input_files=input_files,
         report=report,
+        domain=domain,
     )
     return load_prepared(out) if load else None
 
@@ -392,6 +402,7 @@ def _finish_prepared(
     options: Mapping[str, Any] | None,
     input_files: Mapping[str, str | Path] | None,
     report: Mapping[str, Any] | None,
+    domain: Domain,
 ) -> None:
     """Write items, stats and manifest next to an already written sequences file."""
     items = items.sort(ITEM_ID)
@@ -409,6 +420,7 @@ def _finish_prepared(
         },
         report=dict(report or {}),
         data_hash=files_sha256([out / SEQUENCES_FILE, out / ITEMS_FILE]),
+        domain=domain.to_dict(),
         stats=stats,
     )
     write_json(out / MANIFEST_FILE, manifest)

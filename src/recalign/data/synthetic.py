@@ -48,6 +48,7 @@ from recalign.constants import (
     TITLE,
     USER_ID,
 )
+from recalign.data.domain import DOMAINS
 from recalign.data.store import PreparedDataset, write_prepared_streaming
 from recalign.errors import ConfigError
 
@@ -423,4 +424,5 @@ def write_synthetic(
         source={"kind": "synthetic", "generator": __name__},
         options=options,
         load=load,
+        domain=DOMAINS["products"],
     )

@@ -578,11 +578,18 @@ def _progress(total: int, show: bool, label: str) -> Any:
 
 # --- protocols -------------------------------------------------------------------------
 def _prompts(loaded: Any, samples: pl.DataFrame) -> list[list[int]]:
-    from recalign.models.tokenization import encode_prompt
+    """Prompt ids fitted to the budget the run was trained with (whole history items go)."""
+    from recalign.models.tokenization import fit_prompts, run_max_source_length
 
-    return [
-        encode_prompt(loaded.tokenizer, loaded.family, text) for text in samples.get_column("input")
-    ]
+    fitted = fit_prompts(
+        loaded.tokenizer,
+        loaded.family,
+        samples.get_column("input").to_list(),
+        samples.get_column("history_bounds").to_list(),
+        run_max_source_length(loaded.spec.get("run_dir")),
+    )
+    logger.info("prompts fitted to the run's budget: %s", fitted.summary())
+    return fitted.ids
 
 
 def _retrieval(loaded, dataset, samples, reprs, item_ids, options, progress) -> list[dict]:

@@ -4,14 +4,35 @@
                      shard=None, num_shards=None, family="seq2seq", workers=1) -> manifest
     merge_samples([shard_dir, ...], out) -> manifest   # shards -> the unsharded samples
     build_eval_samples(dataset, task, split="test", template="default", ...) -> DataFrame
-    render_prompt(task, history_texts, template="default", candidates=..., ...) -> str
+    build_prompt(task, history_texts, template="default", candidates=..., ...) -> Prompt
+    render_prompt(...) -> str                        # build_prompt(...).text
+    inspect_fit(samples_dir, tokenizer, family, max_source_length) -> report
 
 Output (`out/`): `{train,valid,test}.parquet` with `task, template, user_id, input,
 target, target_item` (Int64, null unless the target is one item), `candidates`
-(list[int], ranking only) and `items_shown` (every item id the sample mentions, for
-leakage audits); `item_texts.parquet` (item_id -> the string prompts show, for the
+(list[int], ranking only), `items_shown` (every item id the sample mentions, for
+leakage audits) and `history_bounds` (list[int32]: where the droppable history items lie
+in `input`, see below); `item_texts.parquet` (item_id -> the string prompts show, for the
 decoding trie); `manifest.json` (data_hash, preset, seed, family, item_repr, id_seed,
-max_history, counts per split and task, template versions, the resolved config).
+max_history, domain, counts per split and task, template versions, the resolved config).
+
+Token budgets: samples are generated before the model's tokenizer is known (tiny presets
+train theirs on the samples), so prompts are stored whole and fitted where they are
+encoded — training, evaluation and serving all call `models.tokenization.fit_prompts`.
+For that every sample carries `history_bounds`, the UTF-8 byte offsets of its droppable
+history items in `input`: `[s_0, ..., s_{n-1}, e, r]` (item starts oldest first, the end
+of the newest item, and where the text resumes when all are dropped). A prompt over
+budget drops the fewest oldest items that make it fit; only when its newest item alone
+is still too long does that item lose the end of its text; the instruction, the
+candidates and the chat frame are never cut. MIM and MLM may drop only the items before
+their first masked one (the target needs the rest). Samples written before this column
+existed are cut from one side as before, with a warning to regenerate them;
+`recalign samples inspect` shows what fitting does for a model and budget.
+
+Words: templates speak the dataset's domain (`recalign.data.domain`: MovieLens users
+watch movies, Amazon users buy products, custom data is neutral unless `--domain` says
+otherwise) through the placeholders `item_noun`, `items_noun`, `verb`, `verb_past` and
+`history_noun`, which every task provides.
 
 Choices the paper leaves open, made here:
 - Positions: every train position t >= 1 is a sample position for every task (history =
@@ -60,8 +81,9 @@ made, so memory does not grow with the number of users.
 
 from __future__ import annotations
 
-from recalign.samples.evaluation import build_eval_samples, render_prompt
+from recalign.samples.evaluation import Prompt, build_eval_samples, build_prompt, render_prompt
 from recalign.samples.generate import generate_samples
+from recalign.samples.inspect import inspect_fit
 from recalign.samples.merge import merge_samples
 from recalign.samples.mixture import PRESETS, resolve_mixture
 from recalign.samples.tasks import TASKS
@@ -70,10 +92,13 @@ from recalign.samples.templates import Template, TemplateSet, load_templates
 __all__ = [
     "PRESETS",
     "TASKS",
+    "Prompt",
     "Template",
     "TemplateSet",
     "build_eval_samples",
+    "build_prompt",
     "generate_samples",
+    "inspect_fit",
     "load_templates",
     "merge_samples",
     "render_prompt",

@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from recalign.constants import CANDIDATES, INPUT, TARGET, TARGET_ITEM, TASK, TEMPLATE, USER_ID
+from recalign.constants import (
+    CANDIDATES,
+    HISTORY_BOUNDS,
+    INPUT,
+    TARGET,
+    TARGET_ITEM,
+    TASK,
+    TEMPLATE,
+    USER_ID,
+)
 from recalign.samples.batch import Ragged, empty_rows, stack_rows
 from recalign.samples.tasks.base import NULL_ITEM, TaskRows, join_texts
 
@@ -21,15 +30,19 @@ SCHEMA = pa.schema(
         pa.field(TARGET_ITEM, pa.int64()),
         pa.field(CANDIDATES, pa.list_(pa.int64())),
         pa.field(ITEMS_SHOWN, pa.list_(pa.int64())),
+        pa.field(HISTORY_BOUNDS, pa.list_(pa.int32())),
     ]
 )
 
 
-def list_array(ragged: Ragged, valid: np.ndarray | None = None) -> pa.Array:
-    """Rows of item ids as an Arrow list array (null where `valid` is False)."""
+def list_array(
+    ragged: Ragged, valid: np.ndarray | None = None, value_type: pa.DataType = pa.int64()
+) -> pa.Array:
+    """Rows of integers as an Arrow list array (null where `valid` is False)."""
     offsets = pa.array(ragged.offsets.astype(np.int32))
     mask = None if valid is None else pa.array(~valid)
-    return pa.ListArray.from_arrays(offsets, pa.array(ragged.values, pa.int64()), mask=mask)
+    values = pa.array(ragged.values.astype(value_type.to_pandas_dtype(), copy=False), value_type)
+    return pa.ListArray.from_arrays(offsets, values, mask=mask)
 
 
 def assemble(parts: list[TaskRows], task_order: dict[str, int], user_ids: np.ndarray) -> pa.Table:
@@ -51,6 +64,8 @@ def assemble(parts: list[TaskRows], task_order: dict[str, int], user_ids: np.nda
         [np.full(len(p.cases), p.candidates is not None) for p in parts]
     )[order]
     shown = stack_rows([p.shown for p in parts]).take(order)
+    bounds = stack_rows([p.bounds.rows for p in parts]).take(order)
+    bounds_valid = np.concatenate([p.bounds.valid for p in parts])[order]
     target_item = np.concatenate([p.target_item for p in parts])[order]
     return pa.Table.from_arrays(
         [
@@ -64,6 +79,7 @@ def assemble(parts: list[TaskRows], task_order: dict[str, int], user_ids: np.nda
             pa.array(target_item, pa.int64(), mask=target_item == NULL_ITEM),
             list_array(candidates, has_candidates),
             list_array(shown),
+            list_array(bounds, bounds_valid, pa.int32()),
         ],
         schema=SCHEMA,
     )

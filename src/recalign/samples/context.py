@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from recalign.constants import ITEMS
+from recalign.data.domain import Domain
 from recalign.data.store import PreparedDataset
 from recalign.errors import ConfigError
 from recalign.samples.negatives import make_sampler
@@ -70,9 +71,15 @@ def build_contexts(
     max_history: int = 20,
     family: str = "seq2seq",
     separator: str = "; ",
+    domain: Domain | None = None,
 ) -> dict[str, TaskContext]:
-    """One `TaskContext` per task; the item strings and the sampler are shared."""
+    """One `TaskContext` per task; the item strings and the sampler are shared.
+
+    The templates' domain words are the dataset's (`dataset.domain`) unless `domain` is
+    given.
+    """
     check_family(family)
+    words = (domain or dataset.domain).words()
     reprs = item_representations(dataset.item_texts, item_repr, id_seed)
     texts = [str(t) for t in dataset.item_texts.tolist()]
     counts = train_item_counts(dataset, len(reprs) - 1) if negatives == "popularity" else None
@@ -99,6 +106,7 @@ def build_contexts(
             ratio=ratio,
             family=family,
             separator=separator,
+            words=words,
             cache={"repr_bytes": repr_bytes},
         )
     return contexts

@@ -3,18 +3,23 @@
 `build_eval_samples` renders the valid or test case of each user with one fixed template
 (`default`: the first training template; `unseen`: the held-out one). Its candidates are
 those of `generate_samples` for the same seed: the task draws content before the template.
+`build_prompt` renders one prompt for serving through the same renderer, with the same
+history bounds, so a served prompt is fitted to the model's budget like an evaluated one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from recalign.constants import (
     CANDIDATES,
     HISTORY,
+    HISTORY_BOUNDS,
     INPUT,
     ITEMS,
     RATINGS,
@@ -23,15 +28,23 @@ from recalign.constants import (
     TEMPLATE,
     USER_ID,
 )
+from recalign.data.domain import NEUTRAL, Domain
 from recalign.data.store import PreparedDataset
 from recalign.errors import ConfigError
-from recalign.samples.batch import Batch, Ragged, ranges
+from recalign.samples.batch import Batch, Joined, Ragged, ranges
 from recalign.samples.buffer import list_array
 from recalign.samples.context import build_contexts, default_options
 from recalign.samples.generate import check_lengths
 from recalign.samples.tasks import REC_TASKS, TASK_INDEX, TASKS
-from recalign.samples.tasks.base import NULL_ITEM, eval_cases, join_texts
-from recalign.samples.tasks.rating import rated_history
+from recalign.samples.tasks.base import (
+    NULL_ITEM,
+    eval_cases,
+    format_rating,
+    join_texts,
+    render,
+    whole_history,
+)
+from recalign.samples.tasks.rating import RATED
 from recalign.samples.templates import TemplateSet, load_templates
 
 FULL_HISTORY = "full_history"  # every item before the target (the prompt may cut it)
@@ -77,7 +90,8 @@ def build_eval_samples(
     """One row per user: `user_id, template, input, target, target_item, candidates, history`.
 
     `history` holds the item ids in the prompt (the last `max_history`), `full_history`
-    every item before the target: `valid` -> the train part, `test` -> train + valid.
+    every item before the target: `valid` -> the train part, `test` -> train + valid;
+    `history_bounds` where the history items lie in `input` (for `fit_prompts`).
     Rating rows have `target_item` null (the target is a rating) and the rated item in
     `item`. `candidates` is null except for ranking.
     """
@@ -124,6 +138,7 @@ def build_eval_samples(
         HISTORY: _list_series(ranges(batch.items, first, target), len(cases)),
         FULL_HISTORY: _list_series(ranges(batch.items, starts, target), len(cases)),
         ITEM: pl.Series(batch.items[target], dtype=pl.Int64),
+        HISTORY_BOUNDS: pl.Series(list_array(rows.bounds.rows, rows.bounds.valid, pa.int32())),
     }
     frame = pl.DataFrame(columns)
     if task != "rating":
@@ -139,6 +154,68 @@ def _list_series(ragged: Ragged | None, n: int) -> pl.Series:
     return pl.Series(list_array(ragged))
 
 
+class Prompt(NamedTuple):
+    """A rendered input and its history bounds (UTF-8 byte offsets, for `fit_prompts`)."""
+
+    text: str
+    bounds: list[int] | None
+
+
+def build_prompt(
+    task: str,
+    history_texts: list[str],
+    *,
+    template: str = "default",
+    candidates: list[str] | None = None,
+    item: str | None = None,
+    ratings: list[float] | None = None,
+    templates: TemplateSet | None = None,
+    domain: Domain = NEUTRAL,
+) -> Prompt:
+    """The input prompt for an arbitrary history of item strings (serving), with bounds.
+
+    The strings are used as given (pass the item representation the model was trained
+    with); `ratings` align with `history_texts` for the rating task; `domain` gives the
+    templates' words (the dataset's `domain`). Rendered by the generator's own renderer,
+    so the text is the one an evaluation sample of the same history has.
+    """
+    if task not in REC_TASKS:
+        raise ConfigError(f"prompts can be rendered for {REC_TASKS}, not {task!r}")
+    chosen = (templates or load_templates()).resolve(task, template)
+    sep = _DEFAULT_SEPARATOR
+    shown = list(history_texts)
+    values: dict[str, object] = {"target": [b""], **domain.words()}
+    if task == "ranking":
+        if not candidates:
+            raise ConfigError("the ranking prompt needs candidates")
+        values["candidates"] = [sep.join(candidates).encode("utf-8")]
+        values["num_candidates"] = len(candidates)
+    if task == "rating":
+        if item is None:
+            raise ConfigError("the rating prompt needs the item to rate")
+        if ratings is None or len(ratings) != len(history_texts):
+            raise ConfigError("the rating prompt needs one rating per history item")
+        shown = [RATED.format(t, format_rating(r)) for t, r in zip(shown, ratings, strict=True)]
+        values["item"] = [item.encode("utf-8")]
+    # A one-case block: the history is elements 0..n-1 of one joined text.
+    joined = _joined([text.encode("utf-8") for text in shown], sep.encode("utf-8"))
+    values["history"] = joined.texts
+    _, inputs, _, offset = render([chosen], np.zeros(1, dtype=np.int64), values, "history")
+    text = b"".join(inputs.pieces[0].tolist()).decode("utf-8")
+    if not shown:
+        return Prompt(text, [])
+    first, stop = np.zeros(1, dtype=np.int64), np.array([len(shown)], dtype=np.int64)
+    bounds = whole_history(joined, first, stop, offset)
+    return Prompt(text, bounds.rows.values.tolist() if bounds.valid[0] else None)
+
+
+def _joined(elements: list[bytes], separator: bytes) -> Joined:
+    """One user's elements joined, with each element's byte span."""
+    sizes = np.fromiter(map(len, elements), dtype=np.int64, count=len(elements))
+    start = np.cumsum(sizes + len(separator)) - sizes - len(separator)
+    return Joined([separator.join(elements)], start, start + sizes)
+
+
 def render_prompt(
     task: str,
     history_texts: list[str],
@@ -148,27 +225,16 @@ def render_prompt(
     item: str | None = None,
     ratings: list[float] | None = None,
     templates: TemplateSet | None = None,
+    domain: Domain = NEUTRAL,
 ) -> str:
-    """The input prompt for an arbitrary history of item strings (serving).
-
-    The strings are used as given (pass the item representation the model was trained
-    with); `ratings` align with `history_texts` for the rating task.
-    """
-    if task not in REC_TASKS:
-        raise ConfigError(f"prompts can be rendered for {REC_TASKS}, not {task!r}")
-    chosen = (templates or load_templates()).resolve(task, template)
-    sep = _DEFAULT_SEPARATOR
-    values: dict[str, object] = {"history": sep.join(history_texts), "target": ""}
-    if task == "ranking":
-        if not candidates:
-            raise ConfigError("the ranking prompt needs candidates")
-        values["candidates"] = sep.join(candidates)
-        values["num_candidates"] = len(candidates)
-    if task == "rating":
-        if item is None:
-            raise ConfigError("the rating prompt needs the item to rate")
-        if ratings is None or len(ratings) != len(history_texts):
-            raise ConfigError("the rating prompt needs one rating per history item")
-        values["history"] = rated_history(history_texts, ratings, sep)
-        values["item"] = item
-    return chosen.render_input(values)
+    """The input prompt for an arbitrary history of item strings (`build_prompt`'s text)."""
+    return build_prompt(
+        task,
+        history_texts,
+        template=template,
+        candidates=candidates,
+        item=item,
+        ratings=ratings,
+        templates=templates,
+        domain=domain,
+    ).text

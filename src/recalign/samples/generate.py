@@ -179,15 +179,20 @@ def _setup(
     family: str,
     item_repr: str | None,
     templates: TemplateSet | Sequence[str | Path] | None,
+    max_history: int | None = None,
 ) -> tuple[Mixture, dict[str, Any], dict[str, TaskContext], dict[str, str]]:
     """The resolved mixture, every task's context, and the tasks skipped (with why)."""
     check_family(family)
     if not 0 <= seed < 2**63:
         raise ConfigError(f"seed must be a non-negative 64-bit integer, got {seed}")
+    if max_history is not None and max_history < 1:
+        raise ConfigError(f"max_history must be at least 1, got {max_history}")
     mixture = resolve_mixture(preset, config)
     cfg = mixture.config
-    if item_repr is not None:
-        cfg = cfg.model_copy(update={"item_repr": item_repr})
+    overrides = {"item_repr": item_repr, "max_history": max_history}
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    if overrides:
+        cfg = cfg.model_copy(update=overrides)
         mixture.config = cfg
     if not isinstance(templates, TemplateSet):
         templates = load_templates([*cfg.templates, *(templates or [])])
@@ -217,6 +222,7 @@ def generate_samples(
     family: str = "seq2seq",
     *,
     item_repr: str | None = None,
+    max_history: int | None = None,
     templates: TemplateSet | Sequence[str | Path] | None = None,
     chunk_users: int = CHUNK_USERS,
     compression: str = "zstd",
@@ -225,8 +231,9 @@ def generate_samples(
 ) -> dict[str, Any]:
     """Write `out_dir/{train,valid,test}.parquet` and `manifest.json`; returns the manifest.
 
-    `workers > 1` generates the blocks of users in that many processes while this one
-    writes them: the same files as one process (every draw is keyed by its user).
+    `item_repr` and `max_history` override the mixture config's. `workers > 1`
+    generates the blocks of users in that many processes while this one writes them:
+    the same files as one process (every draw is keyed by its user).
     """
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
@@ -237,6 +244,7 @@ def generate_samples(
         "config": config,
         "family": family,
         "item_repr": item_repr,
+        "max_history": max_history,
         "templates": templates,
     }
     if workers > 1:
@@ -288,6 +296,7 @@ def generate_samples(
     )
     resolved = mixture.to_dict()
     resolved["tasks"] = {k: v for k, v in resolved["tasks"].items() if k in contexts}
+    domain = dataset.domain.to_dict()
     manifest = build_manifest(
         "samples",
         dataset=dataset.name,
@@ -299,6 +308,7 @@ def generate_samples(
         item_repr=cfg.item_repr,
         id_seed=cfg.id_seed,
         max_history=cfg.max_history,
+        domain=domain,
         shard=shard,
         num_shards=num_shards,
         users=num_users,
@@ -309,7 +319,7 @@ def generate_samples(
         totals={split: sum(counts[split].values()) for split in SPLITS},
         templates={name: {t.id: t.version for t in contexts[name].templates} for name in contexts},
         config=resolved,
-        config_hash=config_hash({**resolved, "seed": seed, "family": family}),
+        config_hash=config_hash({**resolved, "seed": seed, "family": family, "domain": domain}),
         files={split: f"{split}.parquet" for split in SPLITS} | {"item_texts": ITEM_TEXTS_FILE},
     )
     write_manifest(out, manifest)

@@ -29,6 +29,7 @@ SHARED_KEYS = (
     "item_repr",
     "id_seed",
     "max_history",
+    "domain",
     "tasks",
     "skipped",
     "templates",

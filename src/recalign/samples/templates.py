@@ -8,12 +8,14 @@ A template file holds the templates of one task:
       - id: retrieval-1
         version: 1
         split: train                     # `train` or `unseen` (held out for evaluation)
-        input: "The user bought {{ history }}. What will they buy next?"
+        input: "The user {{ verb_past }} {{ history }}. Which {{ item_noun }} next?"
         target: "{{ target }}"
 
 Loading checks each template: the Jinja syntax, that the placeholders it uses are exactly
 the declared ones (an undeclared one is a typo, an unused one a forgotten field), and that
 the task provides every declared placeholder. Errors name the file and the template id.
+Every task provides the dataset's domain words (`item_noun`, `items_noun`, `verb`,
+`verb_past`, `history_noun`; see `recalign.data.domain`) besides its own placeholders.
 
 Speed: generation renders hundreds of thousands of prompts a second, and a Jinja render
 costs ~10 us. Templates that are plain text with `{{ name }}` substitutions (all the
@@ -160,7 +162,7 @@ class Template:
 def _available_placeholders() -> dict[str, frozenset[str]]:
     from recalign.samples.tasks import TASKS  # the tasks say what they provide
 
-    return {name: spec.placeholders for name, spec in TASKS.items()}
+    return {name: spec.provides for name, spec in TASKS.items()}
 
 
 def _parse(source: str, where: str) -> jinja2.nodes.Template:

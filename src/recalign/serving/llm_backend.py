@@ -1,8 +1,9 @@
 """The language-model backend: the inference stage's protocols behind the serving protocol.
 
 Prompts are rendered exactly as the evaluation samples render them (the task's
-`default` template, the run's item representation, the last `max_history` items), so a
-served top-K equals the evaluated one for the same history:
+`default` template, the run's item representation, the dataset's domain words, the last
+`max_history` items, fitted to the run's `max_source_length` by dropping whole history
+items), so a served top-K equals the evaluated one for the same history:
 
 - recommend: trie-constrained beam search over the whole catalogue, the history banned
   *inside* the search (`constrained_retrieval`), beams = max(`num_beams`, k);
@@ -63,6 +64,7 @@ class LLMBackend:
         can_rate: bool | None = None,
         trie_cache_dir: str | Path | None = None,
         templates: Any = None,
+        max_source_length: int | None = None,
     ) -> None:
         from recalign.inference.trie import item_trie_for
         from recalign.samples.representation import item_representations
@@ -74,6 +76,8 @@ class LLMBackend:
         self.template = template
         self.templates = templates  # a TemplateSet; None: the shipped templates
         self.max_history = max_history
+        self.max_source_length = max_source_length  # prompt tokens; None: no fitting
+        self.domain = dataset.domain
         self.num_beams = num_beams
         self.batch_size = batch_size
         self.can_rate = dataset.has_ratings if can_rate is None else can_rate
@@ -90,6 +94,7 @@ class LLMBackend:
         cls, run_dir: Path, manifest: dict[str, Any], dataset: Any, *, device: str | None = None
     ) -> LLMBackend:
         from recalign.models.loading import load_run_model
+        from recalign.models.tokenization import run_max_source_length
 
         try:
             loaded = load_run_model(run_dir, device=device)
@@ -112,34 +117,36 @@ class LLMBackend:
             max_history=prompt.max_history,
             can_rate=("rating" in tasks) if isinstance(tasks, list) else None,
             templates=prompt.load_templates() if prompt.templates else None,
+            max_source_length=run_max_source_length(run_dir),
         )
 
     # --- prompts ---------------------------------------------------------------------
     def _history_reprs(self, history: Sequence[int]) -> list[str]:
         return [self.reprs[int(i)] for i in list(history)[-self.max_history :]]
 
-    def _encode(self, text: str) -> list[int]:
-        from recalign.models.tokenization import encode_prompt
+    def _encode(self, task: str, history: Sequence[int], **extra: Any) -> list[int]:
+        """The task's prompt for a history, fitted to the run's budget."""
+        from recalign.models.tokenization import fit_prompt
+        from recalign.samples.evaluation import build_prompt
 
-        return encode_prompt(self.tokenizer, self.family, text)
+        prompt = build_prompt(
+            task,
+            self._history_reprs(history),
+            template=self.template,
+            templates=self.templates,
+            domain=self.domain,
+            **extra,
+        )
+        return fit_prompt(
+            self.tokenizer, self.family, prompt.text, prompt.bounds, self.max_source_length
+        )
 
     # --- the protocol ------------------------------------------------------------------
     def recommend(self, histories: Histories, k: int, exclude_history: bool) -> list[TopK]:
         from recalign.inference.retrieval import constrained_retrieval
-        from recalign.samples.evaluation import render_prompt
 
         k = min(k, self.num_items)
-        prompts = [
-            self._encode(
-                render_prompt(
-                    "retrieval",
-                    self._history_reprs(h),
-                    template=self.template,
-                    templates=self.templates,
-                )
-            )
-            for h in histories
-        ]
+        prompts = [self._encode("retrieval", h) for h in histories]
         banned = [set(map(int, h)) for h in histories] if exclude_history else None
         found = constrained_retrieval(
             self.model,
@@ -160,24 +167,13 @@ class LLMBackend:
     def rank(self, histories: Histories, candidates: Sequence[Sequence[int]]) -> list[np.ndarray]:
         from recalign.inference.scoring import score_candidates
         from recalign.models.tokenization import encode_answer
-        from recalign.samples.evaluation import render_prompt
 
         out = []
         for history, cands in zip(histories, candidates, strict=True):
             texts = [self.reprs[int(c)] for c in cands]
-            prompt = render_prompt(
-                "ranking",
-                self._history_reprs(history),
-                template=self.template,
-                candidates=texts,
-                templates=self.templates,
-            )
+            prompt = self._encode("ranking", history, candidates=texts)
             answers = [encode_answer(self.tokenizer, self.family, t) for t in texts]
-            out.append(
-                score_candidates(
-                    self.model, self.tokenizer, self.family, self._encode(prompt), answers
-                )
-            )
+            out.append(score_candidates(self.model, self.tokenizer, self.family, prompt, answers))
         return out
 
     def rate(
@@ -187,7 +183,6 @@ class LLMBackend:
         ratings: Sequence[Sequence[float] | None],
     ) -> np.ndarray:
         from recalign.inference.scoring import predict_ratings
-        from recalign.samples.evaluation import render_prompt
 
         if not self.can_rate:
             raise UnsupportedOperationError(
@@ -201,15 +196,14 @@ class LLMBackend:
                     "the rating prompt shows the user's ratings of the history items: "
                     "send `ratings`, one per history item"
                 )
-            text = render_prompt(
-                "rating",
-                self._history_reprs(history),
-                template=self.template,
-                templates=self.templates,
-                item=self.reprs[int(item)],
-                ratings=list(rated)[-self.max_history :],
+            prompts.append(
+                self._encode(
+                    "rating",
+                    history,
+                    item=self.reprs[int(item)],
+                    ratings=list(rated)[-self.max_history :],
+                )
             )
-            prompts.append(self._encode(text))
         return np.asarray(
             predict_ratings(self.model, self.tokenizer, self.family, prompts), dtype=np.float64
         )

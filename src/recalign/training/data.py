@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from recalign.constants import INPUT, MANIFEST_FILE, TARGET, TASK
+from recalign.constants import HISTORY_BOUNDS, INPUT, MANIFEST_FILE, TARGET, TASK
 from recalign.errors import DataFormatError, IncompatibleArtifactError, RecalignError
 
 logger = logging.getLogger(__name__)
@@ -99,16 +99,22 @@ def tokenize_frame(tokenizer: Any, family: str, frame: pl.DataFrame, lengths: Le
     """A `datasets.Dataset` with `input_ids`, `labels` and `length` for each sample."""
     import datasets
 
-    from recalign.models.tokenization import encode_answers, encode_prompts, uses_bos
+    from recalign.models.tokenization import encode_answers, fit_prompts
 
-    prompts = encode_prompts(tokenizer, family, frame.get_column(INPUT).to_list())
+    # Prompts over budget drop whole history items (never the instruction or chat frame);
+    # samples without bounds (generated before them) are cut from one side, with a warning.
+    bounds = frame.get_column(HISTORY_BOUNDS).to_list() if HISTORY_BOUNDS in frame.columns else None
+    prompts = fit_prompts(
+        tokenizer,
+        family,
+        frame.get_column(INPUT).to_list(),
+        bounds,
+        lengths.max_source_length,
+        side=lengths.truncation_side,
+    ).ids
     answers = encode_answers(tokenizer, family, frame.get_column(TARGET).to_list())
-    keep_bos = family == "causal" and uses_bos(tokenizer)
     inputs, labels = [], []
     for prompt, answer in zip(prompts, answers, strict=True):
-        prompt = truncate(
-            prompt, lengths.max_source_length, lengths.truncation_side, keep_first=keep_bos
-        )
         answer = truncate_answer(answer, lengths.max_target_length)
         if family == "causal":
             ids, label = causal_example(prompt, answer)

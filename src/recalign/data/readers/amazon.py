@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from recalign.constants import BRAND, CATEGORIES, ITEM_ID, SHORT_TEXT, SOURCE_ID, TITLE
+from recalign.data.domain import DOMAINS
 from recalign.data.readers.base import (
     ITEM_KEY,
     RAW_ITEM,
@@ -156,6 +157,7 @@ def read_s3rec(directory: Path) -> SourceData:
     interactions = read_s3rec_sequences(sequences_path)
     items = read_s3rec_items(items_path)
     return SourceData(
+        domain=DOMAINS["products"],
         interactions=interactions,
         items=items,
         files={"sequences": sequences_path, "items": items_path},
@@ -303,6 +305,7 @@ def read_raw(directory: Path) -> SourceData:
         len(wanted),
     )
     return SourceData(
+        domain=DOMAINS["products"],
         interactions=interactions,
         items=items,
         files={"reviews": reviews_path, "meta": meta_path},

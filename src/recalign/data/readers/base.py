@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from recalign.data.domain import NEUTRAL, Domain
 from recalign.errors import DataFormatError, MissingColumnError
 
 # Columns of `SourceData.interactions` (internal to the data stage).
@@ -51,6 +52,7 @@ class SourceData:
     - `files`: the input files, hashed into the manifest.
     - `keep_item_ids`: use `items.item_id` as is (S3-Rec files) instead of assigning ids.
     - `log_file`: the file `interactions.line` numbers refer to (when they are given).
+    - `domain`: what the items are and what users do with them (the prompts' words).
     """
 
     interactions: pl.DataFrame
@@ -59,6 +61,7 @@ class SourceData:
     keep_item_ids: bool = False
     report: dict[str, object] = field(default_factory=dict)
     log_file: Path | None = None
+    domain: Domain = NEUTRAL
 
 
 def read_text(path: Path, encoding: str = "utf-8") -> str:

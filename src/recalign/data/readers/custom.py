@@ -3,20 +3,25 @@
 Interactions need a user and an item column; a timestamp and a rating column are
 optional. Without a timestamp, each user's rows keep file order. Ratings must be finite
 and within the given scale (`rating_scale`, e.g. (1, 5)), or non-negative without one.
-Text files must be UTF-8; an undecodable byte is reported with its line and offset. The optional items
-file maps the item column to a title (and any other metadata, kept as is). Item ids
+Text files must be UTF-8; an undecodable byte is reported with its line and offset. The
+optional items file maps the item column to a title (and any other metadata, kept as
+is). What the items are (`domain`: movies, products, ... or your own words) sets the
+prompts' words; by default they are neutral ("items", "interacted with"). Item ids
 are assigned by `prepare`: dense from 1 in sorted source-id order (numeric order when
 every id is an integer), so they do not depend on the order of the log.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from recalign.constants import BRAND, CATEGORIES, ITEM_ID, SHORT_TEXT, SOURCE_ID, TITLE
+from recalign.data.domain import Domain, parse_domain
 from recalign.data.readers.base import (
     ITEM_KEY,
     PARQUET_SUFFIXES,
@@ -122,8 +127,11 @@ def read_custom(
     items_path: Path | None = None,
     columns: CustomColumns | None = None,
     rating_scale: RatingScale | None = None,
+    domain: str | Mapping[str, Any] | Domain | None = None,
 ) -> SourceData:
+    """`domain`: what the items are (a `parse_domain` value); neutral words by default."""
     columns = columns or CustomColumns()
+    words = parse_domain(domain)  # checked before the files are read
     table = read_table(interactions_path)
     header_lines = 0 if interactions_path.suffix.lower() in PARQUET_SUFFIXES else 1
     required = [columns.user, columns.item]
@@ -201,5 +209,9 @@ def read_custom(
             items = items.with_columns(pl.col(BRAND).cast(pl.Utf8))
         files["items"] = items_path
     return SourceData(
-        interactions=interactions, items=items, files=files, log_file=interactions_path
+        interactions=interactions,
+        items=items,
+        files=files,
+        log_file=interactions_path,
+        domain=words,
     )

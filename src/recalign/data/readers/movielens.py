@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from recalign.constants import CATEGORIES, SOURCE_ID, TITLE
+from recalign.data.domain import DOMAINS
 from recalign.data.readers.base import (
     ITEM_KEY,
     RAW_ITEM,
@@ -109,6 +110,7 @@ def read_grouplens_100k(directory: Path) -> SourceData:
     ).list.drop_nulls()
     items = _split_title_year(items.with_columns(genres.alias(CATEGORIES)), "raw_title")
     return SourceData(
+        domain=DOMAINS["movies"],
         interactions=_interactions(ratings, data_path),
         items=_items(items, item_path),
         files={"ratings": data_path, "items": item_path},
@@ -136,6 +138,7 @@ def read_grouplens_1m(directory: Path) -> SourceData:
         movies.with_columns(pl.col("genres").str.split("|").alias(CATEGORIES)), "raw_title"
     )
     return SourceData(
+        domain=DOMAINS["movies"],
         interactions=_interactions(ratings, ratings_path),
         items=_items(movies, movies_path),
         files={"ratings": ratings_path, "items": movies_path},
@@ -193,6 +196,7 @@ def read_recbole(directory: Path) -> SourceData:
     if "class" in items.columns:
         items = items.with_columns(pl.col("class").str.split(" ").alias(CATEGORIES))
     return SourceData(
+        domain=DOMAINS["movies"],
         interactions=interactions,
         items=_items(items, item_path),
         files={"interactions": inter_path, "items": item_path},

@@ -8,6 +8,17 @@ for the whole block in numpy. Python makes only each sample's variable text (a h
 is a slice of its user's joined items); templates are applied to whole blocks as piece
 matrices (`render`, `join_texts`). Content is drawn independently of the template, so
 fixing the template (the evaluator) keeps the candidates of generation.
+
+History bounds: every sample records where its droppable history items lie in its
+`input` (UTF-8 byte offsets), so that a prompt can later be fitted to any tokenizer's
+budget by dropping whole items, oldest first (`recalign.models.tokenization.fit_prompts`).
+For n droppable items the row is `[s_0, ..., s_{n-1}, e, r]`: item i starts at s_i,
+the newest droppable item ends at e, and r is where the kept text resumes when all n are
+dropped (r = e when the whole history is droppable; MIM and MLM keep the items from the
+first masked one on, so there r is that item's start). Dropping the k oldest items
+removes bytes [s_0, s_k) (k < n) or [s_0, r) (k = n). An empty row: nothing is
+droppable; a null row: the history could not be located (a Jinja template that repeats
+it).
 """
 
 from __future__ import annotations
@@ -21,12 +32,16 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from recalign.data.domain import NEUTRAL, PLACEHOLDERS
 from recalign.samples.batch import Batch, Cases, Joined, Ragged
 from recalign.samples.draws import Purpose, below, uniform, user_keys
 from recalign.samples.negatives import NegativeSampler
 from recalign.samples.templates import Template
 
 NULL_ITEM = -1  # target_item of rows whose target is not one item
+DOMAIN_PLACEHOLDERS = frozenset(PLACEHOLDERS)  # every task provides the domain words
+NOT_LOCATED = -1  # `Rendered.offset`: the placeholder occurs more than once (or not found)
+NOT_USED = -2  # `Rendered.offset`: the template does not use the placeholder
 
 
 class TaskOptions(BaseModel):
@@ -61,6 +76,7 @@ class TaskContext:
     ratio: float = 1.0  # resolved from options.ratio / options.count
     family: str = "seq2seq"
     separator: str = "; "
+    words: dict[str, str] = field(default_factory=NEUTRAL.words)  # the domain placeholders
     cache: dict[str, Any] = field(default_factory=dict)  # per-run precomputations of a task
 
     def cached(self, name: str, make: Callable[[], Any]) -> Any:
@@ -107,16 +123,21 @@ class TaskRows:
     target_item: np.ndarray  # int64, NULL_ITEM where the target is not one item
     candidates: Ragged | None  # ranking only
     shown: Ragged  # every item id the sample mentions
+    bounds: Bounds  # where the droppable history items lie in `input`
 
 
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
     kind: Literal["rec", "aux"]
-    placeholders: frozenset[str]
+    placeholders: frozenset[str]  # the task's own; `provides` adds the domain words
     build: Callable[..., TaskRows]
     options: type[TaskOptions] = TaskOptions
     needs_ratings: bool = False
+
+    @property
+    def provides(self) -> frozenset[str]:
+        return self.placeholders | DOMAIN_PLACEHOLDERS
 
 
 def train_cases(batch: Batch, ctx: TaskContext, seed: int, task_index: int) -> Cases:
@@ -175,6 +196,22 @@ class Texts(NamedTuple):
         return cls(pieces, _lengths(values))
 
 
+class Bounds(NamedTuple):
+    """History bounds per row (see the module docstring); `valid[r]` False = null row."""
+
+    rows: Ragged  # int64 byte offsets
+    valid: np.ndarray  # bool, (n,)
+
+
+class Rendered(NamedTuple):
+    """What `render` makes: template ids, inputs, targets, and where one placeholder is."""
+
+    ids: list[str]
+    input: Texts
+    target: Texts
+    offset: np.ndarray | None  # int64 byte offset of `locate` in each input (or a code)
+
+
 def _lengths(values: list[bytes]) -> np.ndarray:
     return np.fromiter(map(len, values), dtype=np.int64, count=len(values))
 
@@ -228,14 +265,17 @@ def render(
     templates: list[Template],
     choice: np.ndarray,
     values: dict[str, Texts | list[bytes] | str | int],
-) -> tuple[list[str], Texts, Texts]:
+    locate: str | None = None,
+) -> Rendered:
     """Template ids, inputs and targets: each case rendered with its chosen template.
 
     `values` maps every placeholder of the task to one value per case (`Texts`, or a list
-    of UTF-8 bytes) or to a constant (`str` or `int`, as Jinja would get it).
+    of UTF-8 bytes) or to a constant (`str` or `int`, as Jinja would get it). With
+    `locate`, `offset` says where that placeholder's value starts in each input (bytes),
+    `NOT_USED` where the template does not use it, `NOT_LOCATED` where it occurs twice.
     """
     if any(t._input.pieces is None or t._target.pieces is None for t in templates):
-        return _render_with_jinja(templates, choice, values)
+        return _render_with_jinja(templates, choice, values, locate)
     values = {
         name: str(v).encode("utf-8")
         if isinstance(v, str | int)
@@ -251,8 +291,10 @@ def render(
         value = values.get(name)
         return value.pieces.shape[1] if isinstance(value, Texts) else 1
 
-    def fill(which: str) -> Texts:
-        pieces_of = [getattr(t, which).pieces for t in templates]
+    offset = None if locate is None else np.full(n, NOT_USED, dtype=np.int64)
+
+    def fill(which: str, offset: np.ndarray | None = None) -> Texts:
+        pieces_of = [_merge_constants(getattr(t, which).pieces, values) for t in templates]
         widths = [sum(width(name) for _, name in p) for p in pieces_of]
         pieces = np.full((n, max(widths)), b"", dtype=object)
         lengths = np.zeros(n, dtype=np.int64)
@@ -261,8 +303,13 @@ def render(
                 rows = slice(None)  # every case: no fancy indexing
             elif not len(rows):
                 continue
+            if offset is not None:
+                uses = sum(name == locate for _, name in template_pieces)
+                offset[rows] = NOT_USED if not uses else NOT_LOCATED
             k = 0
             for text, name in template_pieces:
+                if offset is not None and name == locate and uses == 1:
+                    offset[rows] = lengths[rows]  # the bytes before it
                 value = text if name is None else values[name]
                 if isinstance(value, bytes):
                     pieces[rows, k] = value
@@ -276,7 +323,28 @@ def render(
         return Texts(pieces, lengths)
 
     ids = np.array([t.id for t in templates], dtype=object)
-    return ids[choice].tolist(), fill("_input"), fill("_target")
+    return Rendered(ids[choice].tolist(), fill("_input", offset), fill("_target"), offset)
+
+
+def _merge_constants(
+    pieces: list[tuple[bytes, str | None]], values: dict[str, Texts | bytes]
+) -> list[tuple[bytes, str | None]]:
+    """The template's pieces with constant values (domain words, the mask, ...) folded
+    into the text around them: fewer columns to fill and to join for every sample."""
+    merged: list[tuple[bytes, str | None]] = []
+    text = b""
+    for piece, name in pieces:
+        value = piece if name is None else values[name]
+        if isinstance(value, bytes):
+            text += value
+            continue
+        if text:
+            merged.append((text, None))
+            text = b""
+        merged.append((b"", name))
+    if text:
+        merged.append((text, None))
+    return merged
 
 
 def _as_objects(values: list[bytes]) -> np.ndarray:
@@ -289,8 +357,14 @@ def _render_with_jinja(
     templates: list[Template],
     choice: np.ndarray,
     values: dict[str, Texts | list[bytes] | str | int],
-) -> tuple[list[str], Texts, Texts]:
-    """User templates with Jinja logic: one render per case (slow, but any template)."""
+    locate: str | None = None,
+) -> Rendered:
+    """User templates with Jinja logic: one render per case (slow, but any template).
+
+    The located placeholder is found by searching its value in the rendered input: a
+    value that occurs once there is the placeholder (Jinja logic may transform it or
+    show it twice, which leaves it `NOT_LOCATED`).
+    """
     columns = []
     for value in values.values():
         if isinstance(value, str | int):  # constants keep their type (`num_candidates > 3`)
@@ -298,14 +372,69 @@ def _render_with_jinja(
         else:
             rows = map(b"".join, value.pieces.tolist()) if isinstance(value, Texts) else value
             columns.append(map(bytes.decode, rows))
-    inputs, targets = [], []
+    inputs, targets, offsets = [], [], []
     choices = choice.tolist()
+    names = list(values)
+    where = names.index(locate) if locate in values else None
     for vals, j in zip(zip(*columns), choices):  # noqa: B905 (constants repeat)
-        inp, tgt = templates[j].render(dict(zip(values, vals, strict=True)))
-        inputs.append(inp.encode("utf-8"))
+        inp, tgt = templates[j].render(dict(zip(names, vals, strict=True)))
+        encoded = inp.encode("utf-8")
+        inputs.append(encoded)
         targets.append(tgt.encode("utf-8"))
+        if where is not None:
+            offsets.append(_find_once(encoded, vals[where], locate in templates[j].placeholders))
     ids = [t.id for t in templates]
-    return [ids[j] for j in choices], Texts.of(inputs), Texts.of(targets)
+    offset = None if locate is None else np.asarray(offsets, dtype=np.int64).reshape(-1)
+    return Rendered([ids[j] for j in choices], Texts.of(inputs), Texts.of(targets), offset)
+
+
+def _find_once(text: bytes, value: str, used: bool) -> int:
+    if not used:
+        return NOT_USED
+    needle = value.encode("utf-8")
+    at = text.find(needle)
+    if at < 0 or (needle and text.find(needle, at + 1) >= 0):
+        return NOT_LOCATED
+    return at
+
+
+def history_bounds(
+    joined: Joined, first: np.ndarray, stop: np.ndarray, resume: np.ndarray, offset: np.ndarray
+) -> Bounds:
+    """Each case's history bounds in its input (see the module docstring).
+
+    The droppable items are the flat elements `first..stop-1` of `joined`; the case's
+    history text starts at `joined.start[first]`, which `render` put at `offset` in the
+    input; `resume` is where the kept text resumes when every droppable item is dropped
+    (a byte offset in the user's joined text). Rows are empty where nothing is
+    droppable or the template does not show the history, null where it could not be
+    located.
+    """
+    count = np.where(offset >= 0, stop - first, 0)
+    has = count > 0
+    lengths = count + 2 * has
+    offsets = np.zeros(len(count) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    shift = offset - joined.start[first]  # joined-text position -> input position
+    out = np.empty(int(offsets[-1]), dtype=np.int64)
+    # The item starts: element j of a row comes from first + j and goes to offsets + j.
+    within = np.arange(int(count.sum()), dtype=np.int64)
+    before = np.cumsum(count) - count
+    out[within + np.repeat(offsets[:-1] - before, count)] = joined.start[
+        within + np.repeat(first - before, count)
+    ] + np.repeat(shift, count)
+    # Then the end of the newest droppable item and where the text resumes.
+    tail = offsets[1:][has]
+    out[tail - 2] = joined.end[stop[has] - 1] + shift[has]
+    out[tail - 1] = resume[has] + shift[has]
+    return Bounds(Ragged(offsets, out), offset != NOT_LOCATED)
+
+
+def whole_history(
+    joined: Joined, first: np.ndarray, stop: np.ndarray, offset: np.ndarray
+) -> Bounds:
+    """`history_bounds` of a history whose items `first..stop-1` may all be dropped."""
+    return history_bounds(joined, first, stop, joined.end[np.maximum(stop - 1, first)], offset)
 
 
 def item_texts(ctx: TaskContext, items: np.ndarray) -> Texts:
@@ -332,12 +461,14 @@ def histories(joined: Joined, rows: np.ndarray, first: np.ndarray, stop: np.ndar
 
 def next_item_cases(
     batch: Batch, cases: Cases, ctx: TaskContext
-) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+) -> tuple[np.ndarray, np.ndarray, list[bytes], Joined]:
     """What retrieval, ranking and BPR share: each case's target (flat index), the flat
-    index of its first history item, and its history as the prompt shows it."""
+    index of its first history item, its history as the prompt shows it, and the joined
+    items it is a slice of (for `whole_history`)."""
     target = cases.target_flat(batch)
     first = cases.window_start(batch, ctx.max_history)
-    return target, first, histories(ctx.joined_reprs(batch), cases.rows, first, target)
+    joined = ctx.joined_reprs(batch)
+    return target, first, histories(joined, cases.rows, first, target), joined
 
 
 def format_rating(value: float) -> str:

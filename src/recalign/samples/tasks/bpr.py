@@ -15,6 +15,7 @@ from recalign.samples.tasks.base import (
     item_texts,
     next_item_cases,
     render,
+    whole_history,
 )
 from recalign.samples.templates import Template
 
@@ -24,7 +25,7 @@ NAME = "bpr"
 def build(
     batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
 ) -> TaskRows:
-    target, first, history = next_item_cases(batch, cases, ctx)
+    target, first, history, joined = next_item_cases(batch, cases, ctx)
     positive = batch.items[target]
     ctx.sampler.check(batch.distinct_counts()[cases.rows], 1)
     negative = ctx.sampler.sample(
@@ -44,10 +45,21 @@ def build(
         "item_a": item_texts(ctx, pair[:, 0]),
         "item_b": item_texts(ctx, pair[:, 1]),
         "target": item_texts(ctx, positive),
+        **ctx.words,
     }
-    ids, inputs, targets = render(templates, choice, values)
+    ids, inputs, targets, offset = render(templates, choice, values, locate="history")
     shown = concat_rows(ranges(batch.items, first, target), matrix_rows(pair))
-    return TaskRows(NAME, cases, ids, inputs, targets, positive, None, shown)
+    return TaskRows(
+        NAME,
+        cases,
+        ids,
+        inputs,
+        targets,
+        positive,
+        None,
+        shown,
+        whole_history(joined, first, target, offset),
+    )
 
 
 SPEC = TaskSpec(

@@ -14,6 +14,7 @@ from recalign.samples.tasks.base import (
     TaskRows,
     TaskSpec,
     choose_templates,
+    history_bounds,
     render,
 )
 from recalign.samples.templates import Template
@@ -84,8 +85,11 @@ def build(
             width[keep],
             count[keep],
         )
-    masked = masked_slots(cases, first, width, count).tolist()
+    slots = masked_slots(cases, first, width, count)
+    masked = slots.tolist()
     joined = ctx.joined_reprs(batch)
+    # Droppable: the window's items before its first masked one (the target needs the rest).
+    first_masked = slots[np.cumsum(count) - count]
     texts, start, end = joined.texts, joined.start.tolist(), joined.end.tolist()
     reprs, sep, items = ctx.repr_bytes, ctx.sep, batch.items.tolist()
     mask = opts.mask_token.encode("utf-8")
@@ -113,13 +117,28 @@ def build(
         shown_texts.append(b"".join(pieces))
         hidden_texts.append(sep.join([reprs[items[m]] for m in slots]))
     templates, choice = choose_templates(cases, ctx, template)
-    values = {"history": shown_texts, "mask": opts.mask_token, "target": hidden_texts}
-    ids, inputs, targets = render(templates, choice, values)
+    values = {
+        "history": shown_texts,
+        "mask": opts.mask_token,
+        "target": hidden_texts,
+        **ctx.words,
+    }
+    ids, inputs, targets, offset = render(templates, choice, values, locate="history")
     firsts = np.cumsum(count) - count
     single = batch.items[np.asarray(masked, dtype=np.int64)[firsts]] if len(cases) else firsts
     target_item = np.where(count == 1, single, NULL_ITEM)
     shown = ranges(batch.items, first, target + 1)
-    return TaskRows(NAME, cases, ids, inputs, targets, target_item, None, shown)
+    return TaskRows(
+        NAME,
+        cases,
+        ids,
+        inputs,
+        targets,
+        target_item,
+        None,
+        shown,
+        history_bounds(joined, first, first_masked, joined.start[first_masked], offset),
+    )
 
 
 SPEC = TaskSpec(

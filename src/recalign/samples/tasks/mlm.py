@@ -27,6 +27,7 @@ from recalign.samples.tasks.base import (
     TaskRows,
     TaskSpec,
     choose_templates,
+    history_bounds,
     render,
 )
 from recalign.samples.templates import Template
@@ -143,7 +144,13 @@ def build(
     base = words.offsets[word_item] + in_item
     span_start = (joined.start[item_flat] + words.start[base])[span_first].tolist()
     span_end = (joined.start[item_flat] + words.end[base])[span_last].tolist()
-    per_case = np.bincount(case[span_first], minlength=len(cases)).tolist()
+    per_case_spans = np.bincount(case[span_first], minlength=len(cases))
+    per_case = per_case_spans.tolist()
+    # Droppable: the titles before the one holding the case's first masked span (spans
+    # are in word order). A case without a span (blank titles) keeps its titles.
+    has_span = per_case_spans > 0
+    held = first.copy()
+    held[has_span] = item_flat[span_first[(np.cumsum(per_case_spans) - per_case_spans)[has_span]]]
     texts, start, end = joined.texts, joined.start.tolist(), joined.end.tolist()
     mask, sep, family = opts.mask_word.encode("utf-8"), ctx.sep, ctx.family
     shown_texts: list[bytes] = []
@@ -158,10 +165,22 @@ def build(
         shown_texts.append(inp)
         answers.append(tgt)
     templates, choice = choose_templates(cases, ctx, template)
-    ids, inputs, targets = render(templates, choice, {"text": shown_texts, "target": answers})
+    values = {"text": shown_texts, "target": answers, **ctx.words}
+    # The masked titles are MLM's history: the oldest unmasked ones may be dropped.
+    ids, inputs, targets, offset = render(templates, choice, values, locate="text")
     target_item = np.full(len(cases), NULL_ITEM, dtype=np.int64)
     shown = ranges(batch.items, first, target + 1)
-    return TaskRows(NAME, cases, ids, inputs, targets, target_item, None, shown)
+    return TaskRows(
+        NAME,
+        cases,
+        ids,
+        inputs,
+        targets,
+        target_item,
+        None,
+        shown,
+        history_bounds(joined, first, held, joined.start[held], offset),
+    )
 
 
 SPEC = TaskSpec(

@@ -17,6 +17,7 @@ from recalign.samples.tasks.base import (
     item_texts,
     next_item_cases,
     render,
+    whole_history,
 )
 from recalign.samples.templates import Template
 
@@ -46,7 +47,7 @@ def candidates(batch: Batch, cases: Cases, ctx: TaskContext, positives: np.ndarr
 def build(
     batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
 ) -> TaskRows:
-    target, first, history = next_item_cases(batch, cases, ctx)
+    target, first, history, joined = next_item_cases(batch, cases, ctx)
     items = batch.items[target]
     matrix = candidates(batch, cases, ctx, items)
     templates, choice = choose_templates(cases, ctx, template)
@@ -55,11 +56,22 @@ def build(
         "candidates": item_lists(ctx, matrix),
         "num_candidates": ctx.options.num_candidates,
         "target": item_texts(ctx, items),
+        **ctx.words,
     }
-    ids, inputs, targets = render(templates, choice, values)
+    ids, inputs, targets, offset = render(templates, choice, values, locate="history")
     listed = matrix_rows(matrix)
     shown = concat_rows(ranges(batch.items, first, target), listed)
-    return TaskRows(NAME, cases, ids, inputs, targets, items, listed, shown)
+    return TaskRows(
+        NAME,
+        cases,
+        ids,
+        inputs,
+        targets,
+        items,
+        listed,
+        shown,
+        whole_history(joined, first, target, offset),
+    )
 
 
 SPEC = TaskSpec(

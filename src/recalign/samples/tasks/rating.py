@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from recalign.samples.batch import Batch, Cases, ranges
@@ -17,18 +15,12 @@ from recalign.samples.tasks.base import (
     histories,
     item_texts,
     render,
+    whole_history,
 )
 from recalign.samples.templates import Template
 
 NAME = "rating"
-RATED = "{} (rated {})"  # how a history item shows its rating
-
-
-def rated_history(texts: Sequence[str], ratings: Sequence[float], separator: str) -> str:
-    """The history text of a rating prompt from item strings (serving renders with this)."""
-    return separator.join(
-        [RATED.format(text, format_rating(r)) for text, r in zip(texts, ratings, strict=True)]
-    )
+RATED = "{} (rated {})"  # how a history item shows its rating (serving formats with it)
 
 
 def _rating_texts(values: np.ndarray) -> list[bytes]:
@@ -58,12 +50,14 @@ def build(
         "history": histories(joined, cases.rows, first, target),
         "item": item_texts(ctx, batch.items[target]),
         "target": _rating_texts(batch.ratings[target]),
+        **ctx.words,
     }
-    ids, inputs, targets = render(templates, choice, values)
+    ids, inputs, targets, offset = render(templates, choice, values, locate="history")
+    bounds = whole_history(joined, first, target, offset)
     # The target is a rating, not an item: target_item stays null.
     target_item = np.full(len(cases), NULL_ITEM, dtype=np.int64)
     shown = ranges(batch.items, first, target + 1)
-    return TaskRows(NAME, cases, ids, inputs, targets, target_item, None, shown)
+    return TaskRows(NAME, cases, ids, inputs, targets, target_item, None, shown, bounds)
 
 
 SPEC = TaskSpec(

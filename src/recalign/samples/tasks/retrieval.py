@@ -11,6 +11,7 @@ from recalign.samples.tasks.base import (
     item_texts,
     next_item_cases,
     render,
+    whole_history,
 )
 from recalign.samples.templates import Template
 
@@ -20,16 +21,27 @@ NAME = "retrieval"
 def build(
     batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
 ) -> TaskRows:
-    target, first, history = next_item_cases(batch, cases, ctx)
+    target, first, history, joined = next_item_cases(batch, cases, ctx)
     items = batch.items[target]
     templates, choice = choose_templates(cases, ctx, template)
     values = {
         "history": history,
         "target": item_texts(ctx, items),
+        **ctx.words,
     }
-    ids, inputs, targets = render(templates, choice, values)
+    ids, inputs, targets, offset = render(templates, choice, values, locate="history")
     shown = ranges(batch.items, first, target + 1)  # the history and the target
-    return TaskRows(NAME, cases, ids, inputs, targets, items, None, shown)
+    return TaskRows(
+        NAME,
+        cases,
+        ids,
+        inputs,
+        targets,
+        items,
+        None,
+        shown,
+        whole_history(joined, first, target, offset),
+    )
 
 
 SPEC = TaskSpec(
