@@ -290,3 +290,32 @@ def test_labels_say_what_was_evaluated(tmp_path):
     assert model_label({**tuned, "preset": None, "tasks": ["retrieval", "mim"], "lora": False}) == (
         "flan-t5-base fine-tuned (retrieval+mim)"
     )
+
+
+def test_zero_shot_prompts_fit_a_given_budget(data_dir, tmp_path, monkeypatch):
+    """`max_source_length` fits a zero-shot model's prompts (a run uses its training
+    budget); without it, a zero-shot model sees its prompts whole."""
+    from recalign.models import tokenization
+
+    seen = []
+    real = tokenization.fit_prompts
+
+    def spy(tokenizer, family, texts, bounds, limit, **kwargs):
+        fitted = real(tokenizer, family, texts, bounds, limit, **kwargs)
+        seen.append((limit, fitted))
+        return fitted
+
+    monkeypatch.setattr(tokenization, "fit_prompts", spy)
+    model = save_model(tmp_path / "model", data_dir, "seq2seq")
+    evaluate_model(model, data_dir, tmp_path / "whole", SAMPLED)
+    assert [limit for limit, _ in seen] == [None]
+    whole = max(len(ids) for ids in seen[0][1].ids)
+    budget = whole - 4
+    options = EvalOptions(**{**SAMPLED.__dict__, "max_source_length": budget})
+    evaluate_model(model, data_dir, tmp_path / "fitted", options)
+    limit, fitted = seen[-1]
+    assert limit == budget
+    assert max(len(ids) for ids in fitted.ids) <= budget
+    assert fitted.summary()["shortened"] >= 1
+    with pytest.raises(ConfigError, match="max-source-length"):
+        EvalOptions(max_source_length=4).validate()

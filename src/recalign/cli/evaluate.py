@@ -96,6 +96,13 @@ def run(
     dtype: str | None = typer.Option(
         None, "--dtype", help="Zero-shot: load the model as float32 / bfloat16 / float16."
     ),
+    max_source_length: int | None = typer.Option(
+        None,
+        "--max-source-length",
+        min=8,
+        help="Prompt budget in tokens (oldest history items dropped to fit); default: the "
+        "run's training budget, none for a model evaluated zero-shot.",
+    ),
 ) -> None:
     """Evaluate TARGET on DATA (a run with its own prompts, a model zero-shot); write OUT."""
     from recalign.evaluation.llm import EvalOptions, evaluate
@@ -122,6 +129,7 @@ def run(
         shard=shard,
         num_shards=num_shards,
         which=which,
+        max_source_length=max_source_length,
         **({} if num_negatives is None else {"num_negatives": num_negatives}),
     )
     prompt = None

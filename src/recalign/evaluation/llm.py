@@ -69,6 +69,9 @@ class EvalOptions:
     num_shards: int | None = None
     which: str = "best"
     n_boot: int = 1000
+    # Prompt budget in the model's tokens (whole history items are dropped to fit).
+    # None: the budget the run was trained with; a zero-shot model is not fitted.
+    max_source_length: int | None = None
 
     def validate(self) -> None:
         if self.protocol not in PROTOCOL_TASK:
@@ -85,6 +88,10 @@ class EvalOptions:
             raise ConfigError(f"the sampled protocol needs >= 1 negative, got {self.num_negatives}")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.max_source_length is not None and self.max_source_length < 8:
+            raise ConfigError(
+                f"--max-source-length must be at least 8 tokens, got {self.max_source_length}"
+            )
 
 
 def check_catalogue(
@@ -577,18 +584,21 @@ def _progress(total: int, show: bool, label: str) -> Any:
 
 
 # --- protocols -------------------------------------------------------------------------
-def _prompts(loaded: Any, samples: pl.DataFrame) -> list[list[int]]:
-    """Prompt ids fitted to the budget the run was trained with (whole history items go)."""
+def _prompts(loaded: Any, samples: pl.DataFrame, options: EvalOptions) -> list[list[int]]:
+    """Prompt ids fitted to the budget (`options.max_source_length`, else the one the run
+    was trained with): whole history items go, never the instruction or the frame."""
     from recalign.models.tokenization import fit_prompts, run_max_source_length
 
+    budget = options.max_source_length or run_max_source_length(loaded.spec.get("run_dir"))
     fitted = fit_prompts(
         loaded.tokenizer,
         loaded.family,
         samples.get_column("input").to_list(),
         samples.get_column("history_bounds").to_list(),
-        run_max_source_length(loaded.spec.get("run_dir")),
+        budget,
     )
-    logger.info("prompts fitted to the run's budget: %s", fitted.summary())
+    if budget is not None:
+        logger.info("prompts fitted to %d tokens: %s", budget, fitted.summary())
     return fitted.ids
 
 
@@ -605,7 +615,7 @@ def _retrieval(loaded, dataset, samples, reprs, item_ids, options, progress) -> 
         loaded.tokenizer,
         loaded.family,
         trie,
-        _prompts(loaded, samples),
+        _prompts(loaded, samples, options),
         banned,
         k=options.k,
         num_beams=max(options.num_beams, options.k),
@@ -646,7 +656,7 @@ def _score_lists(
 def _ranking(loaded, dataset, samples, reprs, item_ids, options, progress) -> list[dict]:
     ranked = _score_lists(
         loaded,
-        _prompts(loaded, samples),
+        _prompts(loaded, samples, options),
         samples.get_column("candidates").to_list(),
         reprs,
         options,
@@ -688,7 +698,9 @@ def _sampled(loaded, dataset, samples, reprs, item_ids, options, progress) -> li
     lists = sampled_candidate_lists(
         samples, user_items, max(item_ids), options.num_negatives, options.seed
     )
-    ranked = _score_lists(loaded, _prompts(loaded, samples), lists, reprs, options, progress)
+    ranked = _score_lists(
+        loaded, _prompts(loaded, samples, options), lists, reprs, options, progress
+    )
     return [
         {"user_id": int(u), "target": int(t), "ranked": items, "scores": scores}
         for u, t, (items, scores) in zip(
@@ -704,7 +716,7 @@ def _rating(loaded, dataset, samples, reprs, item_ids, options, progress) -> lis
         loaded.model,
         loaded.tokenizer,
         loaded.family,
-        _prompts(loaded, samples),
+        _prompts(loaded, samples, options),
         greedy=options.greedy_rating,
         progress=progress,
     )
