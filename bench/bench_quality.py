@@ -29,6 +29,7 @@ from recalign.evaluation.outputs import compute_metrics, read_predictions
 from recalign.pipeline.ablate import run_ablation
 from recalign.pipeline.config import parse_config
 from recalign.pipeline.stages import baseline
+from recalign.ranking import FULL_RANKING
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = {
@@ -127,7 +128,7 @@ def main() -> None:
             info = baseline(config, data_dir, model, out)
             same_users = [r for r in read_predictions(out) if r["user_id"] in llm_users]
             subset = compute_metrics(
-                same_users, protocol="full", split="test", model=model, exclude_history=True
+                same_users, protocol=FULL_RANKING, split="test", model=model, exclude_history=True
             )
             baselines[model] = {
                 "metrics_all_users": info.get("metrics", {}),

@@ -31,6 +31,7 @@ def popularity_on(predictions: list[dict], data: Path, out: Path, *, seed: int, 
     from recalign.data.store import load_prepared
     from recalign.evaluation.outputs import write_evaluation
     from recalign.inference.scoring import rank_by_score
+    from recalign.ranking import prediction_record
 
     pop = Popularity()
     pop.fit(load_prepared(data))
@@ -43,12 +44,7 @@ def popularity_on(predictions: list[dict], data: Path, out: Path, *, seed: int, 
         candidates = [int(c) for c in rng.permutation(candidates)]
         items, scores = rank_by_score(candidates, pop.counts[candidates])
         rows.append(
-            {
-                "user_id": record["user_id"],
-                "target": record["target"],
-                "ranked": items,
-                "scores": scores,
-            }
+            prediction_record(record["user_id"], record["target"], ranked=items, scores=scores)
         )
     return write_evaluation(
         out,

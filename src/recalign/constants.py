@@ -47,11 +47,12 @@ CANDIDATES = "candidates"  # list[int] (ranking samples)
 HISTORY_BOUNDS = "history_bounds"
 SPLITS = ("train", "valid", "test")
 
-# --- evaluation --------------------------------------------------------------------
-RANKED = "ranked"
-SCORES = "scores"
-RATING = "rating"
-PREDICTION = "prediction"
+# --- evaluation: prediction records (built by recalign.ranking.prediction_record) -----
+RANKED = "ranked"  # list[int], best first
+SCORES = "scores"  # list[float], aligned with RANKED
+ITEM = "item"  # the held-out item of a rating record
+RATING = "rating"  # the true rating
+PREDICTION = "prediction"  # the predicted rating
 PREDICTIONS_FILE = "predictions.jsonl"
 METRICS_FILE = "metrics.json"
 MRR = "mrr"

@@ -13,7 +13,7 @@ def test_pop_end_to_end(sequential_dataset, tmp_path):
     result = runner.invoke(app, ["pop", "--data", str(sequential_dataset.path), "--out", str(out)])
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["exclude_history"] is True and metrics["protocol"] == "full"
+    assert metrics["exclude_history"] is True and metrics["protocol"] == "retrieval"
     assert metrics["split"] == "test" and metrics["users"] == 400
     assert {"hit@10", "ndcg@10", "mrr"} <= set(metrics["metrics"])
     lines = (out / "predictions.jsonl").read_text().splitlines()

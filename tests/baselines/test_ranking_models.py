@@ -121,3 +121,37 @@ def test_early_stopping_restores_the_best_epoch(sequential_dataset):
     assert report.best_valid == max(scores)
     # the restored weights give the best epoch's valid score back
     assert make_valid_fn(sequential_dataset)(model) == pytest.approx(report.best_valid)
+
+
+def test_pop_ranks_and_lists_by_hand(tmp_path):
+    """Popularity on a hand-countable fixture: train counts 3 x4, 1 x3, 2 x2, 4 x1, 5 x1,
+    the rest 0, ties to the lower id. Early stopping's ranks and the evaluated lists
+    follow the same history rule and order."""
+    from recalign.data import load_prepared
+    from tests.serving.conftest import make_data_dir
+
+    dataset = load_prepared(make_data_dir(tmp_path / "data"))
+    model = _fit("pop", dataset)
+    valid = dataset.split.valid
+    histories, targets = valid["history"].to_list(), valid["target_item"].to_list()
+    assert targets == [11, 9, 7, 6]
+    # History banned: user 1 (history 1, 3, 2) sees 4, 5, 6, 7, 8, 9, 10, 11, ...
+    assert target_ranks(model, histories, targets).tolist() == [7, 5, 3, 3]
+    assert target_ranks(model, histories, targets, exclude_history=False).tolist() == [
+        10,
+        8,
+        6,
+        5,
+    ]
+    expected = np.mean([1 / np.log2(r + 2) for r in (7, 5, 3, 3)])
+    assert make_valid_fn(dataset)(model) == pytest.approx(expected)
+    predictions, metrics = evaluate_ranking(model, dataset, split="test", k=4)
+    assert [p["ranked"] for p in predictions] == [
+        [4, 5, 6, 7],  # history 1, 3, 2, 11
+        [2, 5, 6, 7],  # history 3, 1, 4, 9
+        [4, 5, 6, 8],  # history 3, 2, 1, 7
+        [1, 2, 4, 7],  # history 3, 5, 6
+    ]
+    assert [p["scores"] for p in predictions][3] == [3.0, 2.0, 1.0, 0.0]
+    # Targets 12, 10, 8, 7: users 3 and 4 find theirs at rank 4.
+    assert metrics["hit@5"] == 0.5 and metrics["mrr"] == pytest.approx(0.5 / 4)

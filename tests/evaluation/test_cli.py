@@ -64,3 +64,36 @@ def test_recompute_detects_edits(shards):
     assert result.exit_code == 1 and "hit@10" in result.output
     assert runner.invoke(app, ["recompute", str(directory), "--write"]).exit_code == 0
     assert runner.invoke(app, ["recompute", str(directory)]).exit_code == 0
+
+
+def _legacy(directory):
+    """Rewrite an evaluation's metrics.json as a baseline wrote it before full ranking
+    had one name: protocol "full"."""
+    path = directory / METRICS_FILE
+    stored = json.loads(path.read_text())
+    path.write_text(json.dumps({**stored, "protocol": "full"}))
+    return stored
+
+
+def test_legacy_full_ranking_files_are_read_under_todays_name(tmp_path):
+    options = {**OPTIONS, "protocol": "retrieval", "model": "pop"}
+    for name in ("old", "new"):
+        users = range(1, 31) if name == "old" else range(31, 61)
+        write_evaluation(tmp_path / name, predictions(users), **options, n_boot=100)
+    stored = _legacy(tmp_path / "old")
+    assert read_metrics(tmp_path / "old") == stored  # protocol "retrieval" again
+    # recompute: the file and the predictions agree (exit 0), under the current name
+    result = runner.invoke(app, ["recompute", str(tmp_path / "old"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["protocol"] == "retrieval"
+    result = runner.invoke(app, ["show", str(tmp_path / "old")])
+    assert result.exit_code == 0 and "pop · retrieval · test" in result.output
+    # an old shard merges with a new one
+    result = runner.invoke(
+        app, ["merge", str(tmp_path / "old"), str(tmp_path / "new"), "-o", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 0, result.output
+    assert read_metrics(tmp_path / "m")["protocol"] == "retrieval"
+    # asked for by name, the old one is explained rather than silently mapped
+    result = runner.invoke(app, ["recompute", str(tmp_path / "old"), "--protocol", "full"])
+    assert result.exit_code != 0 and "now called 'retrieval'" in str(result.exception)

@@ -126,7 +126,7 @@ def test_merge_rejects_overlapping_users(tmp_path):
 @pytest.mark.parametrize("key", ["protocol", "split", "model", "exclude_history"])
 def test_merge_rejects_mismatched_shards(tmp_path, key):
     preds = ranking_predictions(20)
-    changed = {"protocol": "full", "split": "valid", "model": "sasrec", "exclude_history": False}
+    changed = {"protocol": "ranking", "split": "valid", "model": "sasrec", "exclude_history": False}
     write_evaluation(tmp_path / "a", preds[:10], **OPTIONS, n_boot=10)
     write_evaluation(tmp_path / "b", preds[10:], **{**OPTIONS, key: changed[key]}, n_boot=10)
     with pytest.raises(IncompatibleArtifactError, match=f"{key} differs"):

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recalign.errors import ConfigError
-from recalign.evaluation.protocols import check_protocol, sampled_candidates
+from recalign.evaluation.protocols import sampled_candidates
 
 
 @given(
@@ -59,9 +59,6 @@ def test_bad_arguments():
         sampled_candidates(set(), 11, 10, 3, rng)
     with pytest.raises(ConfigError, match=">= 0"):
         sampled_candidates(set(), 1, 10, -1, rng)
-    with pytest.raises(ConfigError, match="unknown protocol"):
-        check_protocol("sampled-100")
-    assert check_protocol("sampled") == "sampled"
 
 
 def test_shuffled_candidates_hide_the_target_position():

@@ -157,8 +157,8 @@ def make_run(run: Path, llm_users: list[int] = LLM_USERS) -> Path:
     _llm(run, "retrieval", _ranking(llm_users, lambda u: 1 if u <= 10 else 0), num_beams=4)
     _llm(run, "ranking", _ranking(llm_users, lambda u: 1 if u <= 10 else 5), num_candidates=20)
     _llm(run, "rating", _rating(llm_users, 1.0))
-    _baseline(run, "sasrec", "full", _ranking(USERS, lambda u: 1), loss="bce")
-    _baseline(run, "pop", "full", _ranking(USERS, lambda u: 2))
+    _baseline(run, "sasrec", "retrieval", _ranking(USERS, lambda u: 1), loss="bce")
+    _baseline(run, "pop", "retrieval", _ranking(USERS, lambda u: 2))
     _baseline(run, "biased-mf", "rating", _rating(USERS, 0.5))
     _baseline(run, "global-mean", "rating", _rating(USERS, -1.0))
     return run

@@ -154,6 +154,17 @@ def test_report_matches_the_golden_snapshot(tmp_path):
     assert md == GOLDEN.read_text()
 
 
+def test_a_run_written_before_full_ranking_had_one_name_gives_the_same_report(tmp_path):
+    """Baselines used to record their full ranking as protocol "full": such a run still
+    reads as one full-ranking table, the same page as the golden snapshot."""
+    run = make_run(tmp_path / "run")
+    for name in ("sasrec", "pop"):
+        path = run / "baselines" / name / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "protocol": "full"}))
+    md = build_report(run)[0].read_text()
+    assert md == GOLDEN.read_text()
+
+
 def test_report_without_manifests_falls_back_to_raw_ids(tmp_path):
     run = tmp_path / "run"
     _dataset(run / "data")
@@ -218,6 +229,7 @@ def test_baselines_are_also_scored_on_the_llms_users(tmp_path):
     _metrics(run / "eval" / "retrieval", "tiny-t5", "retrieval", {"hit@1": 0.5}, users=2)
     _predictions(run / "eval" / "retrieval", [(1, 4, [4, 3]), (3, 3, [4, 1])])
     # pop ranked all three users; the LLM saw users 1 and 3, both hits at rank 1 for pop.
+    # Its metrics.json is an older one, from before full ranking had one name ("full").
     _metrics(run / "baselines" / "pop", "pop", "full", {"hit@1": 2 / 3}, users=3)
     _predictions(run / "baselines" / "pop", [(1, 4, [4, 1]), (2, 4, [1, 2]), (3, 3, [3, 1])])
 

@@ -62,7 +62,12 @@ def test_a_small_difference_is_called_noise(tmp_path):
     # A rival that differs from the LLM on one user out of twenty.
     records = [{"user_id": u, "target": 1, "ranked": [1] if u <= 11 else [2]} for u in range(1, 21)]
     write_evaluation(
-        tmp_path / "rival", records, protocol="full", split="test", model="r", exclude_history=True
+        tmp_path / "rival",
+        records,
+        protocol="retrieval",
+        split="test",
+        model="r",
+        exclude_history=True,
     )
     rival = read_evaluation(tmp_path / "rival", BASELINE)
     comparison = compare(llm, rival, "ndcg@10")

@@ -273,7 +273,7 @@ def test_training_fits_prompts_and_keeps_the_frame(samples):
 def test_evaluation_fits_to_the_runs_budget(tiny, tmp_path):
     from types import SimpleNamespace
 
-    from recalign.evaluation.llm import _prompts
+    from recalign.evaluation.llm import EvalOptions, _prompts
     from recalign.models.tokenization import run_max_source_length
 
     tok = _tiny("seq2seq")
@@ -282,10 +282,10 @@ def test_evaluation_fits_to_the_runs_budget(tiny, tmp_path):
     (tmp_path / "config.yaml").write_text(f"max_source_length: {budget}\nbatch_size: 4\n")
     assert run_max_source_length(tmp_path) == budget and run_max_source_length(None) is None
     loaded = SimpleNamespace(tokenizer=tok, family="seq2seq", spec={"run_dir": str(tmp_path)})
-    assert _prompts(loaded, samples) == fitted.ids
+    assert _prompts(loaded, samples, EvalOptions()) == fitted.ids
     unlimited = SimpleNamespace(tokenizer=tok, family="seq2seq", spec={})
     texts = samples.get_column("input").to_list()
-    assert _prompts(unlimited, samples) == encode_prompts(tok, "seq2seq", texts)
+    assert _prompts(unlimited, samples, EvalOptions()) == encode_prompts(tok, "seq2seq", texts)
 
 
 def test_serving_fits_like_evaluation(tiny, monkeypatch, tmp_path):

@@ -171,6 +171,27 @@ def test_baseline_run_gives_the_evaluated_top_k(tmp_path, data_dir, name, overri
         )
 
 
+@pytest.mark.parametrize("exclude_history", [True, False])
+def test_a_dataset_serves_the_evaluated_popularity_lists(tmp_path, data_dir, exclude_history):
+    """`recalign serve DATA` (popularity, no saved model) serves, for every test user, the
+    list the popularity baseline's evaluation wrote, with the same scores."""
+    from recalign.baselines.run import run_baseline
+    from recalign.data import load_prepared
+
+    run = tmp_path / "pop-run"
+    run_baseline("pop", data_dir, run, k=8, exclude_history=exclude_history)
+    predictions = [json.loads(line) for line in (run / "predictions.jsonl").open()]
+    test = load_prepared(data_dir).split.test
+    histories = dict(zip(test["user_id"].to_list(), test["history"].to_list(), strict=True))
+    served = Recommender.load(data_dir)
+    for prediction in predictions:
+        result = served.recommend(
+            histories[prediction["user_id"]], k=8, exclude_history=exclude_history
+        )
+        assert result.item_ids == prediction["ranked"]
+        assert [r.score for r in result.items] == prediction["scores"]
+
+
 def test_user_id_baseline_is_refused_with_a_message(tmp_path, data_dir):
     """BPR-MF scores known users by id, not histories: a clear 'cannot' instead of a crash."""
     baselines_run = pytest.importorskip("recalign.baselines.run")

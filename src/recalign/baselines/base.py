@@ -1,13 +1,10 @@
-"""The one contract every baseline follows, and the full-catalogue top-K they share.
+"""The one contract every baseline follows.
 
 A ranking baseline only has to say how it scores the whole catalogue for a batch of
-users (`score_batch`); masking, top-K and batching live here once, so every model is
-ranked by exactly the same rule:
-
-- item ids are dense from 1; column 0 of a score matrix is padding and never returned;
-- with `exclude_history` (the default protocol) the user's history items get -inf
-  before the top-K, so K real candidates still come back;
-- ties are broken by the lower item id (a stable, documented order).
+users (`score_batch`); `Recommender.recommend` batches the users and ranks the scores by
+the ranking core (`recalign.ranking`: the history rule, top-K with ties to the lower
+item id, column 0 as padding), so every model — language models included — is ranked by
+exactly the same rule.
 
 A rating baseline implements `predict(user_ids, item_ids)`.
 """
@@ -26,6 +23,7 @@ import numpy as np
 
 from recalign.data.store import PreparedDataset
 from recalign.errors import IncompatibleArtifactError, RecalignError
+from recalign.ranking import banned_items, top_k
 
 logger = logging.getLogger(__name__)
 
@@ -150,11 +148,11 @@ class Recommender(Baseline):
             stop = min(start + batch_size, n)
             batch_hist = histories[start:stop]
             batch_users = None if user_ids is None else user_ids[start:stop]
-            matrix = np.asarray(self.score_batch(batch_hist, batch_users), dtype=np.float32)
-            masks = list(batch_hist) if exclude_history else [()] * (stop - start)
-            if exclude is not None:
-                masks = [list(m) + list(e) for m, e in zip(masks, exclude[start:stop], strict=True)]
-            top_ids, top_scores = top_k(matrix, k_eff, masks)
+            matrix = self.score_batch(batch_hist, batch_users)
+            also = None if exclude is None else exclude[start:stop]
+            top_ids, top_scores = top_k(
+                matrix, k_eff, banned_items(batch_hist, exclude_history, also)
+            )
             ids[start:stop, :k_eff] = top_ids
             scores[start:stop, :k_eff] = top_scores
         return ids, scores
@@ -168,37 +166,6 @@ class RatingPredictor(Baseline):
     @abstractmethod
     def predict(self, user_ids: Sequence[int], item_ids: Sequence[int]) -> np.ndarray:
         """Predicted ratings, one per (user, item) pair."""
-
-
-def top_k(
-    scores: np.ndarray, k: int, exclude: Sequence[Sequence[int]] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised top-K of a (batch, num_items + 1) score matrix.
-
-    Column 0 (padding) and each row's `exclude` ids are masked to -inf first. Ties go
-    to the lower item id: a stable descending sort of the partitioned candidates.
-    """
-    scores = np.array(scores, dtype=np.float32, copy=True)
-    scores[:, 0] = -np.inf
-    if exclude is not None:
-        rows = np.repeat(np.arange(len(exclude)), [len(e) for e in exclude])
-        cols = np.fromiter((i for e in exclude for i in e), dtype=np.int64, count=len(rows))
-        if len(cols):
-            scores[rows, cols] = -np.inf
-    k = min(k, scores.shape[1] - 1)
-    # argpartition picks the k best in O(n); ties at the boundary are then resolved by
-    # sorting on (-score, id) over a slightly wider candidate set.
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
-    top_ids = np.empty((scores.shape[0], k), dtype=np.int64)
-    for row in range(scores.shape[0]):
-        candidates = np.flatnonzero(scores[row] >= kth[row])
-        order = np.lexsort((candidates, -scores[row, candidates]))
-        top_ids[row] = candidates[order[:k]]
-    top_scores = np.take_along_axis(scores, top_ids, axis=1)
-    # Fewer than k rankable items: the tail is padding, never a masked item.
-    top_ids[np.isneginf(top_scores)] = 0
-    return top_ids, top_scores
 
 
 def read_model_meta(path: Path) -> dict[str, Any]:

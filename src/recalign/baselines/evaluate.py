@@ -3,12 +3,13 @@
 Protocol (the same for every model, recorded in `metrics.json` as `exclude_history`):
 - valid split: history = the train part, target = the valid item;
 - test split: history = train + valid, target = the test item;
-- every item of the catalogue is ranked; by default the user's history items are
-  excluded (a target that is also in the history then counts as a miss); with
-  `exclude_history=False` nothing is excluded, as RecBole's sequential full-sort does.
+- every item of the catalogue is ranked under `recalign.ranking`'s rules: by default the
+  user's history items are banned (a target that is also in the history then counts as
+  a miss); with `exclude_history=False` nothing is, as RecBole's sequential full-sort.
 
 Metrics come from `recalign.evaluation.metrics`; files are written by the shared
-`recalign.evaluation.outputs.write_evaluation` (protocol "full").
+`recalign.evaluation.outputs.write_evaluation`, under the protocol names of
+`recalign.ranking` (`retrieval` for full ranking, as for the language models).
 """
 
 from __future__ import annotations
@@ -22,21 +23,12 @@ import numpy as np
 
 from recalign.baselines._data import split_view
 from recalign.baselines.base import RatingPredictor, Recommender, ValidFn
-from recalign.constants import (
-    HISTORY,
-    MAE,
-    PREDICTION,
-    RANKED,
-    RATING,
-    RMSE,
-    SCORES,
-    TARGET,
-    TARGET_ITEM,
-    USER_ID,
-)
+from recalign.constants import HISTORY, MAE, RANKED, RATING, RMSE, TARGET_ITEM, USER_ID
 from recalign.data.store import PreparedDataset
 from recalign.errors import RecalignError
 from recalign.evaluation.metrics import per_user_ranking_metrics
+from recalign.evaluation.metrics import target_ranks as ranks_in_lists
+from recalign.ranking import banned_items, prediction_record, target_positions, unpad
 
 logger = logging.getLogger(__name__)
 
@@ -52,44 +44,20 @@ def target_ranks(
     exclude_history: bool = True,
     batch_size: int = 1024,
 ) -> np.ndarray:
-    """0-based rank of each target over the whole catalogue (-1: excluded, a miss).
-
-    Ties are broken like `top_k`: by the lower item id. Cheaper than a top-K when only
-    metrics are needed (early stopping).
+    """0-based rank of each target over the whole catalogue (-1: banned, a miss), in the
+    order `recommend` returns (`recalign.ranking.target_positions`). Cheaper than a top-K
+    when only metrics are needed (early stopping).
     """
     n = len(histories)
     ranks = np.empty(n, dtype=np.int64)
     targets = np.asarray(targets, dtype=np.int64)
-    ids = None
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        scores = np.array(
-            model.score_batch(
-                histories[start:stop], None if user_ids is None else user_ids[start:stop]
-            ),
-            dtype=np.float32,
+        hist = histories[start:stop]
+        scores = model.score_batch(hist, None if user_ids is None else user_ids[start:stop])
+        ranks[start:stop] = target_positions(
+            scores, targets[start:stop], banned_items(hist, exclude_history)
         )
-        scores[:, 0] = -np.inf
-        excluded = np.zeros(stop - start, dtype=bool)
-        if exclude_history:
-            hist = histories[start:stop]
-            rows = np.repeat(np.arange(stop - start), [len(h) for h in hist])
-            cols = np.fromiter((i for h in hist for i in h), dtype=np.int64, count=len(rows))
-            excluded = np.array(
-                [t in set(h) for t, h in zip(targets[start:stop], hist, strict=True)]
-            )
-            scores[rows, cols] = -np.inf
-        if ids is None:
-            ids = np.arange(scores.shape[1])
-        batch_targets = targets[start:stop]
-        target_scores = scores[np.arange(stop - start), batch_targets][:, None]
-        better = (scores > target_scores).sum(axis=1)
-        tied_lower = ((scores == target_scores) & (ids[None, :] < batch_targets[:, None])).sum(
-            axis=1
-        )
-        batch_ranks = better + tied_lower
-        batch_ranks[excluded] = -1
-        ranks[start:stop] = batch_ranks
     return ranks
 
 
@@ -147,22 +115,14 @@ def evaluate_ranking(
     users = view.get_column(USER_ID).to_list()
     ids, scores = model.recommend(histories, k, user_ids=users, exclude_history=exclude_history)
     predictions = [
-        {
-            USER_ID: int(user),
-            TARGET: int(target),
-            RANKED: [int(i) for i in row_ids if i != 0],
-            SCORES: [float(s) for s, i in zip(row_scores, row_ids, strict=True) if i != 0],
-        }
-        for user, target, row_ids, row_scores in zip(users, targets, ids, scores, strict=True)
+        prediction_record(user, target, ranked=ranked, scores=ranked_scores)
+        for user, target, (ranked, ranked_scores) in zip(
+            users, targets, map(unpad, ids, scores), strict=True
+        )
     ]
-    ranks = np.array(
-        [
-            row.index(t) if t in row else k
-            for row, t in ((p[RANKED], p[TARGET]) for p in predictions)
-        ]
-    )
-    ranks[ranks >= k] = -1
-    return predictions, metrics_from_ranks(ranks, k_max=k)
+    # 1-based positions in the returned lists (0 = absent) -> 0-based ranks (-1 = a miss).
+    ranks = ranks_in_lists([p[RANKED] for p in predictions], targets) - 1
+    return predictions, metrics_from_ranks(ranks)
 
 
 def evaluate_rating(
@@ -177,7 +137,7 @@ def evaluate_rating(
     truth = view.get_column(RATING).to_numpy().astype(np.float64)
     pred = np.asarray(model.predict(users, items), dtype=np.float64)
     predictions = [
-        {USER_ID: int(u), "item": int(i), RATING: float(r), PREDICTION: float(p)}
+        prediction_record(u, i, rating=r, prediction=p)
         for u, i, r, p in zip(users, items, truth, pred, strict=True)
     ]
     errors = pred - truth

@@ -18,6 +18,7 @@ STATE_FILE = "counts.npy"
 
 class Popularity(Recommender):
     name = "pop"
+    score_meaning = "the item's number of interactions in the training data; higher is more popular"
 
     def __init__(self, config: PopConfig | None = None) -> None:
         super().__init__(config or PopConfig())

@@ -26,12 +26,11 @@ from recalign.constants import CONFIG_FILE
 from recalign.data.store import PreparedDataset, load_prepared
 from recalign.errors import RecalignError
 from recalign.manifest import build_manifest, config_hash, write_manifest
+from recalign.ranking import FULL_RANKING, RATING_PROTOCOL, get_protocol
 
 logger = logging.getLogger(__name__)
 
 MODEL_DIR = "model"
-RANKING_PROTOCOL = "full"  # full ranking over the catalogue (the report lists it with retrieval)
-RATING_PROTOCOL = "rating"
 
 
 def run_baseline(
@@ -69,20 +68,20 @@ def run_baseline(
         predictions, _ = evaluate_ranking(
             model, dataset, split=split, k=k, exclude_history=exclude_history
         )
-        protocol, excl = RANKING_PROTOCOL, exclude_history
+        protocol = get_protocol(FULL_RANKING)
     else:
         predictions, _ = evaluate_rating(model, dataset, split=split)
-        protocol, excl = RATING_PROTOCOL, None
+        protocol = get_protocol(RATING_PROTOCOL)
     eval_seconds = time.perf_counter() - start
     config = {"baseline": name, "split": split, "k": k, **model.config.model_dump()}
     (out / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=True))
     metrics = write_results(
         out,
         predictions,
-        protocol=protocol,
+        protocol=protocol.name,
         split=split,
         model=name,
-        exclude_history=excl,
+        exclude_history=protocol.recorded_history(exclude_history),
         extra={
             "fit": report.to_dict(),
             "eval_seconds": round(eval_seconds, 3),

@@ -13,6 +13,8 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
+from recalign.ranking import FULL_RANKING, PROTOCOL_NAMES
+
 
 class _RunByDefault(TyperGroup):
     """A group whose default sub-command is `run` (so `evaluate RUN_DIR` works)."""
@@ -25,7 +27,7 @@ class _RunByDefault(TyperGroup):
 
 app = typer.Typer(
     cls=_RunByDefault,
-    help="Evaluate a fine-tuned or a zero-shot model (retrieval, ranking, sampled, rating) "
+    help=f"Evaluate a fine-tuned or a zero-shot model ({', '.join(PROTOCOL_NAMES)}) "
     "and merge shards.",
     no_args_is_help=True,
     add_completion=False,
@@ -46,9 +48,7 @@ def run(
         help="Prepared dataset. Default for a run: the one it was trained on (a `recalign "
         "run` directory's data/); required for a model.",
     ),
-    protocol: str = typer.Option(
-        "retrieval", "--protocol", help="retrieval | ranking | sampled | rating"
-    ),
+    protocol: str = typer.Option(FULL_RANKING, "--protocol", help=" | ".join(PROTOCOL_NAMES)),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for predictions and metrics."),
     split: str = typer.Option("test", "--split", help="test | valid"),
     max_users: int | None = typer.Option(None, "--max-users", help="Evaluate a seeded subset."),

@@ -13,7 +13,8 @@ from recalign.evaluation.outputs import (
     read_predictions,
     write_evaluation,
 )
-from recalign.evaluation.protocols import PROTOCOLS, sampled_candidates
+from recalign.evaluation.protocols import sampled_candidates
+from recalign.ranking import PROTOCOLS
 
 __all__ = [
     "PROTOCOLS",

@@ -13,6 +13,9 @@ fine-tuning, on the same users as the run's evaluation (the pipeline's zero-shot
                retrieval prompt (P5-style; reported separately from full ranking)
     rating     expected rating from the probabilities of the answers "1".."5"
 
+The protocols' names, prompts and history rule are `recalign.ranking`'s table; this
+module only runs them on a language model.
+
 The evaluator builds the evaluation prompts with `recalign.samples.evaluation`, runs the
 protocol through `recalign.inference`, and writes `predictions.jsonl` + `metrics.json`
 through `recalign.evaluation.outputs` — the same files the baselines write.
@@ -30,19 +33,19 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from recalign.constants import ITEM_ID, MANIFEST_FILE, TEXT, USER_ID
+from recalign.constants import ITEM_ID, MANIFEST_FILE, TARGET_ITEM, TEXT, USER_ID
 from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignError
+from recalign.ranking import (
+    CATALOGUE,
+    FULL_RANKING,
+    banned_items,
+    get_protocol,
+    prediction_record,
+)
 from recalign.run_inputs import PromptSettings, RunSamples
 
 logger = logging.getLogger(__name__)
 
-# Which evaluation prompts each protocol uses.
-PROTOCOL_TASK = {
-    "retrieval": "retrieval",
-    "ranking": "ranking",
-    "sampled": "retrieval",
-    "rating": "rating",
-}
 _SAMPLED_STREAM = 0x5A3  # salt of the sampled-candidates rng, independent of other streams
 
 
@@ -50,7 +53,7 @@ _SAMPLED_STREAM = 0x5A3  # salt of the sampled-candidates rng, independent of ot
 class EvalOptions:
     """How to evaluate; every field is recorded in `metrics.json` (`options`)."""
 
-    protocol: str = "retrieval"
+    protocol: str = FULL_RANKING
     split: str = "test"
     max_users: int | None = None
     template: str = "default"
@@ -74,10 +77,7 @@ class EvalOptions:
     max_source_length: int | None = None
 
     def validate(self) -> None:
-        if self.protocol not in PROTOCOL_TASK:
-            raise ConfigError(
-                f"unknown protocol {self.protocol!r}; expected one of {', '.join(PROTOCOL_TASK)}"
-            )
+        get_protocol(self.protocol)
         if self.split not in ("test", "valid"):
             raise ConfigError(f"split must be 'test' or 'valid', got {self.split!r}")
         if self.max_users is not None and self.max_users < 1:
@@ -472,7 +472,8 @@ def _eval_samples(
     from recalign.samples.evaluation import build_eval_samples
     from recalign.samples.generate import shard_users
 
-    if options.protocol == "retrieval" and options.k > num_items:
+    protocol = get_protocol(options.protocol)
+    if protocol.ranks == CATALOGUE and options.k > num_items:
         raise ConfigError(
             f"K = {options.k} is above the catalogue size ({num_items} items): "
             "ask for at most as many items as the catalogue has"
@@ -486,7 +487,7 @@ def _eval_samples(
         )
     samples = build_eval_samples(
         dataset,
-        PROTOCOL_TASK[options.protocol],
+        protocol.task,
         options.split,
         template=options.template,
         max_users=options.max_users,
@@ -525,7 +526,7 @@ def _run_protocol(
     started = time.perf_counter()
     bar = _progress(samples.height, show_progress, options.protocol)
     try:
-        predictions = PROTOCOLS[options.protocol](
+        predictions = _RUNNERS[options.protocol](
             loaded, dataset, samples, reprs, item_ids, options, bar.update
         )
     finally:
@@ -550,20 +551,12 @@ def _run_protocol(
         protocol=options.protocol,
         split=options.split,
         model=model,
-        exclude_history=_history_rule(options),
+        exclude_history=get_protocol(options.protocol).recorded_history(options.exclude_history),
         template=str(samples.get_column("template")[0]),
         extra=extra,
         n_boot=options.n_boot,
         seed=options.seed,
     )
-
-
-def _history_rule(options: EvalOptions) -> bool | None:
-    """What `exclude_history` means per protocol: banned in the search for retrieval;
-    ranking and sampled candidates are unseen items by construction; rating ranks nothing."""
-    if options.protocol == "retrieval":
-        return options.exclude_history
-    return None if options.protocol == "rating" else True
 
 
 class _NoBar:
@@ -608,7 +601,7 @@ def _retrieval(loaded, dataset, samples, reprs, item_ids, options, progress) -> 
     from recalign.inference.trie import item_trie_for
 
     trie = item_trie_for(loaded.tokenizer, loaded.family, item_ids, [reprs[i] for i in item_ids])
-    banned = samples.get_column("full_history").to_list() if options.exclude_history else None
+    banned = banned_items(samples.get_column("full_history").to_list(), options.exclude_history)
     search = constrained_retrieval if options.decoder == "fast" else reference_retrieval
     found = search(
         loaded.model,
@@ -623,10 +616,17 @@ def _retrieval(loaded, dataset, samples, reprs, item_ids, options, progress) -> 
         length_penalty=options.length_penalty,
         progress=progress,
     )
+    return _ranked_records(samples, [(r.items, r.scores) for r in found])
+
+
+def _ranked_records(
+    samples: pl.DataFrame, lists: list[tuple[list[int], list[float]]]
+) -> list[dict]:
+    """The prediction record of each user's ranked list (items and scores, best first)."""
     return [
-        {"user_id": int(u), "target": int(t), "ranked": r.items, "scores": r.scores}
-        for u, t, r in zip(
-            samples.get_column(USER_ID), samples.get_column("target_item"), found, strict=True
+        prediction_record(user, target, ranked=items, scores=scores)
+        for user, target, (items, scores) in zip(
+            samples.get_column(USER_ID), samples.get_column(TARGET_ITEM), lists, strict=True
         )
     ]
 
@@ -662,12 +662,7 @@ def _ranking(loaded, dataset, samples, reprs, item_ids, options, progress) -> li
         options,
         progress,
     )
-    return [
-        {"user_id": int(u), "target": int(t), "ranked": items, "scores": scores}
-        for u, t, (items, scores) in zip(
-            samples.get_column(USER_ID), samples.get_column("target_item"), ranked, strict=True
-        )
-    ]
+    return _ranked_records(samples, ranked)
 
 
 def sampled_candidate_lists(
@@ -681,7 +676,7 @@ def sampled_candidate_lists(
 
     lists = []
     for user, target in zip(
-        samples.get_column(USER_ID), samples.get_column("target_item"), strict=True
+        samples.get_column(USER_ID), samples.get_column(TARGET_ITEM), strict=True
     ):
         rng = np.random.default_rng([seed, _SAMPLED_STREAM, int(user)])
         cands = sampled_candidates(user_items[int(user)], int(target), num_items, n, rng)
@@ -701,12 +696,7 @@ def _sampled(loaded, dataset, samples, reprs, item_ids, options, progress) -> li
     ranked = _score_lists(
         loaded, _prompts(loaded, samples, options), lists, reprs, options, progress
     )
-    return [
-        {"user_id": int(u), "target": int(t), "ranked": items, "scores": scores}
-        for u, t, (items, scores) in zip(
-            samples.get_column(USER_ID), samples.get_column("target_item"), ranked, strict=True
-        )
-    ]
+    return _ranked_records(samples, ranked)
 
 
 def _rating(loaded, dataset, samples, reprs, item_ids, options, progress) -> list[dict]:
@@ -721,7 +711,7 @@ def _rating(loaded, dataset, samples, reprs, item_ids, options, progress) -> lis
         progress=progress,
     )
     return [
-        {"user_id": int(u), "item": int(i), "rating": float(r), "prediction": float(p)}
+        prediction_record(u, i, rating=r, prediction=p)
         for u, i, r, p in zip(
             samples.get_column(USER_ID),
             samples.get_column("item"),
@@ -732,4 +722,5 @@ def _rating(loaded, dataset, samples, reprs, item_ids, options, progress) -> lis
     ]
 
 
-PROTOCOLS = {"retrieval": _retrieval, "ranking": _ranking, "sampled": _sampled, "rating": _rating}
+# How each protocol of `recalign.ranking.PROTOCOLS` runs on a language model.
+_RUNNERS = {"retrieval": _retrieval, "ranking": _ranking, "sampled": _sampled, "rating": _rating}

@@ -38,12 +38,16 @@ from recalign.evaluation.metrics import (
     summarize,
     target_ranks,
 )
-from recalign.evaluation.protocols import RATING_PROTOCOLS, check_protocol
 from recalign.manifest import write_json
+from recalign.ranking import (
+    RANKED_RECORD_KEYS,
+    RATING_RECORD_KEYS,
+    canonical_protocol,
+    get_protocol,
+)
 
 logger = logging.getLogger(__name__)
 
-ITEM = "item"  # the rated item in rating predictions
 # Keys of metrics.json that write_evaluation owns; `extra` may not override them.
 CORE_KEYS = (
     "protocol",
@@ -73,7 +77,7 @@ def _json_default(value: Any) -> Any:
 
 
 def _check_record(record: Mapping[str, Any], rating: bool, where: str, line: int | None) -> None:
-    required = (USER_ID, ITEM, RATING, PREDICTION) if rating else (USER_ID, TARGET, RANKED)
+    required = RATING_RECORD_KEYS if rating else RANKED_RECORD_KEYS
     for key in required:
         if key not in record:
             kind = "rating" if rating else "ranking"
@@ -121,7 +125,7 @@ def per_user_metrics(
     predictions: Sequence[Mapping[str, Any]], protocol: str, where: str = "predictions"
 ) -> dict[str, np.ndarray]:
     """Per-user metric arrays for a protocol's predictions, in user-id order."""
-    rating = check_protocol(protocol) in RATING_PROTOCOLS
+    rating = get_protocol(protocol).predicts_rating
     for i, record in enumerate(predictions):
         _check_record(record, rating, where, line=i + 1)
     ordered = _sorted_by_user(predictions, where)
@@ -222,18 +226,19 @@ def write_evaluation(
     return metrics
 
 
-def _predictions_path(path_or_dir: str | Path) -> Path:
+def _evaluation_file(path_or_dir: str | Path, name: str) -> Path:
+    """`name` in an evaluation directory, or the file itself; an error if it is missing."""
     path = Path(path_or_dir)
     if path.is_dir():
-        path = path / PREDICTIONS_FILE
+        path = path / name
     if not path.is_file():
-        raise RecalignError(f"{path} not found: not an evaluation output (no {PREDICTIONS_FILE})")
+        raise RecalignError(f"{path} not found: not an evaluation output (no {name})")
     return path
 
 
 def read_predictions(path_or_dir: str | Path) -> list[dict]:
     """Read `predictions.jsonl` (a file or an evaluation directory)."""
-    path = _predictions_path(path_or_dir)
+    path = _evaluation_file(path_or_dir, PREDICTIONS_FILE)
     records = []
     with open(path) as handle:
         for line_no, line in enumerate(handle, start=1):
@@ -254,15 +259,16 @@ def read_predictions(path_or_dir: str | Path) -> list[dict]:
 
 
 def read_metrics(path_or_dir: str | Path) -> dict:
-    path = Path(path_or_dir)
-    if path.is_dir():
-        path = path / METRICS_FILE
-    if not path.is_file():
-        raise RecalignError(f"{path} not found: not an evaluation output (no {METRICS_FILE})")
+    """Read `metrics.json` (a file or an evaluation directory), under today's protocol names."""
+    path = _evaluation_file(path_or_dir, METRICS_FILE)
     try:
-        return json.loads(path.read_text())
+        metrics = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise DataFormatError(f"not valid JSON ({err.msg})", path=path, line=err.lineno) from None
+    if isinstance(metrics, dict) and "protocol" in metrics:
+        # The one place a legacy protocol name (`full`) is read: every reader sees today's.
+        metrics["protocol"] = canonical_protocol(metrics["protocol"])
+    return metrics
 
 
 def metrics_from_predictions(
@@ -284,7 +290,7 @@ def metrics_from_predictions(
     `metrics_from_predictions(dir) == read_metrics(dir)` for an untouched directory);
     without one, `protocol`, `split` and `model` must be given.
     """
-    path = _predictions_path(path_or_dir)
+    path = _evaluation_file(path_or_dir, PREDICTIONS_FILE)
     stored = read_metrics(path.parent) if (path.parent / METRICS_FILE).is_file() else {}
     bootstrap = stored.get("bootstrap", {})
     options = {

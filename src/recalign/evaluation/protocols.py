@@ -1,4 +1,7 @@
-"""Helpers every evaluation protocol shares (LLM evaluators and baselines alike)."""
+"""The candidate set of the sampled (1 + n) protocol.
+
+The protocols themselves (names, prompts, history rule) are in `recalign.ranking`.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +10,6 @@ from collections.abc import Collection
 import numpy as np
 
 from recalign.errors import ConfigError
-
-PROTOCOLS = ("retrieval", "ranking", "sampled", "rating", "full")
-# Protocols whose predictions are ranked lists; "rating" predicts a number instead.
-RANKING_PROTOCOLS = frozenset({"retrieval", "ranking", "sampled", "full"})
-RATING_PROTOCOLS = frozenset({"rating"})
-
-
-def check_protocol(protocol: str) -> str:
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
-    return protocol
 
 
 def sampled_candidates(

@@ -15,8 +15,9 @@ speed:
   the same call as the chosen token (one model call for m steps). Their log-probabilities
   are still read from that call's outputs, so scores are exactly those of step-by-step
   decoding;
-- history items are banned inside the search (their leaves, and prefixes that lead only
-  to them), so K other items still come back;
+- banned items (which ones is the history rule's business: `recalign.ranking.banned_items`)
+  are removed inside the search (their leaves, and prefixes that lead only to them), so K
+  other items still come back;
 - users whose search is over leave the batch (the cache shrinks in occasional steps).
 
 Scores are sums of token log-probabilities (log-likelihood of the item's answer ids)
@@ -81,8 +82,8 @@ def constrained_retrieval(
 ) -> list[Retrieved]:
     """Top-`k` items for each prompt (encoded with `encode_prompt`).
 
-    `banned[i]`: items user i must not get (their history, with exclude_history);
-    they are removed inside the search. `progress(n)` is called after each batch of n
+    `banned[i]`: items user i must not get (`recalign.ranking.banned_items`: their
+    history, with exclude_history); they are removed inside the search. `progress(n)` is called after each batch of n
     users.
     """
     import torch

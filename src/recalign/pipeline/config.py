@@ -13,8 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recalign.errors import ConfigError
-
-PROTOCOLS = ("retrieval", "ranking", "sampled", "rating")
+from recalign.ranking import PROTOCOL_NAMES as PROTOCOLS
+from recalign.ranking import ProtocolName
 
 
 class _Section(BaseModel):
@@ -49,9 +49,7 @@ class ModelSection(_Section):
 
 
 class EvaluationSection(_Section):
-    protocols: list[Literal["retrieval", "ranking", "sampled", "rating"]] = Field(
-        default_factory=lambda: list(PROTOCOLS)
-    )
+    protocols: list[ProtocolName] = Field(default_factory=lambda: list(PROTOCOLS))
     """Protocols to run; those the data cannot support (rating without ratings) are skipped."""
     split: Literal["valid", "test"] = "test"
     max_users: int | None = Field(None, ge=1)

@@ -9,7 +9,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from recalign.constants import MANIFEST_FILE, METRICS_FILE, PREDICTIONS_FILE, STATS_FILE
+from recalign.constants import (
+    MANIFEST_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    STATS_FILE,
+    USER_ID,
+)
+from recalign.ranking import protocol_order
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +88,10 @@ def read_evaluation(directory: Path, role: str = "") -> Evaluation:
 
 
 def find_evaluations(root: Path, role: str = "") -> list[Evaluation]:
-    """Every evaluation below `root`, in a stable order (protocol, model)."""
+    """Every evaluation below `root`, in a stable order: protocol (in the ranking core's
+    order, unknown names last), model, directory."""
     found = [read_evaluation(path.parent, role) for path in sorted(root.rglob(METRICS_FILE))]
-    return sorted(found, key=lambda e: (e.protocol, e.model, str(e.directory)))
+    return sorted(found, key=lambda e: (*protocol_order(e.protocol), e.model, str(e.directory)))
 
 
 def read_train_log(path: Path) -> list[dict[str, Any]]:
@@ -101,16 +109,8 @@ def read_stats(data_dir: Path) -> dict[str, Any]:
     return read_json(data_dir / STATS_FILE)
 
 
-FULL_RANKING = ("retrieval", "full")  # LLM retrieval and the baselines rank the catalogue
-
-
-def comparison_group(evaluation: Evaluation) -> str:
-    """Evaluations in one group are comparable: baselines' `full` joins LLM `retrieval`."""
-    return "retrieval" if evaluation.protocol in FULL_RANKING else evaluation.protocol
-
-
 def on_same_users(llm: Sequence[Evaluation], baselines: Sequence[Evaluation]) -> list[Evaluation]:
-    """Each baseline re-scored on the users the LLM evaluation of its group sampled.
+    """Each baseline re-scored on the users the LLM evaluation of its protocol sampled.
 
     A run evaluates the LLM on a seeded sample of users (`evaluation.max_users`, for
     time) while the baselines rank every user; differences between people are larger
@@ -122,23 +122,23 @@ def on_same_users(llm: Sequence[Evaluation], baselines: Sequence[Evaluation]) ->
 
     sampled: dict[str, set[int]] = {}
     for evaluation in llm:
-        group = comparison_group(evaluation)
-        if group not in sampled and evaluation.predictions_path.is_file():
-            sampled[group] = {r["user_id"] for r in read_predictions(evaluation.directory)}
+        protocol = evaluation.protocol
+        if protocol not in sampled and evaluation.predictions_path.is_file():
+            sampled[protocol] = {r[USER_ID] for r in read_predictions(evaluation.directory)}
     rows = []
     for evaluation in baselines:
-        users = sampled.get(comparison_group(evaluation))
+        users = sampled.get(evaluation.protocol)
         if not users or evaluation.users <= len(users):
             continue
         if not evaluation.predictions_path.is_file():
             continue
-        records = [r for r in read_predictions(evaluation.directory) if r["user_id"] in users]
+        records = [r for r in read_predictions(evaluation.directory) if r[USER_ID] in users]
         if len(records) != len(users):  # another split or data: not the same people
             continue
         bootstrap = evaluation.raw.get("bootstrap") or {}
         metrics = compute_metrics(
             records,
-            protocol=str(evaluation.raw.get("protocol", evaluation.protocol)),
+            protocol=evaluation.protocol,
             split=evaluation.split,
             model=evaluation.model,
             exclude_history=evaluation.raw.get("exclude_history"),

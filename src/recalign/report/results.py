@@ -1,7 +1,8 @@
 """The results of a run as groups of comparable rows, in the order a reader wants them.
 
-One group per comparison protocol (full ranking, ranking K candidates, sampled 1 + n,
-rating). Within a group: the language model first, then the baselines on the LLM's
+One group per protocol (`recalign.ranking.PROTOCOLS`, in its order: full ranking,
+ranking K candidates, sampled 1 + n, rating; every model reports full ranking under one
+name, so the language model and the baselines share a group). Within a group: the language model first, then the baselines on the LLM's
 users (`(same users)`), then the baselines on every user, each block best first on the
 group's headline metric. The report and the terminal table both render these groups.
 """
@@ -12,21 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from recalign.constants import MAE, RMSE, ndcg_at
-from recalign.report.collect import (
-    BASELINE,
-    LLM,
-    SAME_USERS,
-    Evaluation,
-    RunEvaluations,
-    comparison_group,
-)
+from recalign.ranking import PROTOCOLS, protocol_order
+from recalign.report.collect import BASELINE, LLM, SAME_USERS, Evaluation, RunEvaluations
 
-PROTOCOL_TITLES = {
-    "retrieval": "Full ranking over the catalogue (retrieval)",
-    "ranking": "Ranking K candidates in the prompt",
-    "sampled": "Sampled 1 + 99 candidates (not comparable with full ranking)",
-    "rating": "Rating prediction",
-}
 KEY_ORDER = ("hit@1", "hit@5", "hit@10", "ndcg@5", "ndcg@10", "mrr", "rmse", "mae")
 LOWER_IS_BETTER = frozenset({RMSE, MAE})
 # The metric a verdict compares on. Rating uses MAE, not RMSE: the paired bootstrap
@@ -49,7 +38,8 @@ def protocol_title(protocol: str, evaluations: Sequence[Evaluation] = ()) -> str
         return (
             f"Sampled 1 + {options['num_negatives']} candidates (not comparable with full ranking)"
         )
-    return PROTOCOL_TITLES.get(protocol, protocol)
+    known = PROTOCOLS.get(protocol)
+    return known.title if known else protocol
 
 
 def sort_key(metric: str, evaluation: Evaluation) -> tuple[int, float, str]:
@@ -63,7 +53,7 @@ def sort_key(metric: str, evaluation: Evaluation) -> tuple[int, float, str]:
 
 @dataclass(frozen=True)
 class ResultGroup:
-    protocol: str  # the comparison group: "retrieval" holds baselines' "full" too
+    protocol: str
     title: str
     rows: list[Evaluation]
     keys: list[str]  # the metric columns any row has, in KEY_ORDER
@@ -83,16 +73,12 @@ class ResultGroup:
         return same or [e for e in self.rows if e.role == BASELINE]
 
 
-def _protocol_rank(protocol: str) -> int:
-    return list(PROTOCOL_TITLES).index(protocol) if protocol in PROTOCOL_TITLES else 99
-
-
 def result_groups(run: RunEvaluations) -> list[ResultGroup]:
     by_protocol: dict[str, list[Evaluation]] = {}
     for evaluation in run.all:
-        by_protocol.setdefault(comparison_group(evaluation), []).append(evaluation)
+        by_protocol.setdefault(evaluation.protocol, []).append(evaluation)
     groups = []
-    for protocol in sorted(by_protocol, key=lambda p: (_protocol_rank(p), p)):
+    for protocol in sorted(by_protocol, key=protocol_order):
         rows = by_protocol[protocol]
         metric = headline(protocol)
         rows = sorted(rows, key=lambda e: sort_key(metric, e))

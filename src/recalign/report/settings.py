@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from recalign.constants import CONFIG_FILE
+from recalign.ranking import FULL_RANKING, PROTOCOLS
 from recalign.report.collect import Evaluation, RunEvaluations, read_json, read_stats
 from recalign.report.labels import trained_model
 from recalign.report.results import ResultGroup
@@ -145,16 +146,9 @@ def protocols_sentence(run: RunEvaluations, groups: Sequence[ResultGroup]) -> st
 
 
 def history_words(protocol: str, rule: Any) -> str:
-    """What `exclude_history` means for a protocol, in words."""
-    if protocol in ("ranking", "sampled"):
-        return "the candidates are the held-out item and items the user never interacted with"
-    if protocol == "rating":
-        return "not applicable (nothing is ranked)"
-    if rule is True:
-        return "the user's past items are never recommended"
-    if rule is False:
-        return "the user's past items may be recommended"
-    return "not recorded"
+    """What `exclude_history` means for a protocol, in words (the ranking core's table;
+    a protocol it does not know is read like full ranking)."""
+    return PROTOCOLS.get(protocol, PROTOCOLS[FULL_RANKING]).history_words(rule)
 
 
 def group_history(group: ResultGroup) -> str:

@@ -14,15 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recalign.ranking import PROTOCOLS
 from recalign.report.collect import Evaluation
 from recalign.report.results import LOWER_IS_BETTER, ResultGroup
-
-_SHORT_TITLES = {
-    "retrieval": "Full ranking",
-    "ranking": "Ranking candidates",
-    "sampled": "Sampled candidates",
-    "rating": "Rating",
-}
 
 
 @dataclass(frozen=True)
@@ -50,8 +44,7 @@ def per_user(evaluation: Evaluation, metric: str) -> dict[int, dict[str, float]]
     from recalign.evaluation.outputs import per_user_metrics, read_predictions
 
     records = read_predictions(evaluation.directory)
-    protocol = str(evaluation.raw.get("protocol", evaluation.protocol))
-    values = per_user_metrics(records, protocol, where=str(evaluation.predictions_path))
+    values = per_user_metrics(records, evaluation.protocol, where=str(evaluation.predictions_path))
     users = sorted(int(r["user_id"]) for r in records)  # per_user_metrics' order
     return {user: {metric: float(v)} for user, v in zip(users, values[metric], strict=True)}
 
@@ -188,7 +181,12 @@ def group_verdicts(group: ResultGroup) -> list[str]:
 def summary_lines(groups: Sequence[ResultGroup]) -> list[str]:
     """Every protocol's verdicts, each line opened by the protocol's short name."""
     return [
-        f"{_SHORT_TITLES.get(group.protocol, group.protocol)}: {line}"
+        f"{_short_title(group.protocol)}: {line}"
         for group in groups
         for line in group_verdicts(group)
     ]
+
+
+def _short_title(protocol: str) -> str:
+    known = PROTOCOLS.get(protocol)
+    return known.short_title if known else protocol

@@ -4,7 +4,7 @@
 works without them.
 """
 
-from recalign.serving.backends import Backend, BaselineBackend, PopularityBackend
+from recalign.serving.backends import Backend, BaselineBackend, popularity_backend
 from recalign.serving.recommender import (
     InvalidRequestError,
     RatingResult,
@@ -20,11 +20,11 @@ __all__ = [
     "InvalidRequestError",
     "ItemCatalog",
     "ItemMatch",
-    "PopularityBackend",
     "RatingResult",
     "RecommendResult",
     "Recommendation",
     "Recommender",
     "ResolvedItem",
     "UnknownItemsError",
+    "popularity_backend",
 ]

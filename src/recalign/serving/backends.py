@@ -6,11 +6,12 @@ model. Everything here works on *resolved* item ids — text resolution, limits 
 thread-safety live one level up, so a backend is a thin adapter.
 
 Backends:
-- `PopularityBackend`: training-interaction counts of a prepared dataset. Needs no
-  model, so it is the always-available reference backend (tests, the bench, a sanity
-  check of a deployment).
 - `BaselineBackend`: any fitted baseline with the baseline contract
-  (`recommend(histories, k, exclude=...) -> (ids, scores)`).
+  (`recommend(histories, k, exclude=...) -> (ids, scores)`), which ranks by the ranking
+  core (`recalign.ranking`) exactly as the baseline's evaluation does.
+  `popularity_backend(dataset)` fits the popularity baseline on a prepared dataset: it
+  needs no saved model, so it is the always-available reference backend (tests, the
+  bench, a sanity check of a deployment).
 - `LLMBackend` (in `recalign.serving.llm_backend`): a fine-tuned LM through the
   inference stage's constrained retrieval and likelihood scoring.
 """
@@ -22,8 +23,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from recalign.constants import ITEMS
 from recalign.errors import RecalignError
+from recalign.ranking import unpad
 
 Histories = Sequence[Sequence[int]]
 TopK = tuple[np.ndarray, np.ndarray]  # (item ids best first, their scores)
@@ -79,63 +80,6 @@ LLM_SCORE_MEANING = (
 )
 
 
-def top_k_from_scores(scores: np.ndarray, k: int) -> TopK:
-    """Top-k of one score row (index = item id; -inf = not allowed), best first.
-
-    Ties break towards the lower item id, so results are deterministic across runs and
-    machines (argpartition alone is not stable).
-    """
-    allowed = int(np.isfinite(scores).sum())
-    k = min(k, allowed)
-    if k <= 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
-    # lexsort: last key is primary -> sort by -score, then by id.
-    order = np.lexsort((np.arange(scores.size), -scores))[:k]
-    return order.astype(np.int64), scores[order].astype(np.float64)
-
-
-class PopularityBackend:
-    """Most-interacted items in the training part of a prepared dataset.
-
-    Counts use the leave-one-out *train* part only, like a popularity baseline fitted
-    for evaluation, so the served lists equal the evaluated ones.
-    """
-
-    kind = "baseline"
-    can_rate = False
-    score_meaning = "the item's number of interactions in the training data; higher is more popular"
-
-    def __init__(self, counts: np.ndarray, name: str = "pop") -> None:
-        # counts[i] = interactions with item i; index 0 is padding and never recommended.
-        self.counts = np.asarray(counts, dtype=np.float64)
-        self.name = name
-
-    @classmethod
-    def from_dataset(cls, dataset: Any, name: str = "pop") -> PopularityBackend:
-        ids = dataset.split.train.get_column(ITEMS).explode().drop_nulls().to_numpy()
-        counts = np.bincount(ids, minlength=int(dataset.item_texts.shape[0])).astype(np.float64)
-        return cls(counts, name=name)
-
-    def _scores(self, history: Sequence[int], exclude_history: bool) -> np.ndarray:
-        scores = self.counts.copy()
-        scores[0] = -np.inf
-        if exclude_history and len(history):
-            scores[np.asarray(history, dtype=np.int64)] = -np.inf
-        return scores
-
-    def recommend(self, histories: Histories, k: int, exclude_history: bool) -> list[TopK]:
-        return [top_k_from_scores(self._scores(h, exclude_history), k) for h in histories]
-
-    def rank(self, histories: Histories, candidates: Sequence[Sequence[int]]) -> list[np.ndarray]:
-        return [self.counts[np.asarray(c, dtype=np.int64)].copy() for c in candidates]
-
-    def rate(self, histories, items, ratings) -> np.ndarray:
-        raise UnsupportedOperationError(
-            f"the {self.name!r} model ranks items but does not predict ratings; "
-            "serve a run trained with the rating task"
-        )
-
-
 class BaselineBackend:
     """Adapter for a fitted ranking baseline (`recalign.baselines.Recommender`).
 
@@ -151,7 +95,8 @@ class BaselineBackend:
     def __init__(self, model: Any, name: str) -> None:
         self.model = model
         self.name = name
-        self.score_meaning = (
+        # A baseline may say what its scores mean (popularity: counts); else in general.
+        self.score_meaning = getattr(model, "score_meaning", None) or (
             f"the {name} model's score for the item (comparable within one list only); "
             "higher is better"
         )
@@ -159,12 +104,10 @@ class BaselineBackend:
     def recommend(self, histories: Histories, k: int, exclude_history: bool) -> list[TopK]:
         lists = [list(map(int, h)) for h in histories]
         ids, scores = self.model.recommend(lists, k, exclude_history=exclude_history)
-        out: list[TopK] = []
-        for row_ids, row_scores in zip(np.asarray(ids), np.asarray(scores), strict=True):
-            # Rows are padded with id 0 / -inf when fewer than k items remain.
-            keep = (row_ids > 0) & np.isfinite(row_scores)
-            out.append((row_ids[keep].astype(np.int64), row_scores[keep].astype(np.float64)))
-        return out
+        return [
+            (row_ids.astype(np.int64), row_scores.astype(np.float64))
+            for row_ids, row_scores in map(unpad, ids, scores)
+        ]
 
     def rank(self, histories: Histories, candidates: Sequence[Sequence[int]]) -> list[np.ndarray]:
         lists = [list(map(int, h)) for h in histories]
@@ -178,3 +121,13 @@ class BaselineBackend:
             f"the {self.name!r} baseline ranks items but does not predict ratings from a "
             "history; serve an LLM run trained with the rating task"
         )
+
+
+def popularity_backend(dataset: Any) -> BaselineBackend:
+    """The popularity baseline fitted on `dataset`'s train part, the one its evaluation
+    ranks with, so the served lists equal the evaluated ones."""
+    from recalign.baselines.pop import Popularity
+
+    model = Popularity()
+    model.fit(dataset)
+    return BaselineBackend(model, model.name)

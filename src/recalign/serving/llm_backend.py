@@ -6,7 +6,8 @@ Prompts are rendered exactly as the evaluation samples render them (the task's
 items), so a served top-K equals the evaluated one for the same history:
 
 - recommend: trie-constrained beam search over the whole catalogue, the history banned
-  *inside* the search (`constrained_retrieval`), beams = max(`num_beams`, k);
+  *inside* the search (`constrained_retrieval`; `recalign.ranking.banned_items` says
+  which items), beams = max(`num_beams`, k);
 - rank: log-likelihood of each candidate's answer ids after the ranking prompt (which
   lists the candidates in the caller's order);
 - rate: expected value over the answers "1".."5" after the rating prompt.
@@ -27,6 +28,7 @@ import numpy as np
 
 from recalign.constants import ITEM_ID
 from recalign.errors import RecalignError
+from recalign.ranking import banned_items
 from recalign.run_inputs import PromptSettings, default_max_history, run_samples
 from recalign.serving.backends import (
     LLM_SCORE_MEANING,
@@ -147,7 +149,7 @@ class LLMBackend:
 
         k = min(k, self.num_items)
         prompts = [self._encode("retrieval", h) for h in histories]
-        banned = [set(map(int, h)) for h in histories] if exclude_history else None
+        banned = banned_items(histories, exclude_history)
         found = constrained_retrieval(
             self.model,
             self.tokenizer,

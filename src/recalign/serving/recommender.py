@@ -31,7 +31,7 @@ import numpy as np
 
 from recalign.constants import MANIFEST_FILE
 from recalign.errors import IncompatibleArtifactError, RecalignError
-from recalign.serving.backends import Backend, PopularityBackend, describe_score
+from recalign.serving.backends import Backend, describe_score, popularity_backend
 from recalign.serving.resolve import (
     FuzzyBudget,
     ItemCatalog,
@@ -415,7 +415,7 @@ def _load_dataset_dir(run_dir: Path, manifest: dict[str, Any], data_dir, device)
 
     dataset = load_prepared(run_dir)
     return Recommender(
-        PopularityBackend.from_dataset(dataset),
+        popularity_backend(dataset),
         ItemCatalog.from_dataset(dataset),
         info={"run_dir": str(run_dir), "dataset": dataset.name},
     )
