@@ -379,3 +379,18 @@ def test_tied_aliases_are_told_from_missing_weights():
     assert tied_aliases(model, {"shared.weight"}, [*aliases, real]) == set(aliases)
     # Without their source in the checkpoint, the aliases are really missing.
     assert tied_aliases(model, {real}, aliases) == set()
+
+
+def test_checkpoint_keys_of_single_and_sharded_checkpoints(tmp_path):
+    from safetensors.torch import save_file
+
+    from recalign.training.trainer import checkpoint_keys
+
+    save_file({"shared.weight": torch.zeros(2)}, tmp_path / "model.safetensors")
+    assert checkpoint_keys(tmp_path) == {"shared.weight"}
+    sharded = tmp_path / "sharded"
+    sharded.mkdir()
+    index = {"weight_map": {"shared.weight": "a.safetensors", "x.weight": "b.safetensors"}}
+    (sharded / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert checkpoint_keys(sharded) == {"shared.weight", "x.weight"}
+    assert checkpoint_keys(tmp_path / "missing") == set()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from transformers import Trainer
@@ -10,6 +12,19 @@ from transformers import Trainer
 from recalign.training.sampler import LengthGroupedSampler, LongestFirstSampler, ShuffleSampler
 
 logger = logging.getLogger(__name__)
+
+
+def checkpoint_keys(folder: Path) -> set[str]:
+    """The tensor names a checkpoint folder holds (one safetensors file or a sharded index)."""
+    single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
+    if single.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(single), framework="pt") as handle:
+            return set(handle.keys())
+    if index.is_file():
+        return set(json.loads(index.read_text()).get("weight_map", {}))
+    return set()
 
 
 def tied_aliases(model: Any, loaded: set[str], missing: list[str]) -> set[str]:
@@ -71,15 +86,7 @@ class RecalignTrainer(Trainer):
         return super()._run_epoch(*args, **kwargs)
 
     def _load_best_model(self) -> None:
-        import os
-
-        from safetensors import safe_open
-
-        path = os.path.join(self.state.best_model_checkpoint or "", "model.safetensors")
-        self._loaded_keys = set()
-        if os.path.isfile(path):
-            with safe_open(path, framework="pt") as handle:
-                self._loaded_keys = set(handle.keys())
+        self._loaded_keys = checkpoint_keys(Path(self.state.best_model_checkpoint or "."))
         super()._load_best_model()
 
     def _issue_warnings_after_load(self, load_result: Any) -> None:
