@@ -272,9 +272,8 @@ def train(
         )
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-        if state.is_main_process:
-            with contextlib.suppress(OSError):  # another process still has its copy there
-                (out / DATA_CACHE_DIR).rmdir()
+        with contextlib.suppress(OSError):  # another process still has its copy there
+            (out / DATA_CACHE_DIR).rmdir()
 
 
 def _fit(
