@@ -1,6 +1,6 @@
 """Streaming training data: peak RSS against the number of samples, SmolLM2 speed, lengths.
 
-Three measurements, each printing one JSON object. "before" runs the source tree of a
+Four measurements, each printing one JSON object. "before" runs the source tree of a
 given git revision (extracted once with `git archive`), "after" this checkout's `src`;
 every run is its own process, so its peak RSS is its own.
 
@@ -17,6 +17,11 @@ every run is its own process, so its peak RSS is its own.
     python bench/bench_train_memory.py lengths --data /work/scratch/ml100k \\
         --samples /work/scratch/ml100k-paper-causal --tokenizer /work/models/smollm2-135m \\
         [--train-steps 51 --repeats 2]   # also tiny-causal samples/s with each source
+
+    # validation samples/s over training samples/s (sizes `max_eval_samples: auto`)
+    python bench/bench_train_memory.py evalrate --data /work/scratch/ml100k \\
+        --case tiny-causal,tiny-causal,/work/scratch/ml100k-paper-causal,full \\
+        --case smol-lora,/work/models/smollm2-135m,/work/scratch/ml100k-paper-causal,lora
 
 A run whose RSS passes `--rss-cap-gb` is killed by the bench (the machine is shared) and
 reported as `killed_above_gb`.
@@ -252,6 +257,50 @@ def bench_smollm(args: argparse.Namespace) -> dict:
     }
 
 
+# --- evalrate: validation samples/s over training samples/s -------------------------------
+
+
+def bench_evalrate(args: argparse.Namespace) -> dict:
+    """The ratio `auto` validation subsets are sized with (training.config.EVAL_SPEEDUP)."""
+    runs: dict = {}
+    for case in args.case:
+        name, model, samples, lora = case.split(",")
+        config = {
+            "batch_size": args.batch_size,
+            "max_steps": args.steps,
+            "eval_steps": args.steps,
+            "logging_steps": args.steps,
+            "max_eval_samples": args.eval_samples,
+            "warmup_ratio": 0.0,
+            "max_source_length": 256,
+            "lora": {"enabled": lora == "lora"},
+        }
+        spec = {
+            "data": str(args.data),
+            "samples": samples,
+            "model": model,
+            "config": config,
+            "warmup": 1,
+            "work": str(args.work),
+        }
+        runs[name] = [
+            run_worker(source_tree(None, args.work), spec, args) for _ in range(args.repeats)
+        ]
+    keys = ("train_samples_per_s", "eval_samples_per_s", "eval_over_train_rate")
+    return {
+        "bench": "train-memory-evalrate",
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "eval_samples": args.eval_samples,
+        "load_average": os.getloadavg(),
+        "median": {
+            n: {k: round(statistics.median(r[k] for r in rs), 3) for k in keys}
+            for n, rs in runs.items()
+        },
+        "runs": runs,
+    }
+
+
 # --- lengths: bytes vs tokens --------------------------------------------------------------
 
 
@@ -385,9 +434,22 @@ def main() -> None:
     lengths.add_argument("--max-samples", type=int, default=None)
     lengths.add_argument("--train-steps", type=int, default=0, help="0: no training runs")
     lengths.add_argument("--repeats", type=int, default=2)
+    rate = sub.add_parser("evalrate", help="validation over training samples/s (after only)")
+    rate.add_argument("--data", type=Path, required=True)
+    rate.add_argument("--case", action="append", required=True, help="NAME,MODEL,SAMPLES,full|lora")
+    rate.add_argument("--steps", type=int, default=11)
+    rate.add_argument("--batch-size", type=int, default=16)
+    rate.add_argument("--eval-samples", type=int, default=256)
+    rate.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    bench = {"rss": bench_rss, "smollm": bench_smollm, "lengths": bench_lengths}[args.what]
+    benches = {
+        "rss": bench_rss,
+        "smollm": bench_smollm,
+        "lengths": bench_lengths,
+        "evalrate": bench_evalrate,
+    }
+    bench = benches[args.what]
     report = bench(args)
     report["load_average_end"] = os.getloadavg()
     print(json.dumps(report, indent=2))
