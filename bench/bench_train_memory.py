@@ -183,7 +183,7 @@ class Timer(TrainerCallback):
     def on_train_begin(self, args, state, control, **kw):
         marks["begin"] = time.perf_counter()
     def on_step_end(self, args, state, control, **kw):
-        marks[state.global_step] = time.perf_counter()
+        marks[state.global_step] = (time.perf_counter(), state.num_input_tokens_seen)
     def on_evaluate(self, args, state, control, metrics=None, **kw):
         evals.append(metrics)
 
@@ -192,9 +192,13 @@ with tempfile.TemporaryDirectory(dir=spec.get("work")) as tmp:
                    config=make_config(spec["config"]), callbacks=[Timer()], progress=False)
 steps, warm = spec["config"]["max_steps"], spec["warmup"]
 batch = spec["config"]["batch_size"]
-seconds = marks[steps] - marks[warm]
+(t0, tokens0), (t1, tokens1) = marks[warm], marks[steps]
+seconds = t1 - t0
 out = {
     "train_samples_per_s": (steps - warm) * batch / seconds,
+    # non-padding input tokens (the Trainer's counter): normalises for which batches came
+    "input_tokens_per_s": (tokens1 - tokens0) / seconds,
+    "input_tokens_per_sample": (tokens1 - tokens0) / ((steps - warm) * batch),
     "seconds_per_step": seconds / (steps - warm),
     "setup_seconds": marks["begin"] - started,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -396,7 +400,7 @@ def _length_training(args: argparse.Namespace) -> dict:
                 "work": str(args.work),
             }
             runs[source].append(run_worker(source_tree(None, args.work), spec, args))
-    keys = ("train_samples_per_s", "setup_seconds", "peak_rss_mb")
+    keys = ("train_samples_per_s", "input_tokens_per_s", "setup_seconds", "peak_rss_mb")
     return {
         "steps": args.train_steps,
         "median": {
@@ -423,7 +427,7 @@ def main() -> None:
     smol.add_argument("--model", type=Path, required=True)
     smol.add_argument("--data", type=Path, required=True)
     smol.add_argument("--samples", type=Path, required=True)
-    smol.add_argument("--steps", type=int, default=4)
+    smol.add_argument("--steps", type=int, default=7)
     smol.add_argument("--batch-size", type=int, default=8)
     smol.add_argument("--eval-samples", type=int, default=32)
     smol.add_argument("--before-train-samples", type=int, default=20_000)
