@@ -61,8 +61,9 @@ class TrainConfig(_Strict):
     # None: 8 on CUDA, no rounding on CPU.
     pad_to_multiple_of: int | None = Field(None, ge=1)
     # Where the lengths for length-grouped batches come from: `bytes` estimates them from
-    # the texts' byte lengths (a fit on 2,000 tokenised samples, no pass over the data);
-    # `tokens` tokenises every sample once up front for exact lengths.
+    # the texts' byte lengths (a fit on 2,000 tokenised samples, no pass over the data:
+    # seconds, ~6% padding on ML-100K); `tokens` tokenises every sample once up front for
+    # exact lengths (minutes, ~1% padding): worth it for runs of hours.
     length_source: Literal["bytes", "tokens"] = "bytes"
     max_source_length: int = Field(256, ge=8)  # prompt tokens; longer prompts are cut
     max_target_length: int = Field(64, ge=2)  # answer tokens (incl. EOS)
