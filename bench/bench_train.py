@@ -61,22 +61,34 @@ def prepare(work: Path, data: Path | None, preset: str) -> tuple[Path, Path]:
 def _replay_batches(tokenizer, samples: Path, config, steps: int) -> dict[str, float]:
     """Real and padded tokens in the first `steps` batches the run's sampler yields."""
     import torch
-    from torch.utils.data import RandomSampler
-    from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    from recalign.training.data import Lengths, read_split, subsample, tokenize_frame
+    from recalign.training.data import Lengths, encode_batch
+    from recalign.training.sampler import LengthGroupedSampler, ShuffleSampler
+    from recalign.training.stream import build_text_set, choose_rows, open_split
 
-    frame = subsample(read_split(samples, "train"), config.max_train_samples, config.seed)
+    split = open_split(samples, "train", tasks=config.tasks)
+    rows = choose_rows(split.rows, config.max_train_samples, config.seed)
     lengths = Lengths(config.max_source_length, config.max_target_length, config.truncation_side)
-    data = tokenize_frame(tokenizer, "seq2seq", frame, lengths)
-    inputs = [len(x) for x in data["input_ids"]]
-    labels = [len(x) for x in data["labels"]]
-    torch.manual_seed(config.seed)
-    if config.batching == "length_grouped":
-        sampler = LengthGroupedSampler(config.batch_size, lengths=data["length"])
-    else:
-        sampler = RandomSampler(range(len(inputs)))
-    order = list(sampler)[: steps * config.batch_size]
+    with tempfile.TemporaryDirectory() as tmp:
+        texts = build_text_set(
+            split,
+            rows,
+            Path(tmp) / "train.arrow",
+            tokenizer=tokenizer,
+            family="seq2seq",
+            lengths=lengths,
+            source=config.length_source,
+        )
+        if config.batching == "length_grouped":
+            batch = config.batch_size * config.grad_accum
+            sampler = LengthGroupedSampler(texts.lengths, batch, config.seed)
+        else:
+            sampler = ShuffleSampler(texts.lengths, config.seed)
+        order = list(sampler)[: steps * config.batch_size]
+        chosen = texts.dataset[order]
+    encoded = encode_batch(tokenizer, "seq2seq", chosen["input"], chosen["target"], lengths)
+    inputs = [len(x) for x in encoded.input_ids]
+    labels = [len(x) for x in encoded.labels]
     multiple = config.pad_to_multiple_of or (8 if torch.cuda.is_available() else 1)
 
     def width(values: list[int]) -> int:
@@ -84,10 +96,9 @@ def _replay_batches(tokenizer, samples: Path, config, steps: int) -> dict[str, f
 
     real = padded = 0
     for start in range(0, len(order), config.batch_size):
-        batch = order[start : start + config.batch_size]
-        a, b = [inputs[i] for i in batch], [labels[i] for i in batch]
+        a, b = inputs[start : start + config.batch_size], labels[start : start + config.batch_size]
         real += sum(a) + sum(b)
-        padded += len(batch) * (width(a) + width(b))
+        padded += len(a) * (width(a) + width(b))
     return {"real_tokens": real, "padded_tokens": padded}
 
 

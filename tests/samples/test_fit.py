@@ -259,14 +259,22 @@ def _roomy_budget(tok, family: str, frame: pl.DataFrame) -> tuple[int, FittedPro
 
 
 def test_training_fits_prompts_and_keeps_the_frame(samples):
-    from recalign.training.data import Lengths, tokenize_frame
+    from recalign.training.data import Lengths, encode_batch
 
     tok = _tiny("causal", chat=True)
     frame = samples.filter(pl.col("task") == "ranking")
     budget, fitted = _roomy_budget(tok, "causal", frame)
-    rows = tokenize_frame(tok, "causal", frame, Lengths(budget, 16))
-    for row, ids in zip(rows, fitted.ids, strict=True):
-        assert len(ids) <= budget and row["input_ids"][: len(ids)] == ids  # prompt, answer
+    encoded = encode_batch(
+        tok,
+        "causal",
+        frame.get_column("input").to_list(),
+        frame.get_column("target").to_list(),
+        Lengths(budget, 16),
+        frame.get_column("history_bounds").to_list(),
+    )
+    assert encoded.fit["shortened"] == fitted.summary()["shortened"] > 0
+    for row, ids in zip(encoded.input_ids, fitted.ids, strict=True):
+        assert len(ids) <= budget and row[: len(ids)] == ids  # prompt, answer
         _frame_ok(tok, "causal", ids)
 
 

@@ -60,16 +60,24 @@ def _retrieval_rows(dataset: PreparedDataset, split: str) -> list[dict]:
         else:
             ends = [len(items) - 2] if split == "valid" else [len(items) - 1]
         for end in ends:
-            history = ", ".join(texts[i] for i in items[max(0, end - 5) : end])
+            shown = [texts[i] for i in items[max(0, end - 5) : end]]
+            prefix = "The user bought: "
+            # history_bounds as the generator writes them: item starts, end, resume point
+            starts, at = [], len(prefix)
+            for text in shown:
+                starts.append(at)
+                at += len(text.encode("utf-8")) + len(", ")
+            end_of_history = at - len(", ")
             rows.append(
                 {
                     "task": "retrieval",
                     "template": "retrieval-1",
                     "user_id": user,
-                    "input": f"The user bought: {history}. What will the user buy next?",
+                    "input": f"{prefix}{', '.join(shown)}. What will the user buy next?",
                     "target": texts[items[end]],
                     "target_item": items[end],
                     "candidates": None,
+                    "history_bounds": [*starts, end_of_history, end_of_history],
                 }
             )
     return rows
@@ -87,6 +95,7 @@ def make_samples(
         "target": pl.String,
         "target_item": pl.Int64,
         "candidates": pl.List(pl.Int64),
+        "history_bounds": pl.List(pl.Int32),
     }
     for split in ("train", "valid", "test"):
         pl.DataFrame(_retrieval_rows(dataset, split), schema=schema).write_parquet(

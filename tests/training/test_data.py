@@ -14,12 +14,13 @@ from recalign.training.data import (
     Collator,
     Lengths,
     causal_example,
+    encode_batch,
     read_samples_manifest,
-    tokenize_frame,
+    sequence_lengths,
     truncate,
     truncate_answer,
 )
-from recalign.training.memory import ModelDims, check_memory, estimate_bytes
+from recalign.training.memory import ModelDims, check_memory, estimate, estimate_bytes
 
 CORPUS = ["red lipstick matte", "blue nail polish", "the user bought: what next?"] * 20
 
@@ -46,15 +47,16 @@ def test_tokenized_causal_labels_are_answer_only():
             "target": ["blue nail polish", "red"],
         }
     )
-    data = tokenize_frame(tok, "causal", frame, Lengths(64, 16))
-    for row, (prompt_text, answer_text) in zip(data, frame.iter_rows(), strict=True):
+    encoded = encode_batch(tok, "causal", frame["input"], frame["target"], Lengths(64, 16))
+    rows = zip(encoded.input_ids, encoded.labels, frame.iter_rows(), strict=True)
+    for ids, labels, (prompt_text, answer_text) in rows:
         prompt = encode_prompt(tok, "causal", prompt_text)
         answer = encode_answer(tok, "causal", answer_text)
-        assert row["input_ids"] == prompt + answer
-        assert row["labels"] == [IGNORE_INDEX] * len(prompt) + answer
-        assert row["length"] == len(prompt) + len(answer)
-    batch = Collator(tok.pad_token_id)(list(data))
-    lengths = [len(r["input_ids"]) for r in data]
+        assert ids == prompt + answer
+        assert labels == [IGNORE_INDEX] * len(prompt) + answer
+    lengths = sequence_lengths(encoded, "causal")
+    assert lengths == [len(ids) for ids in encoded.input_ids]
+    batch = Collator(tok, "causal", Lengths(64, 16))(frame.to_dicts())
     short = lengths.index(min(lengths))
     width = max(lengths)
     assert batch["input_ids"].shape == batch["labels"].shape == (2, width)
@@ -70,9 +72,11 @@ def test_tokenized_causal_labels_are_answer_only():
 def test_tokenized_seq2seq_truncates_prompt_keeps_eos():
     tok = train_tokenizer(CORPUS, vocab_size=200, family="seq2seq")
     frame = pl.DataFrame({"input": ["red lipstick matte " * 10], "target": ["blue nail polish"]})
-    row = tokenize_frame(tok, "seq2seq", frame, Lengths(8, 3))[0]
-    assert len(row["input_ids"]) == 8 and row["input_ids"][-1] == tok.eos_token_id
-    assert len(row["labels"]) == 3 and row["labels"][-1] == tok.eos_token_id
+    encoded = encode_batch(tok, "seq2seq", frame["input"], frame["target"], Lengths(8, 3))
+    ids, labels = encoded.input_ids[0], encoded.labels[0]
+    assert len(ids) == 8 and ids[-1] == tok.eos_token_id
+    assert len(labels) == 3 and labels[-1] == tok.eos_token_id
+    assert sequence_lengths(encoded, "seq2seq") == [11]  # both sides: the padded work
 
 
 def test_samples_of_another_dataset_are_refused(tmp_path):
@@ -139,3 +143,48 @@ def test_memory_guard_refuses_with_advice():
         available=16 << 30,
         fraction=None,
     )
+
+
+def test_memory_estimate_counts_the_data_path():
+    dims = ModelDims(hidden=64, layers=2, heads=4, vocab=1000, params=100, trainable=100)
+    batch = {"batch_size": 2, "seq_len": 10, "target_len": 5}
+    without = estimate(dims, **batch)
+    assert without.data == 0 and without.total == estimate_bytes(dims, **batch)
+    small, large = estimate(dims, **batch, samples=10**5), estimate(dims, **batch, samples=10**6)
+    # Linear in the samples at a few bytes each: 16 B a sample, not the ~2 KB of ids.
+    assert large.data - small.data == 16 * 9 * 10**5
+    assert large.weights == without.weights and large.activations == without.activations
+
+
+def test_memory_guard_advises_a_subset_when_data_dominates():
+    dims = ModelDims(hidden=8, layers=1, heads=1, vocab=10, params=10, trainable=10)
+    with pytest.raises(ConfigError, match="--max-train-samples"):
+        check_memory(
+            dims,
+            batch_size=1,
+            seq_len=8,
+            target_len=4,
+            bytes_per_value=4,
+            checkpointing=False,
+            available=1 << 30,
+            fraction=0.8,
+            samples=10**8,
+        )
+
+
+def test_memory_guard_warns_when_free_memory_is_short(caplog):
+    dims = ModelDims(hidden=512, layers=16, heads=8, vocab=32_000, params=10**8, trainable=10**8)
+    kwargs = {
+        "batch_size": 8,
+        "seq_len": 256,
+        "target_len": 64,
+        "bytes_per_value": 4,
+        "checkpointing": False,
+        "available": 64 << 30,
+        "fraction": 0.8,
+    }
+    with caplog.at_level("WARNING", logger="recalign.training.memory"):
+        need = check_memory(dims, **kwargs, free=None)
+        assert not caplog.records
+        check_memory(dims, **kwargs, free=need // 2)
+    assert "free now" in caplog.text and "batch_size" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 from pathlib import Path
@@ -76,6 +77,9 @@ def test_run_directory_contract(t5_run, shop):
     assert manifest["data_hash"] == load_prepared(shop[0]).data_hash
     assert manifest["steps_done"] == 30 and manifest["best_step"] in (10, 20, 30)
     assert manifest["item_repr"] == "title" and manifest["lora"] is None
+    # How the prompts were fitted to max_source_length, over every batch of the run.
+    assert set(manifest["prompt_fit"]) <= {"shortened", "over_budget", "cut_without_bounds"}
+    assert not manifest["prompt_fit"].get("cut_without_bounds")
     assert manifest["model"]["source"] == "tiny-t5"
     assert (run / "config.yaml").is_file()
     assert (run / "model" / "model.safetensors").is_file()
@@ -95,8 +99,10 @@ def _same_weights(a, b, tol=1e-5):
         torch.testing.assert_close(p, params_b[name], atol=tol, rtol=tol, msg=name)
 
 
-def test_resume_matches_uninterrupted(shop, t5_run, tmp_path):
-    """Stop at step 13 (mid-evaluation-interval), resume: the same weights as one run."""
+@pytest.mark.parametrize("stop", [13, 23])
+def test_resume_matches_uninterrupted(stop, shop, t5_run, tmp_path):
+    """Stop mid-evaluation-interval (in the first epoch, and in the second), resume: the
+    same weights as one run."""
     data, samples = shop
     out = tmp_path / "run"
     first = train(
@@ -106,9 +112,11 @@ def test_resume_matches_uninterrupted(shop, t5_run, tmp_path):
         out,
         config=_config("seq2seq"),
         progress=False,
-        callbacks=[StopAtStepCallback(13)],
+        callbacks=[StopAtStepCallback(stop)],
     )
-    assert first.steps == 13 and not (out / "model").exists()
+    assert first.steps == stop and not (out / "model").exists()
+    steps_per_epoch = -(-json.loads((out / "manifest.json").read_text())["train_samples"] // 8)
+    assert (stop < steps_per_epoch) == (stop == 13)  # 23 is in the second epoch
     assert json.loads((out / "manifest.json").read_text())["status"] == "stopped"
     resumed = train(data, samples, "tiny-t5", out, resume=True, progress=False)
     assert resumed.steps == 30
@@ -294,3 +302,98 @@ def test_num_processes_relaunches_through_accelerate():
         "--out",
         "o",
     ]
+
+
+def test_sample_flags_subset_and_are_kept_on_resume(shop, tmp_path):
+    from typer.testing import CliRunner
+
+    from recalign.cli.train import app
+
+    data, samples = shop
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        "batch_size: 4\neval_steps: 2\nlogging_steps: 1\nvocab_size: 300\n"
+        "model_overrides: {d_model: 32, d_ff: 64, d_kv: 8, num_heads: 4}\n"
+    )
+    out = tmp_path / "run"
+    common = ["train", "--data", str(data), "--samples", str(samples), "--out", str(out)]
+    flags = ["--max-train-samples", "24", "--max-eval-samples", "8"]
+    runner = CliRunner()
+    result = runner.invoke(app, [*common, "--config", str(config), "--max-steps", "2", *flags])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["train_samples"], manifest["valid_samples"]) == (24, 8)
+    assert "max_train_samples: 24" in (out / "config.yaml").read_text()
+    assert not (out / "data-cache").exists()  # the streamed texts go with the run
+    changed = runner.invoke(app, [*common, "--resume", "--max-train-samples", "30"])
+    assert changed.exit_code != 0
+    assert "differs from the resumed run" in str(changed.exception)
+    same = runner.invoke(app, [*common, "--resume", "--max-steps", "4", *flags])
+    assert same.exit_code == 0, same.output
+    assert json.loads((out / "manifest.json").read_text())["train_samples"] == 24
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.mark.parametrize(
+    ("family", "lora"), [("seq2seq", False), ("causal", False), ("causal", True)]
+)
+def test_happy_path_runs_and_reloads_without_warnings(family, lora, shop, tmp_path):
+    """Best-model reload of tied weights and LoRA: no missing keys, no FutureWarning."""
+    import warnings
+
+    data, samples = shop
+    spec = "tiny-t5" if family == "seq2seq" else "tiny-causal"
+    cfg = _config(family, max_steps=4, eval_steps=2, lora={"enabled": lora})
+    records = _Records()
+    watched = [logging.getLogger(name) for name in ("transformers", "recalign.training")]
+    for logger in watched:
+        logger.addHandler(records)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)
+            warnings.simplefilter("error", UserWarning)
+            result = train(data, samples, spec, tmp_path / "run", config=cfg, progress=False)
+            load_run_model(tmp_path / "run")
+    finally:
+        for logger in watched:
+            logger.removeHandler(records)
+    assert result.best_step in (2, 4)  # the best checkpoint was reloaded at the end
+    unexpected = [m for m in records.messages if "samples were generated for" not in m]
+    unexpected = [m for m in unexpected if "mtime may not be reliable" not in m]
+    assert unexpected == []
+
+
+def test_tied_aliases_are_told_from_missing_weights():
+    from recalign.models.tiny import build_tiny_t5, train_tokenizer
+    from recalign.training.trainer import tied_aliases
+
+    tok = train_tokenizer(["red lipstick blue polish"] * 20, vocab_size=300)
+    model = build_tiny_t5(tok, **TINY_T5)
+    aliases = ["encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight"]
+    real = "encoder.block.0.layer.0.SelfAttention.q.weight"
+    assert tied_aliases(model, {"shared.weight"}, [*aliases, real]) == set(aliases)
+    # Without their source in the checkpoint, the aliases are really missing.
+    assert tied_aliases(model, {real}, aliases) == set()
+
+
+def test_checkpoint_keys_of_single_and_sharded_checkpoints(tmp_path):
+    from safetensors.torch import save_file
+
+    from recalign.training.trainer import checkpoint_keys
+
+    save_file({"shared.weight": torch.zeros(2)}, tmp_path / "model.safetensors")
+    assert checkpoint_keys(tmp_path) == {"shared.weight"}
+    sharded = tmp_path / "sharded"
+    sharded.mkdir()
+    index = {"weight_map": {"shared.weight": "a.safetensors", "x.weight": "b.safetensors"}}
+    (sharded / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert checkpoint_keys(sharded) == {"shared.weight", "x.weight"}
+    assert checkpoint_keys(tmp_path / "missing") == set()

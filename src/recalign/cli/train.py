@@ -28,6 +28,12 @@ def train(
     max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after N steps."),
     epochs: float | None = typer.Option(None, "--epochs", help="Number of epochs."),
     lora: bool | None = typer.Option(None, "--lora/--full", help="LoRA or full fine-tuning."),
+    max_train_samples: int | None = typer.Option(
+        None, "--max-train-samples", min=1, help="Train on a seeded subset of N samples."
+    ),
+    max_eval_samples: int | None = typer.Option(
+        None, "--max-eval-samples", min=1, help="Validate on a seeded subset of N samples."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
     tokenizer: Path | None = typer.Option(
         None, "--tokenizer", help="Tokenizer dir for tiny presets (default: train one)."
@@ -53,6 +59,8 @@ def train(
         max_steps=max_steps,
         epochs=epochs,
         lora=lora,
+        max_train_samples=max_train_samples,
+        max_eval_samples=max_eval_samples,
         resume=resume,
         tokenizer_path=tokenizer,
     )

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -162,6 +164,22 @@ def _load_pretrained(
     )
 
 
+@contextmanager
+def peft_checkpointing_warning_silenced() -> Iterator[None]:
+    """Around making a `PeftModel`: hide one FutureWarning that is about peft, not us.
+
+    peft (0.21) reads `model.is_gradient_checkpointing`, which transformers 5 renamed to
+    `is_activation_checkpointing` and kept as an alias that warns on every read. The value
+    is the same, so the warning (one per LoRA run and per adapter reload) is noise until
+    peft reads the new name; any other warning still shows.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        yield
+
+
 def _load_adapter(path: Path, *, dtype: Any, base: str | Path | None = None) -> LoadedModel:
     """A LoRA adapter directory: the base from `base` (or the adapter config), then peft."""
     import json
@@ -173,7 +191,8 @@ def _load_adapter(path: Path, *, dtype: Any, base: str | Path | None = None) -> 
     if not base_source:
         raise RecalignError(f"{path} is a LoRA adapter without a known base model")
     base_loaded = load_model(base_source, dtype=dtype, tokenizer_path=path)
-    model = PeftModel.from_pretrained(base_loaded.model, str(path))
+    with peft_checkpointing_warning_silenced():
+        model = PeftModel.from_pretrained(base_loaded.model, str(path))
     spec = {"source": str(path), "adapter": True, "base": base_source}
     return LoadedModel(
         model=model, tokenizer=base_loaded.tokenizer, family=base_loaded.family, spec=spec

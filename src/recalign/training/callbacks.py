@@ -15,6 +15,11 @@ from transformers.trainer_callback import ProgressCallback
 logger = logging.getLogger(__name__)
 
 
+def format_rate(rate: float) -> str:
+    """Three significant digits below 100 (a 135M model on a CPU trains ~0.3 samples/s)."""
+    return f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}"
+
+
 class JsonlLogCallback(TrainerCallback):
     """One JSON record per logging (and evaluation) step, with throughput since the last."""
 
@@ -115,7 +120,44 @@ class BarProgressCallback(ProgressCallback):
             if self._last is not None:
                 then, step = self._last
                 rate = (state.global_step - step) * self.samples_per_step / max(now - then, 1e-9)
-                shown["samples/s"] = f"{rate:.0f}"
+                shown["samples/s"] = format_rate(rate)
             self._last = (now, state.global_step)
         if shown:
             self.training_bar.set_postfix(shown, refresh=False)
+
+
+class EvalTimeCallback(TrainerCallback):
+    """Warn once when validation takes far more than its intended share of the time.
+
+    The share is measured: the evaluation's own runtime over the wall time since the
+    previous evaluation ended (training steps, the checkpoint, and this evaluation).
+    """
+
+    def __init__(self, fraction: float, tolerance: float = 2.0, min_seconds: float = 30.0) -> None:
+        self.fraction = fraction
+        self.tolerance = tolerance
+        self.min_seconds = min_seconds  # a validation this short is not worth a warning
+        self._since: float | None = None
+        self.warned = False
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._since = time.perf_counter()
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any
+    ) -> None:
+        now = time.perf_counter()
+        runtime = (metrics or {}).get("eval_runtime")
+        timed = isinstance(runtime, (int, float)) and runtime >= self.min_seconds
+        if self._since is not None and timed and not self.warned:
+            share = runtime / max(now - self._since, 1e-9)
+            if share > self.tolerance * self.fraction and state.is_world_process_zero:
+                self.warned = True
+                logger.warning(
+                    "validation took %.0fs, %.0f%% of the time since the previous one (aim: "
+                    "%.0f%%): lower max_eval_samples or raise eval_steps",
+                    runtime,
+                    100 * share,
+                    100 * self.fraction,
+                )
+        self._since = now

@@ -60,6 +60,11 @@ class TrainConfig(_Strict):
     # far fewer distinct shapes (each new one costs kernel selection and loading).
     # None: 8 on CUDA, no rounding on CPU.
     pad_to_multiple_of: int | None = Field(None, ge=1)
+    # Where the lengths for length-grouped batches come from: `bytes` estimates them from
+    # the texts' byte lengths (a fit on 2,000 tokenised samples, no pass over the data:
+    # seconds, ~6% padding on ML-100K); `tokens` tokenises every sample once up front for
+    # exact lengths (minutes, ~1% padding): worth it for runs of hours.
+    length_source: Literal["bytes", "tokens"] = "bytes"
     max_source_length: int = Field(256, ge=8)  # prompt tokens; longer prompts are cut
     max_target_length: int = Field(64, ge=2)  # answer tokens (incl. EOS)
     # The start of a long history prompt holds the oldest items; cut there by default.
@@ -78,7 +83,10 @@ class TrainConfig(_Strict):
     save_steps: int | None = Field(None, ge=1)  # None: eval_steps (best-model needs both equal)
     save_total_limit: int | None = Field(3, ge=1)  # the best checkpoint is always kept
     logging_steps: int = Field(10, ge=1)
-    max_eval_samples: int | None = Field(2000, ge=1)  # validation subset, for speed
+    # A seeded validation subset. auto: sized so validation takes about `eval_fraction` of
+    # the training time (`auto_eval_samples`); null: the whole split.
+    max_eval_samples: int | Literal["auto"] | None = "auto"
+    eval_fraction: float = Field(0.1, gt=0, le=1)  # the time share `auto` aims at
     max_train_samples: int | None = Field(None, ge=1)  # a seeded subset (quick runs, benches)
     tasks: list[str] | None = None  # train on these tasks only (None: every task)
     # --- model ---
@@ -86,14 +94,18 @@ class TrainConfig(_Strict):
     model_overrides: dict[str, Any] = Field(default_factory=dict)  # tiny presets: config keys
     gradient_checkpointing: bool = False  # trade compute for activation memory
     # --- memory guard ---
-    # Refuse to start when the estimated activation memory exceeds this fraction of the
-    # device's memory; set to null to skip the check.
+    # Refuse to start when the estimated peak memory (activations, weights, optimizer,
+    # data) exceeds this fraction of the device's memory; set to null to skip the check.
     memory_fraction: float | None = Field(0.8, gt=0)
-    num_workers: int = Field(0, ge=0)  # dataloader workers; tokenised data is in memory
+    # Dataloader worker processes. 0: batches are tokenised in the training process
+    # (a few ms a batch); more moves that into workers.
+    num_workers: int = Field(0, ge=0)
     lora: LoraConfig = Field(default_factory=LoraConfig)
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
+        if isinstance(self.max_eval_samples, int) and self.max_eval_samples < 1:
+            raise ValueError("max_eval_samples must be >= 1, 'auto' or null")
         save = self.save_steps or self.eval_steps
         if save % self.eval_steps:
             raise ValueError(
@@ -101,6 +113,34 @@ class TrainConfig(_Strict):
                 "so the best checkpoint by validation loss is on disk"
             )
         return self
+
+
+# Samples/s of validation over samples/s of training: forward only against forward,
+# backward and optimizer step. Measured on CPU (bench/RESULTS.md, "Streaming training
+# data"): tiny-t5 3.3, tiny-causal 2.7 (LoRA 2.4), SmolLM2-135M 2.6-3.1 (LoRA 2.5-3.0).
+# LoRA's cheaper backward gives the lowest ratios; 2 sits below all of them, so `auto`
+# keeps validation within its share for full and LoRA runs of any size.
+EVAL_SPEEDUP = 2.0
+MIN_EVAL_SAMPLES = 128  # fewer make the validation loss too noisy to pick a best step
+
+
+def auto_eval_samples(config: TrainConfig, processes: int = 1) -> int:
+    """Validation samples that take ~`eval_fraction` of the time of `eval_steps` steps.
+
+    One step trains `batch_size * grad_accum * processes` samples; validating a sample
+    costs about 1 / EVAL_SPEEDUP of training one, whatever the model's size, so the
+    answer depends on the schedule, not on the model: 640 for the defaults.
+    """
+    per_step = config.batch_size * config.grad_accum * processes
+    budget = config.eval_fraction * EVAL_SPEEDUP * config.eval_steps * per_step
+    return max(MIN_EVAL_SAMPLES, int(budget))
+
+
+def eval_sample_limit(config: TrainConfig, processes: int = 1) -> int | None:
+    """`max_eval_samples` resolved: a number, or None for the whole validation split."""
+    if config.max_eval_samples == "auto":
+        return auto_eval_samples(config, processes)
+    return config.max_eval_samples
 
 
 def _format_error(error: ValidationError, source: str) -> str:

@@ -1,28 +1,30 @@
-"""Samples -> token ids -> padded batches.
+"""Sample texts -> token ids -> padded batches, one batch at a time.
 
 seq2seq: `input` is the encoder input, `target` the labels. causal: one sequence,
 prompt then answer, with labels -100 on the prompt (and padding) so the loss is on the
 answer tokens only. Ids come from `recalign.models.tokenization`, the same functions the
 evaluator uses, so the model is trained on exactly the sequences it is scored on.
+
+Texts are tokenised per batch, in the collator (`encode_batch` is the one place that
+turns sample texts into training ids): nothing proportional to the number of samples
+is held as Python objects. `recalign.training.stream` supplies the texts.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import polars as pl
-
-from recalign.constants import HISTORY_BOUNDS, INPUT, MANIFEST_FILE, TARGET, TASK
-from recalign.errors import DataFormatError, IncompatibleArtifactError, RecalignError
+from recalign.constants import HISTORY_BOUNDS, INPUT, MANIFEST_FILE, TARGET
+from recalign.errors import IncompatibleArtifactError, RecalignError
 
 logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # the label value torch's cross-entropy skips
-LENGTH = "length"  # column the length-grouped sampler reads
 
 
 def read_samples_manifest(samples_dir: str | Path, data_hash: str | None) -> dict[str, Any]:
@@ -41,30 +43,6 @@ def read_samples_manifest(samples_dir: str | Path, data_hash: str | None) -> dic
             "version of it). Regenerate them with `recalign samples` from this --data."
         )
     return manifest
-
-
-def read_split(
-    samples_dir: str | Path, split: str, *, tasks: list[str] | None = None
-) -> pl.DataFrame:
-    """One split's samples (`input`, `target`, `task`), optionally restricted to some tasks."""
-    path = Path(samples_dir) / f"{split}.parquet"
-    if not path.is_file():
-        raise RecalignError(f"{path} does not exist: the samples directory has no {split} split")
-    frame = pl.read_parquet(path)
-    for column in (INPUT, TARGET):
-        if column not in frame.columns:
-            from recalign.errors import MissingColumnError
-
-            raise MissingColumnError(column, path=path, available=frame.columns)
-    if tasks is not None and TASK in frame.columns:
-        frame = frame.filter(pl.col(TASK).is_in(tasks))
-    nulls = frame.select(pl.col(INPUT).is_null() | pl.col(TARGET).is_null()).to_series()
-    if nulls.any():
-        row = int(nulls.arg_true()[0])
-        raise DataFormatError("sample with an empty input or target", path=path, line=row + 1)
-    if frame.height == 0:
-        raise RecalignError(f"{path} has no samples" + (f" for tasks {tasks}" if tasks else ""))
-    return frame
 
 
 def truncate(ids: list[int], limit: int, side: str, *, keep_first: bool = False) -> list[int]:
@@ -95,26 +73,46 @@ class Lengths:
     truncation_side: str = "left"
 
 
-def tokenize_frame(tokenizer: Any, family: str, frame: pl.DataFrame, lengths: Lengths) -> Any:
-    """A `datasets.Dataset` with `input_ids`, `labels` and `length` for each sample."""
-    import datasets
+@dataclass
+class Encoded:
+    """Model inputs and labels of a batch of samples, unpadded."""
 
+    input_ids: list[list[int]]
+    labels: list[list[int]]
+    # How the batch's prompts were fitted to the budget: prompts shortened (whole history
+    # items dropped), kept over budget (no history left to drop), cut without bounds.
+    fit: Counter = field(default_factory=Counter)
+
+
+def encode_batch(
+    tokenizer: Any,
+    family: str,
+    prompts: Sequence[str],
+    answers: Sequence[str],
+    lengths: Lengths,
+    bounds: Sequence[Sequence[int] | None] | None = None,
+) -> Encoded:
+    """The training ids of a batch of samples: the one definition training uses.
+
+    Prompts over `max_source_length` lose whole history items, oldest first (`bounds`:
+    the samples' `history_bounds`; never the instruction, the candidates or a chat
+    frame — `recalign.models.tokenization.fit_prompts`); samples without bounds are cut
+    from `truncation_side`. Answers are cut to `max_target_length` with their EOS kept.
+    """
     from recalign.models.tokenization import encode_answers, fit_prompts
 
-    # Prompts over budget drop whole history items (never the instruction or chat frame);
-    # samples without bounds (generated before them) are cut from one side, with a warning.
-    bounds = frame.get_column(HISTORY_BOUNDS).to_list() if HISTORY_BOUNDS in frame.columns else None
-    prompts = fit_prompts(
+    fitted = fit_prompts(
         tokenizer,
         family,
-        frame.get_column(INPUT).to_list(),
+        prompts,
         bounds,
         lengths.max_source_length,
         side=lengths.truncation_side,
-    ).ids
-    answers = encode_answers(tokenizer, family, frame.get_column(TARGET).to_list())
+        quiet=True,  # per batch; the run reports the totals (`Collator.fit`)
+    )
+    answer_ids = encode_answers(tokenizer, family, answers)
     inputs, labels = [], []
-    for prompt, answer in zip(prompts, answers, strict=True):
+    for prompt, answer in zip(fitted.ids, answer_ids, strict=True):
         answer = truncate_answer(answer, lengths.max_target_length)
         if family == "causal":
             ids, label = causal_example(prompt, answer)
@@ -122,51 +120,66 @@ def tokenize_frame(tokenizer: Any, family: str, frame: pl.DataFrame, lengths: Le
             ids, label = prompt, answer
         inputs.append(ids)
         labels.append(label)
-    # Length-grouping cares about the padded work per batch: both sides for seq2seq.
+    summary = fitted.summary()
+    fit = Counter(
+        shortened=summary["shortened"],
+        over_budget=summary["cannot_fit"],
+        cut_without_bounds=summary["cut_without_bounds"],
+    )
+    return Encoded(inputs, labels, fit)
+
+
+def sequence_lengths(encoded: Encoded, family: str) -> list[int]:
+    """The length a batch is grouped by: the padded work, so both sides for seq2seq."""
     if family == "causal":
-        length = [len(ids) for ids in inputs]
-    else:
-        length = [len(a) + len(b) for a, b in zip(inputs, labels, strict=True)]
-    return datasets.Dataset.from_dict({"input_ids": inputs, "labels": labels, LENGTH: length})
+        return [len(ids) for ids in encoded.input_ids]
+    return [len(a) + len(b) for a, b in zip(encoded.input_ids, encoded.labels, strict=True)]
 
 
-def subsample(frame: pl.DataFrame, limit: int | None, seed: int) -> pl.DataFrame:
-    """A seeded subset of rows (validation speed), in the original order."""
-    if limit is None or frame.height <= limit:
-        return frame
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(frame.height, size=limit, replace=False))
-    return frame[rows]
+def _width(rows: list[list[int]], multiple: int | None) -> int:
+    width = max(len(r) for r in rows)
+    return width if not multiple else -(-width // multiple) * multiple
+
+
+def pad_batch(encoded: Encoded, pad_token_id: int, multiple: int | None = None) -> dict[str, Any]:
+    """Dynamic padding: the batch is padded to its own longest sequence."""
+    import torch
+
+    inputs, labels = encoded.input_ids, encoded.labels
+    width, label_width = _width(inputs, multiple), _width(labels, multiple)
+    return {
+        "input_ids": torch.tensor(
+            [r + [pad_token_id] * (width - len(r)) for r in inputs], dtype=torch.long
+        ),
+        "attention_mask": torch.tensor(
+            [[1] * len(r) + [0] * (width - len(r)) for r in inputs], dtype=torch.long
+        ),
+        "labels": torch.tensor(
+            [r + [IGNORE_INDEX] * (label_width - len(r)) for r in labels], dtype=torch.long
+        ),
+    }
 
 
 @dataclass
 class Collator:
-    """Dynamic padding: each batch is padded to its own longest sequence."""
+    """Sample texts (`input`, `target`, `history_bounds`) -> a padded batch of ids,
+    tokenised per batch. `fit` counts how prompts were fitted over the batches seen."""
 
-    pad_token_id: int
+    tokenizer: Any
+    family: str
+    lengths: Lengths
     pad_to_multiple_of: int | None = None
-
-    def _width(self, rows: list[list[int]]) -> int:
-        width = max(len(r) for r in rows)
-        m = self.pad_to_multiple_of
-        return width if not m else -(-width // m) * m
+    fit: Counter = field(default_factory=Counter)
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        import torch
-
-        inputs = [list(f["input_ids"]) for f in features]
-        labels = [list(f["labels"]) for f in features]
-        width = self._width(inputs)
-        label_width = self._width(labels)
-        batch = {
-            "input_ids": torch.tensor(
-                [r + [self.pad_token_id] * (width - len(r)) for r in inputs], dtype=torch.long
-            ),
-            "attention_mask": torch.tensor(
-                [[1] * len(r) + [0] * (width - len(r)) for r in inputs], dtype=torch.long
-            ),
-            "labels": torch.tensor(
-                [r + [IGNORE_INDEX] * (label_width - len(r)) for r in labels], dtype=torch.long
-            ),
-        }
-        return batch
+        bounds = [f[HISTORY_BOUNDS] for f in features] if HISTORY_BOUNDS in features[0] else None
+        encoded = encode_batch(
+            self.tokenizer,
+            self.family,
+            [f[INPUT] for f in features],
+            [f[TARGET] for f in features],
+            self.lengths,
+            bounds,
+        )
+        self.fit.update(encoded.fit)
+        return pad_batch(encoded, self.tokenizer.pad_token_id, self.pad_to_multiple_of)

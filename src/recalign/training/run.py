@@ -13,17 +13,19 @@ config, data and run-directory contract into it.
     RUN_DIR/config.yaml            the resolved TrainConfig
     RUN_DIR/manifest.json          kind "run", model, family, hashes, lora, best step, steps
     RUN_DIR/train_log.jsonl        one record per logging / evaluation step
+    RUN_DIR/data-cache/            while training only: the samples' texts, memory-mapped
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recalign.constants import CONFIG_FILE, INPUT, TARGET
+from recalign.constants import CONFIG_FILE
 from recalign.errors import ConfigError, RecalignError
 from recalign.training.checkpoints import CHECKPOINTS_DIR, last_checkpoint
 from recalign.training.config import LORA_TARGETS, TrainConfig, dump_config, load_config
@@ -34,6 +36,9 @@ MODEL_DIR = "model"
 TOKENIZER_DIR = "tokenizer"
 BASE_DIR = "base"
 LOG_FILE = "train_log.jsonl"
+DATA_CACHE_DIR = "data-cache"
+# Settings that decide which samples a run sees: a resumed run must keep them.
+DATA_KEYS = ("max_train_samples", "max_eval_samples")
 # Tokenizer training for tiny presets reads this many sample prompts and answers, so the
 # template words are in the vocabulary.
 TOKENIZER_SAMPLE_TEXTS = 20_000
@@ -86,6 +91,14 @@ def _resolve_config(
     if resume:
         # The saved config defines the data order and schedule; only the length may grow.
         saved = load_config(out / CONFIG_FILE)
+        for key in DATA_KEYS:
+            value = overrides.get(key)
+            if value is not None and value != getattr(saved, key):
+                raise ConfigError(
+                    f"--{key.replace('_', '-')} {value} differs from the resumed run's "
+                    f"{getattr(saved, key)!r}: the samples and their order would change. Resume "
+                    "without it, or start a new run with another --out."
+                )
         allowed = {k: v for k, v in overrides.items() if k in ("max_steps", "epochs")}
         return saved.model_copy(update={k: v for k, v in allowed.items() if v is not None})
     if config is not None:
@@ -95,20 +108,24 @@ def _resolve_config(
     return load_config(config_path, **overrides)
 
 
+def _process_state() -> Any:
+    import torch
+    from accelerate import PartialState
+
+    # cpu=True without CUDA: otherwise a CPU-only multi-process launch is seen as one
+    # process, and the processes would not wait for each other.
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def _load(
     spec: str, cfg: TrainConfig, out: Path, dataset: Any, texts: list[str], tokenizer_path: Any
 ) -> Any:
     """Load the model; tiny presets get their tokenizer from RUN_DIR/tokenizer once made."""
-    import torch
-    from accelerate import PartialState
-
     from recalign.models import TINY_PRESETS
     from recalign.models.loading import load_model
 
     saved_tokenizer = out / TOKENIZER_DIR
-    # cpu=True without CUDA: otherwise a CPU-only multi-process launch is seen as one
-    # process, and the processes would not wait for each other below.
-    state = PartialState(cpu=not torch.cuda.is_available())
+    state = _process_state()
     # The main process trains and saves the tokenizer first; the others then read it,
     # so every process (and a resumed run) has the identical vocabulary.
     with state.main_process_first():
@@ -147,8 +164,11 @@ def _apply_lora(loaded: Any, cfg: TrainConfig) -> Any:
         target_modules=targets,  # None: peft's own table for this architecture
         task_type=TaskType.SEQ_2_SEQ_LM if loaded.family == "seq2seq" else TaskType.CAUSAL_LM,
     )
+    from recalign.models.loading import peft_checkpointing_warning_silenced
+
     try:
-        return get_peft_model(loaded.model, peft_config)
+        with peft_checkpointing_warning_silenced():
+            return get_peft_model(loaded.model, peft_config)
     except ValueError as error:
         raise ConfigError(
             f"LoRA cannot be applied to {model_type!r}: {error}. Set lora.target_modules "
@@ -167,6 +187,8 @@ def train(
     max_steps: int | None = None,
     epochs: float | None = None,
     lora: bool | None = None,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
     resume: bool = False,
     tokenizer_path: str | Path | None = None,
     callbacks: list[Any] | None = None,
@@ -174,53 +196,44 @@ def train(
 ) -> RunResult:
     """Fine-tune `model` on the samples in `samples` (made from the dataset in `data`).
 
-    `config` (or the YAML at `config_path`) is the `TrainConfig`; `max_steps`, `epochs`
-    and `lora` override it. `resume` continues the run in `out` from its last checkpoint.
-    Extra HF `TrainerCallback`s may be passed in `callbacks`.
+    `config` (or the YAML at `config_path`) is the `TrainConfig`; `max_steps`, `epochs`,
+    `lora`, `max_train_samples` and `max_eval_samples` override it. `resume` continues
+    the run in `out` from its last checkpoint. Extra HF `TrainerCallback`s may be passed
+    in `callbacks`.
     """
-    import time
-
-    import torch
-    from transformers import Trainer, TrainingArguments
+    from transformers import set_seed
 
     from recalign.data.store import load_prepared
-    from recalign.manifest import config_hash, file_sha256
+    from recalign.manifest import file_sha256
     from recalign.run_inputs import recorded_path
-    from recalign.training.callbacks import (
-        BarProgressCallback,
-        InterruptCallback,
-        JsonlLogCallback,
-    )
-    from recalign.training.data import (
-        Collator,
-        Lengths,
-        read_samples_manifest,
-        read_split,
-        subsample,
-        tokenize_frame,
-    )
-    from recalign.training.memory import check_memory, device_memory_bytes, model_dims
+    from recalign.training.config import eval_sample_limit
+    from recalign.training.data import Lengths, read_samples_manifest
+    from recalign.training.stream import build_text_set, choose_rows, head_texts, open_split
 
     out = Path(out)
-    overrides = {"max_steps": max_steps, "epochs": epochs, "lora": lora}
+    overrides = {
+        "max_steps": max_steps,
+        "epochs": epochs,
+        "lora": lora,
+        "max_train_samples": max_train_samples,
+        "max_eval_samples": max_eval_samples,
+    }
     cfg = _resolve_config(out, resume, config, config_path, overrides)
     checkpoint = _prepare_run_dir(out, resume)
     dataset = load_prepared(data)
     samples_manifest = read_samples_manifest(samples, dataset.data_hash)
-    train_frame = subsample(
-        read_split(samples, "train", tasks=cfg.tasks), cfg.max_train_samples, cfg.seed
-    )
-    valid_frame = subsample(
-        read_split(samples, "valid", tasks=cfg.tasks), cfg.max_eval_samples, cfg.seed
-    )
+    train_split = open_split(samples, "train", tasks=cfg.tasks)
+    valid_split = open_split(samples, "valid", tasks=cfg.tasks)
+    state = _process_state()
+    train_rows = choose_rows(train_split.rows, cfg.max_train_samples, cfg.seed)
+    eval_limit = eval_sample_limit(cfg, state.num_processes)
+    valid_rows = choose_rows(valid_split.rows, eval_limit, cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
 
-    head = train_frame.head(TOKENIZER_SAMPLE_TEXTS)
-    texts = head.get_column(INPUT).to_list() + head.get_column(TARGET).to_list()
-    from transformers import set_seed
-
+    texts = head_texts(train_split, train_rows, TOKENIZER_SAMPLE_TEXTS)
     set_seed(cfg.seed)  # the random init of tiny presets and LoRA weights is part of the run
     loaded = _load(model, cfg, out, dataset, texts, tokenizer_path)
+    del texts
     if samples_manifest.get("family") not in (None, loaded.family):
         logger.warning(
             "samples were generated for %s models but %s is %s",
@@ -232,12 +245,74 @@ def train(
         loaded.model = _apply_lora(loaded, cfg)
 
     lengths = Lengths(cfg.max_source_length, cfg.max_target_length, cfg.truncation_side)
-    train_set = tokenize_frame(loaded.tokenizer, loaded.family, train_frame, lengths)
-    valid_set = tokenize_frame(loaded.tokenizer, loaded.family, valid_frame, lengths)
+    # Each process streams its own copy: nothing to coordinate, and it is deleted at the end.
+    cache = out / DATA_CACHE_DIR / f"rank-{state.process_index}"
+    shutil.rmtree(cache, ignore_errors=True)  # left by a killed run
+    cache.mkdir(parents=True)
+    try:
+        texts_for = {"tokenizer": loaded.tokenizer, "family": loaded.family, "lengths": lengths}
+        train_set = build_text_set(
+            train_split, train_rows, cache / "train.arrow", source=cfg.length_source, **texts_for
+        )
+        valid_set = build_text_set(
+            valid_split, valid_rows, cache / "valid.arrow", source=cfg.length_source, **texts_for
+        )
+        manifest_fields = {
+            "model": {**loaded.spec, "source": model},
+            "family": loaded.family,
+            "data_hash": dataset.data_hash,
+            "samples_dir": recorded_path(samples, out),
+            "samples_manifest_sha256": file_sha256(Path(samples) / "manifest.json"),
+            "item_repr": samples_manifest.get("item_repr"),
+            "lora": cfg.lora.model_dump() if cfg.lora.enabled else None,
+            "train_samples": len(train_set),
+            "valid_samples": len(valid_set),
+        }
+        return _fit(
+            cfg, loaded, train_set, valid_set, out, checkpoint, manifest_fields, callbacks, progress
+        )
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+        with contextlib.suppress(OSError):  # another process still has its copy there
+            (out / DATA_CACHE_DIR).rmdir()
+
+
+def _fit(
+    cfg: TrainConfig,
+    loaded: Any,
+    train_set: Any,
+    valid_set: Any,
+    out: Path,
+    checkpoint: Path | None,
+    manifest_fields: dict[str, Any],
+    callbacks: list[Any] | None,
+    progress: bool,
+) -> RunResult:
+    """Check memory, run the Trainer, save the best model and the manifest."""
+    import time
+
+    import torch
+    from transformers import TrainingArguments
+
+    from recalign.manifest import config_hash
+    from recalign.training.callbacks import (
+        BarProgressCallback,
+        EvalTimeCallback,
+        InterruptCallback,
+        JsonlLogCallback,
+    )
+    from recalign.training.data import Collator, Lengths
+    from recalign.training.memory import (
+        check_memory,
+        device_memory_bytes,
+        free_memory_bytes,
+        model_dims,
+    )
+    from recalign.training.trainer import RecalignTrainer
 
     precision = _precision_flags(cfg.precision)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    longest = max(train_set["length"])
+    longest = int(train_set.lengths.max())
     need = check_memory(
         model_dims(loaded.model),
         batch_size=cfg.batch_size,
@@ -247,6 +322,8 @@ def train(
         checkpointing=cfg.gradient_checkpointing,
         available=device_memory_bytes(device),
         fraction=cfg.memory_fraction,
+        samples=len(train_set) + len(valid_set),
+        free=free_memory_bytes(device),
     )
     logger.info("estimated peak training memory %.2f GiB", need / (1 << 30))
 
@@ -264,8 +341,6 @@ def train(
         lr_scheduler_type=cfg.lr_scheduler,
         max_grad_norm=cfg.max_grad_norm,
         seed=cfg.seed,
-        train_sampling_strategy="group_by_length" if cfg.batching == "length_grouped" else "random",
-        length_column_name="length",
         eval_strategy="steps",
         eval_steps=cfg.eval_steps,
         save_strategy="steps",
@@ -290,21 +365,29 @@ def train(
     )
     interrupt = InterruptCallback()
     samples_per_step = cfg.batch_size * cfg.grad_accum * max(1, args.world_size)
-    trainer = Trainer(
+    collator = Collator(
+        loaded.tokenizer,
+        loaded.family,
+        Lengths(cfg.max_source_length, cfg.max_target_length, cfg.truncation_side),
+        cfg.pad_to_multiple_of or (8 if device == "cuda" else None),
+    )
+    trainer = RecalignTrainer(
         model=loaded.model,
         args=args,
-        train_dataset=train_set,
-        eval_dataset=valid_set,
-        data_collator=Collator(
-            loaded.tokenizer.pad_token_id,
-            cfg.pad_to_multiple_of or (8 if device == "cuda" else None),
-        ),
+        train_dataset=train_set.dataset,
+        eval_dataset=valid_set.dataset,
+        data_collator=collator,
         processing_class=loaded.tokenizer,
         callbacks=[
-            JsonlLogCallback(out / "train_log.jsonl", samples_per_step),
+            JsonlLogCallback(out / LOG_FILE, samples_per_step),
             interrupt,
+            EvalTimeCallback(cfg.eval_fraction),
             *(callbacks or []),
         ],
+        lengths=train_set.lengths,
+        eval_lengths=valid_set.lengths,
+        batching=cfg.batching,
+        sampler_seed=cfg.seed,
     )
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -317,16 +400,8 @@ def train(
     if main:
         dump_config(cfg, out / CONFIG_FILE)
     manifest_fields = {
-        "model": {**loaded.spec, "source": model},
-        "family": loaded.family,
-        "data_hash": dataset.data_hash,
-        "samples_dir": recorded_path(samples, out),
-        "samples_manifest_sha256": file_sha256(Path(samples) / "manifest.json"),
-        "item_repr": samples_manifest.get("item_repr"),
-        "lora": cfg.lora.model_dump() if cfg.lora.enabled else None,
+        **manifest_fields,
         "config_hash": config_hash(cfg.model_dump(mode="json")),
-        "train_samples": len(train_set),
-        "valid_samples": len(valid_set),
         "world_size": args.world_size,
     }
     if main:
@@ -342,10 +417,21 @@ def train(
         # load_best_model_at_end has put the best weights in the model already.
         _save_final(trainer, loaded, cfg, out / MODEL_DIR)
     status = "interrupted" if interrupt.interrupted else ("stopped" if stopped_early else "done")
+    fit = dict(collator.fit)
+    if fit.get("over_budget") or fit.get("cut_without_bounds"):
+        logger.warning(
+            "prompts over max_source_length %d in the batches of this run: %d kept whole "
+            "(no history left to drop: the instruction and candidates alone are longer; "
+            "raise max_source_length or lower the number of candidates), %d cut from one "
+            "side (samples without history bounds)",
+            cfg.max_source_length,
+            fit.get("over_budget", 0),
+            fit.get("cut_without_bounds", 0),
+        )
     if main:
         _write_run_manifest(
             out,
-            manifest_fields,
+            {**manifest_fields, "prompt_fit": fit},
             status=status,
             steps=state.global_step,
             best=best_step,
@@ -377,9 +463,6 @@ def _training_arguments(cls: Any, **kwargs: Any) -> Any:
     import dataclasses
 
     fields = {f.name for f in dataclasses.fields(cls)}
-    if "train_sampling_strategy" not in fields:
-        strategy = kwargs.pop("train_sampling_strategy")
-        kwargs["group_by_length"] = strategy == "group_by_length"
     if "warmup_ratio" in fields and isinstance(kwargs.get("warmup_steps"), float):
         kwargs["warmup_ratio"] = kwargs.pop("warmup_steps")
     if "activation_checkpointing" in kwargs and "activation_checkpointing" not in fields:
