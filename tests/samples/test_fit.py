@@ -17,7 +17,6 @@ from recalign.errors import DataFormatError
 from recalign.models.tiny import train_tokenizer
 from recalign.models.tokenization import FittedPrompts, encode_prompts, fit_prompt, fit_prompts
 from recalign.samples import build_eval_samples, build_prompt, generate_samples
-from recalign.training.data import truncate
 
 from .conftest import RATINGS, SEQUENCES, item_text, make_dataset
 
@@ -157,7 +156,8 @@ def test_samples_without_bounds_are_cut_as_before_with_a_warning(caplog):
     text = "A user has interacted with these items, in order: " + "; ".join(CORPUS[:12])
     with caplog.at_level(logging.WARNING, logger="recalign.models.tokenization"):
         fitted = fit_prompts(tok, "causal", [text, "short"], None, 16)
-    before = truncate(encode_prompts(tok, "causal", [text])[0], 16, "left", keep_first=True)
+    whole = encode_prompts(tok, "causal", [text])[0]
+    before = [whole[0], *whole[-15:]]  # the old cut: 16 ids from the left, BOS kept
     assert fitted.ids[0] == before and fitted.cut.tolist() == [True, False]
     assert "no history bounds" in caplog.text and "Regenerate" in caplog.text
 

@@ -17,7 +17,6 @@ from recalign.training.data import (
     encode_batch,
     read_samples_manifest,
     sequence_lengths,
-    truncate,
     truncate_answer,
 )
 from recalign.training.memory import ModelDims, check_memory, estimate, estimate_bytes
@@ -31,12 +30,9 @@ def test_causal_example_masks_the_prompt():
     assert labels == [-100, -100, -100, -100, 20, 21, 1]
 
 
-def test_truncation_sides_and_answer_eos():
-    assert truncate([1, 2, 3, 4, 5], 3, "left") == [3, 4, 5]
-    assert truncate([1, 2, 3, 4, 5], 3, "right") == [1, 2, 3]
-    assert truncate([9, 2, 3, 4, 5], 3, "left", keep_first=True) == [9, 4, 5]
-    assert truncate([1, 2], 3, "left") == [1, 2]
+def test_answers_are_cut_keeping_their_eos():
     assert truncate_answer([5, 6, 7, 8, 1], 3) == [5, 6, 1]
+    assert truncate_answer([5, 1], 3) == [5, 1]
 
 
 def test_tokenized_causal_labels_are_answer_only():

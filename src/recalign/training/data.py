@@ -45,17 +45,6 @@ def read_samples_manifest(samples_dir: str | Path, data_hash: str | None) -> dic
     return manifest
 
 
-def truncate(ids: list[int], limit: int, side: str, *, keep_first: bool = False) -> list[int]:
-    """Cut `ids` to `limit` tokens from `side`; keep the first id (a BOS) when asked."""
-    if len(ids) <= limit:
-        return ids
-    if side == "right":
-        return ids[:limit]
-    if keep_first:
-        return [ids[0], *ids[len(ids) - limit + 1 :]]
-    return ids[len(ids) - limit :]
-
-
 def truncate_answer(ids: list[int], limit: int) -> list[int]:
     """Cut an answer but keep its EOS: the model must still learn where an answer ends."""
     return ids if len(ids) <= limit else [*ids[: limit - 1], ids[-1]]
