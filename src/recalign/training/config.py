@@ -65,9 +65,12 @@ class TrainConfig(_Strict):
     # seconds, ~6% padding on ML-100K); `tokens` tokenises every sample once up front for
     # exact lengths (minutes, ~1% padding): worth it for runs of hours.
     length_source: Literal["bytes", "tokens"] = "bytes"
-    max_source_length: int = Field(256, ge=8)  # prompt tokens; longer prompts are cut
+    # Prompt tokens: a longer prompt loses whole history items, oldest first (never its
+    # instruction, candidates or chat frame; `recalign samples inspect` shows how many).
+    max_source_length: int = Field(256, ge=8)
     max_target_length: int = Field(64, ge=2)  # answer tokens (incl. EOS)
-    # The start of a long history prompt holds the oldest items; cut there by default.
+    # Samples without history bounds (made by an older recalign) are cut from this side
+    # instead: the start of a history prompt holds the oldest items.
     truncation_side: Literal["left", "right"] = "left"
     # --- optimisation ---
     learning_rate: float = Field(1e-3, gt=0)  # T5 fine-tuning likes 1e-3 (AdamW); LLMs ~1e-4
