@@ -84,7 +84,10 @@ def test_lora_layers_apply(tokenizer, texts):
     peft = pytest.importorskip("peft")
     base = _model("llama", len(tokenizer), num_attention_heads=2, num_key_value_heads=2)
     config = peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    model = peft.get_peft_model(base, config).double().eval()
+    from recalign.models.loading import peft_checkpointing_warning_silenced
+
+    with peft_checkpointing_warning_silenced():
+        model = peft.get_peft_model(base, config).double().eval()
     assert supports_prefix_sharing(model)
     prompts, _ = prompts_for(tokenizer, "causal", texts, 2)
     pad = tokenizer.pad_token_id
