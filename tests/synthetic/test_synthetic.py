@@ -154,6 +154,28 @@ def test_complements_follow_each_other():
     assert 0.25 < followed / pairs < 0.6
 
 
+def test_a_complement_can_be_read_from_the_titles():
+    """The next product of a line: the same words before the number, the next number."""
+    import re
+
+    catalogue = _build_catalogue(500, seed=0)
+    titles = dict(
+        zip(catalogue.items[ITEM_ID].to_list(), catalogue.items[TITLE].to_list(), strict=True)
+    )
+    pattern = re.compile(r"^(?P<line>.+) No\. (?P<step>\d) (?P<product>[^,]+), \S+ \S+$")
+    pairs = 0
+    for item, title in titles.items():
+        nxt = int(catalogue.next_in_line[item])
+        if not nxt:
+            continue
+        a, b = pattern.match(title), pattern.match(titles[nxt])
+        assert a and b, (title, titles[nxt])
+        assert a["line"] == b["line"]
+        assert int(b["step"]) == int(a["step"]) + 1 and a["product"] != b["product"]
+        pairs += 1
+    assert pairs > 300  # most of the 500 items continue their line
+
+
 def _hit_at_10(ranked: list[list[int]], targets: list[int]) -> float:
     return float(per_user_ranking_metrics(target_ranks(ranked, targets))["hit@10"].mean())
 

@@ -3,8 +3,10 @@
 `recalign run` uses it so the whole pipeline works offline in minutes. The catalogue is
 made of *product lines* — a brand, a category, a line name and a variant — each holding
 the category's product types in their usual order of purchase ("Shampoo", then
-"Conditioner", then "Hair Mask"). Titles read like real listings:
-"Lumière Hydrating Face Serum, Rose 30 ml".
+"Conditioner", then "Hair Mask"), numbered like a routine. Titles read like listings
+of numbered ranges and carry the line and the step: "Lumière Hydrating Rose No. 3 Face
+Serum, 30 ml" — the complement of an item is the same line at the next number, which a
+text model can read and an id-based model must learn item by item.
 
 Users have one to three preferred categories and a favourite brand in each. A sequence
 follows three habits a sequential model (or a fine-tuned LM) can learn and popularity
@@ -167,6 +169,13 @@ def _pick(sampler: tuple[list[int], list[float]], u: float) -> int:
     return ids[min(bisect.bisect_right(cumulative, u * cumulative[-1]), len(ids) - 1)]
 
 
+def _title(brand: str, line: str, position: int, product: str, variant: str, size: str) -> str:
+    """A listing title: the line (brand, line name, variant) leads, then the product's
+    number in the line's routine, so the next product of a line — the same words at the
+    next number — can be read from the text (as with real numbered ranges)."""
+    return f"{brand} {line} {variant} No. {position + 1} {product}, {size}"
+
+
 def _build_catalogue(num_items: int, seed: int) -> _Catalogue:
     if num_items < 10:
         raise ConfigError(f"the synthetic shop needs at least 10 items, got {num_items}")
@@ -203,7 +212,9 @@ def _build_catalogue(num_items: int, seed: int) -> _Catalogue:
         _, _, line_name, variant = key
         for position, product in enumerate(types):
             size = sizes[int(rng.integers(len(sizes)))]
-            title = f"{_BRANDS[b]} {_LINE_NAMES[line_name]} {product}, {variants[variant]} {size}"
+            title = _title(
+                _BRANDS[b], _LINE_NAMES[line_name], position, product, variants[variant], size
+            )
             rows.append(
                 {
                     "line": len(line_order) - 1,
