@@ -50,6 +50,14 @@ def test_rates_persist_for_later_runs_on_the_machine(tmp_path, fixed_probe):
     assert len(records) == 1 and records[0]["rate"] == pytest.approx(0.02)
 
 
+def test_records_of_another_version_are_ignored(tmp_path, fixed_probe):
+    path = tmp_path / "timings.json"
+    StageClock(path).record(Work("samples", 1, "s"), seconds=1.0, probe=0.1)
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "version": eta.HISTORY_VERSION - 1}))
+    assert StageClock(path).estimate(Work("samples", 1, "s"))[0] is None
+
+
 def test_history_keeps_the_newest_records(tmp_path, fixed_probe):
     clock = StageClock(tmp_path / "timings.json")
     for seconds in range(1, 10):

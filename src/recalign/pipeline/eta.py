@@ -33,6 +33,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 HISTORY_FILE = "stage-timings.json"
+# Bumped whenever the units of work or the probes change: older rates would mislead.
+HISTORY_VERSION = 2
 CACHE_ENV = "RECALIGN_CACHE_DIR"
 KEEP = 5  # records kept per kind of stage (the newest)
 _PROBE_PYTHON_LOOPS = 1_500_000
@@ -96,7 +98,10 @@ class StageClock:
 
     def _read(self) -> dict[str, list[dict[str, Any]]]:
         try:
-            records = json.loads(self.path.read_text()).get("records", {})
+            saved = json.loads(self.path.read_text())
+            if saved.get("version") != HISTORY_VERSION:
+                return {}
+            records = saved.get("records", {})
             return {k: list(v) for k, v in records.items() if isinstance(v, list)}
         except (OSError, ValueError, AttributeError):
             return {}
@@ -133,7 +138,7 @@ class StageClock:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"version": 1, "records": self.history}, indent=1))
+            tmp.write_text(json.dumps({"version": HISTORY_VERSION, "records": self.history}, indent=1))
             tmp.replace(self.path)
         except OSError as error:  # a read-only home must not fail a run
             log.debug("cannot record stage timings in %s: %s", self.path, error)

@@ -23,8 +23,11 @@ def _stats(data_dir: Path) -> dict:
         return {}
 
 
-def _mean_chars(samples_dir: Path, split: str, task: str | None = None) -> float:
-    """Mean characters of prompt + answer in a samples split (0 when unreadable)."""
+def _mean_length(
+    samples_dir: Path, split: str, task: str | None = None, caps: tuple[int, int] | None = None
+) -> float:
+    """Mean words of prompt + answer in a samples split, each side cut at `caps` (the
+    token limits training applies; a word is at least one token); 0 when unreadable."""
     import polars as pl
 
     path = samples_dir / f"{split}.parquet"
@@ -33,9 +36,10 @@ def _mean_chars(samples_dir: Path, split: str, task: str | None = None) -> float
     frame = pl.scan_parquet(path)
     if task is not None:
         frame = frame.filter(pl.col("task") == task)
-    value = frame.select(
-        (pl.col("input").str.len_bytes() + pl.col("target").str.len_bytes()).mean()
-    ).collect()
+    words = [pl.col(c).str.count_matches(" ") + 1 for c in ("input", "target")]
+    if caps is not None:
+        words = [w.clip(upper_bound=cap) for w, cap in zip(words, caps, strict=True)]
+    value = frame.select((words[0] + words[1]).mean()).collect()
     mean = value.item() if value.height else None
     return float(mean or 0.0)
 
@@ -85,10 +89,12 @@ def train_work(config: RunConfig, samples_dir: Path, preset: str) -> Work:
         available = min(available, cfg.max_train_samples)
     per_step = cfg.batch_size * cfg.grad_accum
     steps = cfg.max_steps or int(cfg.epochs * available / max(1, per_step))
-    chars = _mean_chars(samples_dir, "train")
+    length = _mean_length(
+        samples_dir, "train", caps=(cfg.max_source_length, cfg.max_target_length)
+    )
     valid = min(counts.get("valid", 0), cfg.max_eval_samples or counts.get("valid", 0))
     evaluations = steps // cfg.eval_steps if cfg.eval_steps else 0
-    units = chars * (steps * per_step + FORWARD_SHARE * evaluations * valid)
+    units = length * (steps * per_step + FORWARD_SHARE * evaluations * valid)
     return Work(
         f"train:{config.model.spec}",
         units,
@@ -114,11 +120,11 @@ _PROTOCOL_TASK = {"retrieval": "retrieval", "ranking": "ranking", "sampled": "re
 
 def eval_work(config: RunConfig, data_dir: Path, samples_dir: Path, protocol: str) -> Work:
     users = eval_users(config, data_dir)
-    chars = _mean_chars(samples_dir, "test", _PROTOCOL_TASK.get(protocol, protocol))
+    length = _mean_length(samples_dir, "test", _PROTOCOL_TASK.get(protocol, protocol))
     words = _PROTOCOL_WORDS[protocol].format(beams=config.evaluation.num_beams)
     return Work(
         f"eval-{protocol}:{config.model.spec}",
-        users * max(chars, 1.0),
+        users * max(length, 1.0),
         f"{words} for {users:,} {config.evaluation.split} users",
     )
 
