@@ -143,7 +143,7 @@ def parse_config(raw: dict[str, Any] | None, origin: str = "<config>") -> RunCon
 # The built-in demo: every stage, protocol and baseline in minutes on a busy 2-core CPU,
 # in under 2 GB (bench/bench_demo.py, bench/RESULTS.md). Everything else keeps the
 # defaults above (the literature's, for real datasets).
-DEMO_STEPS, DEMO_BATCH = 600, 16
+DEMO_STEPS, DEMO_BATCH = 800, 16
 DEMO_CONFIG: dict[str, Any] = {
     "name": "demo",
     "data": {"name": "synthetic", "options": {"users": 2000, "items": 500}},
@@ -152,7 +152,6 @@ DEMO_CONFIG: dict[str, Any] = {
     "training": {
         "max_steps": DEMO_STEPS,
         "batch_size": DEMO_BATCH,
-        "learning_rate": 2e-3,
         # Tokenise only the samples the steps read (a seeded subset), not all ~80k.
         "max_train_samples": DEMO_STEPS * DEMO_BATCH,
         # One validation pass (and checkpoint), at the end, on a subset.
@@ -165,8 +164,8 @@ DEMO_CONFIG: dict[str, Any] = {
     "baselines": {
         "options": {
             # Small batches give the demo's 2,000 users enough updates per epoch.
-            "sasrec": {"epochs": 60, "batch_size": 64},
-            "sasrec-ce": {"epochs": 30, "batch_size": 64},
+            "sasrec": {"epochs": 30, "batch_size": 64},
+            "sasrec-ce": {"epochs": 15, "batch_size": 64},
         }
     },
 }
