@@ -143,8 +143,15 @@ def full_ranking(run_dir: Path) -> dict[str, dict[str, float]]:
         directory = run_dir / "baselines" / name
         if not (directory / "metrics.json").is_file():
             continue
+        raw = json.loads((directory / "metrics.json").read_text())
         records = [r for r in read_predictions(directory) if users is None or r["user_id"] in users]
-        metrics = compute_metrics(records, protocol="full", split="test", model=label)
+        metrics = compute_metrics(
+            records,
+            protocol="full",
+            split="test",
+            model=label,
+            exclude_history=raw.get("exclude_history"),
+        )
         rows[label] = pick(metrics)
     return rows
 
@@ -216,9 +223,9 @@ def main() -> None:
                 outcome["load_average"] = [round(v, 2) for v in (*load_before, *os.getloadavg())]
             finally:
                 stop(busy)
+            print(json.dumps({condition: outcome}), file=sys.stderr, flush=True)
             outcome["full_ranking"] = full_ranking(run_dir)
             runs.append(outcome)
-            print(json.dumps({condition: outcome}), file=sys.stderr, flush=True)
         result["conditions"][condition] = summarise(runs)
     conditions = result["conditions"]
     if "quiet" in conditions and "busy" in conditions:

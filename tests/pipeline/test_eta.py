@@ -26,16 +26,25 @@ def test_no_measurement_means_no_estimate(tmp_path, fixed_probe):
     assert "no earlier timing" in announce(Work("train:tiny-t5", 1000, "train it"), None)
 
 
-def test_a_rate_from_this_run_scales_with_the_work_and_the_probe(tmp_path, fixed_probe):
+def test_a_rate_from_this_run_scales_with_the_work(tmp_path, fixed_probe):
     clock = StageClock(tmp_path / "timings.json")
     clock.record(Work("train:tiny-t5", 1000, "train"), seconds=50.0, probe=0.1)
     estimate, _ = clock.estimate(Work("train:tiny-t5", 2000, "train again"))
     assert estimate == Estimate(pytest.approx(100.0), "this run")
-    fixed_probe["seconds"] = 0.3  # the machine got 3x slower since (two busy loops, say)
+    # Measured under this run's load: a noisy probe does not rescale it.
+    fixed_probe["seconds"] = 0.3
     estimate, _ = clock.estimate(Work("train:tiny-t5", 2000, "train again"))
-    assert estimate.seconds == pytest.approx(300.0)
+    assert estimate.seconds == pytest.approx(100.0)
     # Another kind of stage has its own rate.
     assert clock.estimate(Work("train:flan-t5-base", 10, "train"))[0] is None
+
+
+def test_rates_from_earlier_runs_are_rescaled_by_the_probe(tmp_path, fixed_probe):
+    path = tmp_path / "timings.json"
+    StageClock(path).record(Work("train:tiny-t5", 1000, "train"), seconds=50.0, probe=0.1)
+    fixed_probe["seconds"] = 0.3  # the machine is 3x slower now (two busy loops, say)
+    estimate, _ = StageClock(path).estimate(Work("train:tiny-t5", 2000, "train"))
+    assert estimate.seconds == pytest.approx(300.0)
 
 
 def test_rates_persist_for_later_runs_on_the_machine(tmp_path, fixed_probe):

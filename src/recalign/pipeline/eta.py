@@ -11,11 +11,11 @@ that was measured, never a constant:
    cache directory (`$RECALIGN_CACHE_DIR`, else `$XDG_CACHE_HOME/recalign`, else
    `~/.cache/recalign`).
 
-Either is rescaled by a speed probe: a fixed workload of about a tenth of a second
-(pure Python for the data and samples stages, a torch matrix product with the stage's
-thread count for the model stages), timed when the rate was measured and again now, so
-a rate taken on a quiet machine adapts to a busy one. With neither, the stage runs
-without an estimate and its rate is recorded for the next run.
+A rate from earlier runs is rescaled by a speed probe: a fixed workload of about a tenth
+of a second (pure Python for the data and samples stages, a torch matrix product with the
+stage's thread count for the model stages; the median of three), timed when the rate was
+measured and again now, so a rate taken on a quiet machine adapts to a busy one. With
+neither, the stage runs without an estimate and its rate is recorded for the next run.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ CACHE_ENV = "RECALIGN_CACHE_DIR"
 KEEP = 5  # records kept per kind of stage (the newest)
 _PROBE_PYTHON_LOOPS = 1_500_000
 _PROBE_TORCH_SIZE = 192
-_PROBE_TORCH_REPEATS = 20
+_PROBE_TORCH_REPEATS = 21
 
 
 @dataclass(frozen=True)
@@ -66,26 +66,33 @@ def cache_dir() -> Path:
 
 
 def probe_seconds(kind: str) -> float:
-    """Seconds for a fixed workload now: the speed the next stage can expect."""
+    """Seconds for a fixed workload now (the median of three parts, so that one burst of
+    another process's work does not decide): the speed the next stage can expect."""
     if kind == "python":
-        started = time.perf_counter()
-        total = 0
-        for i in range(_PROBE_PYTHON_LOOPS):
-            total += i * i % 7
-        return time.perf_counter() - started
+        parts = []
+        for _ in range(3):
+            started = time.perf_counter()
+            total = 0
+            for i in range(_PROBE_PYTHON_LOOPS // 3):
+                total += i * i % 7
+            parts.append(time.perf_counter() - started)
+        return 3 * statistics.median(parts)
     import torch
 
     generator = torch.Generator().manual_seed(0)
     a = torch.rand(_PROBE_TORCH_SIZE * 4, _PROBE_TORCH_SIZE, generator=generator)
     b = torch.rand(_PROBE_TORCH_SIZE, _PROBE_TORCH_SIZE * 4, generator=generator)
+    parts = []
     with torch.no_grad():
         # Untimed: a process's first products start torch's thread pool and kernels.
         for _ in range(2):
             torch.tanh(a @ b @ b.T / _PROBE_TORCH_SIZE)
-        started = time.perf_counter()
-        for _ in range(_PROBE_TORCH_REPEATS):
-            a = torch.tanh(a @ b @ b.T / _PROBE_TORCH_SIZE)
-    return time.perf_counter() - started
+        for _ in range(3):
+            started = time.perf_counter()
+            for _ in range(_PROBE_TORCH_REPEATS // 3):
+                a = torch.tanh(a @ b @ b.T / _PROBE_TORCH_SIZE)
+            parts.append(time.perf_counter() - started)
+    return 3 * statistics.median(parts)
 
 
 class StageClock:
@@ -112,10 +119,8 @@ class StageClock:
         if work.units <= 0:
             return None, probe
         if work.kind in self.in_run:
-            record = self.in_run[work.kind]
-            return Estimate(
-                work.units * record["rate"] * probe / record["probe"], "this run"
-            ), probe
+            # Measured minutes ago under the same load: a short probe would add only noise.
+            return Estimate(work.units * self.in_run[work.kind]["rate"], "this run"), probe
         records = self.history.get(work.kind, [])
         if not records:
             return None, probe
@@ -138,7 +143,9 @@ class StageClock:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"version": HISTORY_VERSION, "records": self.history}, indent=1))
+            tmp.write_text(
+                json.dumps({"version": HISTORY_VERSION, "records": self.history}, indent=1)
+            )
             tmp.replace(self.path)
         except OSError as error:  # a read-only home must not fail a run
             log.debug("cannot record stage timings in %s: %s", self.path, error)

@@ -89,9 +89,7 @@ def train_work(config: RunConfig, samples_dir: Path, preset: str) -> Work:
         available = min(available, cfg.max_train_samples)
     per_step = cfg.batch_size * cfg.grad_accum
     steps = cfg.max_steps or int(cfg.epochs * available / max(1, per_step))
-    length = _mean_length(
-        samples_dir, "train", caps=(cfg.max_source_length, cfg.max_target_length)
-    )
+    length = _mean_length(samples_dir, "train", caps=(cfg.max_source_length, cfg.max_target_length))
     valid = min(counts.get("valid", 0), cfg.max_eval_samples or counts.get("valid", 0))
     evaluations = steps // cfg.eval_steps if cfg.eval_steps else 0
     units = length * (steps * per_step + FORWARD_SHARE * evaluations * valid)
