@@ -154,6 +154,8 @@ DEMO_CONFIG: dict[str, Any] = {
         "batch_size": DEMO_BATCH,
         # Tokenise only the samples the steps read (a seeded subset), not all ~80k.
         "max_train_samples": DEMO_STEPS * DEMO_BATCH,
+        # Ranking prompts (20 candidates) are the longest: cut at 192 tokens, not 256.
+        "max_source_length": 192,
         # One validation pass (and checkpoint), at the end, on a subset.
         "eval_steps": DEMO_STEPS,
         "max_eval_samples": 500,
