@@ -14,6 +14,15 @@ def shared_data_dir() -> Path:
     return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stage_timings_in_a_temp_dir(tmp_path_factory):
+    """`recalign run` records stage timings (and tries, downloads) in the user's cache;
+    tests keep theirs apart."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RECALIGN_CACHE", str(tmp_path_factory.mktemp("recalign-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def real_data_dir() -> Path:
     path = shared_data_dir()

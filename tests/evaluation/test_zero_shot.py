@@ -162,7 +162,7 @@ def test_zero_shot_row_of_a_run_scores_the_same_users(tmp_path, texts):
     options = EvalOptions(protocol="sampled", num_negatives=9, max_users=4)
     tuned = evaluate(pipeline, None, tmp_path / "tuned", options)
     base = evaluate_zero_shot(pipeline, None, tmp_path / "base", options)
-    assert tuned["model"] == "tiny-t5 fine-tuned"
+    assert tuned["model"] == "tiny-t5 trained from scratch"
     assert base["model"] == "tiny-t5 zero-shot (random init)"
     assert base["model_info"]["run_dir"] == str(pipeline / "train")
     assert base["prompt"] == tuned["prompt"]
@@ -290,6 +290,8 @@ def test_labels_say_what_was_evaluated(tmp_path):
     assert model_label({**tuned, "preset": None, "tasks": ["retrieval", "mim"], "lora": False}) == (
         "flan-t5-base fine-tuned (retrieval+mim)"
     )
+    scratch = {"name": "tiny-t5", "adaptation": "fine-tuned", "model_preset": "tiny-t5"}
+    assert model_label({**scratch, "preset": "paper"}) == "tiny-t5 trained from scratch (paper)"
 
 
 def test_zero_shot_prompts_fit_a_given_budget(data_dir, tmp_path, monkeypatch):

@@ -56,3 +56,29 @@ def test_a_real_dataset_config_gets_no_demo_budget(tmp_path):
     assert config.training == {}
     assert config.baselines.options == {}
     assert config.evaluation.max_users is None
+
+
+def test_the_demo_compares_its_mixture_with_rec_only_under_one_budget():
+    from recalign.training.config import make_config
+
+    config = load_config(None)
+    assert config.compare == ["rec-only"]
+    training = make_config(config.training, source="demo")
+    # Only what the steps read is tokenised: memory stays small whatever the shop's size.
+    assert training.max_train_samples == training.max_steps * training.batch_size
+    assert training.eval_steps == training.max_steps  # one validation pass, at the end
+    assert set(config.evaluation.protocols) == {"retrieval", "ranking", "sampled", "rating"}
+    assert len(config.baselines.models) == 8
+
+
+@pytest.mark.parametrize(
+    ("compare", "message"),
+    [
+        (["paper"], "'paper' is samples.preset already"),
+        (["nope"], "compare: unknown preset 'nope'"),
+        (["rec-only", "rec-only"], "listed twice"),
+    ],
+)
+def test_compare_presets_are_checked(compare, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"compare": compare})

@@ -30,13 +30,16 @@ SMALL = {
     },
     "evaluation": {"max_users": 6, "num_beams": 10, "batch_size": 6},
     "baselines": {"models": ["pop", "sasrec", "global-mean"], "options": {"sasrec": {"epochs": 1}}},
+    "compare": ["rec-only"],
 }
 
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
-    result = run_pipeline(parse_config(SMALL), run_dir)
+    messages: list[str] = []
+    result = run_pipeline(parse_config(SMALL), run_dir, on_stage=messages.append)
+    result.messages = messages
     return run_dir, result
 
 
@@ -54,6 +57,9 @@ def test_every_stage_writes_its_outputs(small_run):
         "eval-ranking",
         "eval-sampled",
         "eval-rating",
+        "samples-rec-only",
+        "train-rec-only",
+        "eval-retrieval-rec-only",
         "baseline-pop",
         "baseline-sasrec",
         "baseline-global-mean",
@@ -71,6 +77,52 @@ def test_every_stage_writes_its_outputs(small_run):
     assert json.loads((run_dir / "manifest.json").read_text())["config"]["name"] == "small"
 
 
+def test_a_compare_preset_is_trained_alike_and_evaluated_on_the_same_users(small_run):
+    run_dir, _ = small_run
+    main, variant = (_metrics(run_dir / "eval" / p) for p in ("retrieval", "rec-only/retrieval"))
+    assert variant["model"] == "tiny-t5 trained from scratch (rec-only)"
+    assert main["model"] == "tiny-t5 trained from scratch (paper)"
+    assert variant["users"] == main["users"] == 6
+    users = [
+        [json.loads(line)["user_id"] for line in (d / "predictions.jsonl").open()]
+        for d in (run_dir / "eval" / "retrieval", run_dir / "eval" / "rec-only" / "retrieval")
+    ]
+    assert users[0] == users[1]
+    manifests = [
+        json.loads((run_dir / d / "manifest.json").read_text())
+        for d in ("samples", "samples-rec-only")
+    ]
+    assert manifests[0]["preset"] == "paper" and manifests[1]["preset"] == "rec-only"
+    assert set(manifests[1]["counts"]["train"]) == {"retrieval", "ranking", "rating"}
+    trained = [
+        json.loads((run_dir / d / "manifest.json").read_text())["steps_done"]
+        for d in ("train", "train-rec-only")
+    ]
+    assert trained == [6, 6]
+    report = (run_dir / "report.md").read_text()
+    assert "tiny-t5 (trained from scratch, rec-only mixture)" in report
+    # The summary says what the main mixture adds over the compared one, paired.
+    summary = report.split("## Summary")[1].split("##")[0]
+    assert any(
+        "paper mixture" in line and "rec-only mixture" in line and "paired interval" in line
+        for line in summary.splitlines()
+    )
+
+
+def test_each_stage_says_what_it_does_and_how_long_it_took(small_run):
+    run_dir, result = small_run
+    starts = {m.split(":")[0]: m for m in result.messages if ": " in m and "done in" not in m}
+    assert "train tiny-t5 on paper for 6 steps of 8 samples" in starts["stage train"]
+    # The variant's training is estimated from the main training of this run.
+    assert starts["stage train-rec-only"].endswith("(this run)")
+    assert "about" in starts["stage eval-retrieval-rec-only"]
+    assert any(m.startswith("stage train done in ") for m in result.messages)
+    for stage in result.stages:
+        assert stage.seconds is not None and stage.seconds >= 0
+    record = json.loads((run_dir / ".train-rec-only.stage.json").read_text())
+    assert record["seconds"] > 0 and record["estimate_seconds"] > 0
+
+
 def test_rerun_reuses_and_an_evaluation_change_only_reevaluates(small_run):
     run_dir, _ = small_run
     again = run_pipeline(parse_config(SMALL), run_dir)
@@ -81,6 +133,9 @@ def test_rerun_reuses_and_an_evaluation_change_only_reevaluates(small_run):
     assert {"data", "samples", "train"} <= reused
     assert "eval-retrieval" not in reused and "baseline-pop" not in reused
     assert _metrics(run_dir / "eval" / "retrieval")["users"] == 5
+    # A new run estimates from the rates the first run recorded on this machine.
+    record = json.loads((run_dir / "eval" / ".retrieval.stage.json").read_text())
+    assert record["estimate_seconds"] > 0
 
 
 def test_failing_stage_keeps_earlier_caches_and_says_how_to_resume(small_run, tmp_path):

@@ -84,10 +84,10 @@ def test_items_follow_the_contract():
     assert items.get_column(TEXT).equals(items.get_column(TITLE), check_names=False)
     assert items.schema[CATEGORIES] == pl.List(pl.String)
     row = items.row(0, named=True)
-    # "Brand Line Product, Variant Size": the brand leads, the product type is a category.
+    # "Brand Line Variant No. N Product": the brand leads, the product type is a category.
     assert row[TITLE].startswith(row[BRAND] + " ")
     assert row[CATEGORIES][0] == "Beauty" and row[CATEGORIES][2] in row[TITLE]
-    assert ", " in row[TITLE]
+    assert " No. " in row[TITLE] and row[TITLE].endswith(row[CATEGORIES][2])
 
 
 def test_popularity_is_skewed(demo):
@@ -152,6 +152,28 @@ def test_complements_follow_each_other():
                 followed += b == catalogue.next_in_line[a]
     # About P_COMPLEMENT of the steps whose line continues; random would be ~1/500.
     assert 0.25 < followed / pairs < 0.6
+
+
+def test_a_complement_can_be_read_from_the_titles():
+    """The next product of a line: the same words before the number, the next number."""
+    import re
+
+    catalogue = _build_catalogue(500, seed=0)
+    titles = dict(
+        zip(catalogue.items[ITEM_ID].to_list(), catalogue.items[TITLE].to_list(), strict=True)
+    )
+    pattern = re.compile(r"^(?P<line>.+) No\. (?P<step>\d) (?P<product>.+)$")
+    pairs = 0
+    for item, title in titles.items():
+        nxt = int(catalogue.next_in_line[item])
+        if not nxt:
+            continue
+        a, b = pattern.match(title), pattern.match(titles[nxt])
+        assert a and b, (title, titles[nxt])
+        assert a["line"] == b["line"]
+        assert int(b["step"]) == int(a["step"]) + 1 and a["product"] != b["product"]
+        pairs += 1
+    assert pairs > 300  # most of the 500 items continue their line
 
 
 def _hit_at_10(ranked: list[list[int]], targets: list[int]) -> float:

@@ -9,11 +9,10 @@ matches is downloaded again. Failed attempts are retried, then reported.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-from recalign.constants import CACHE_DIR_ENV
+from recalign.cache import cache_dir
 from recalign.data.registry import DatasetSpec, RemoteFile
 from recalign.errors import DownloadError
 from recalign.manifest import file_sha256
@@ -21,16 +20,6 @@ from recalign.manifest import file_sha256
 logger = logging.getLogger(__name__)
 
 DEFAULT_RETRIES = 2
-
-
-def cache_dir() -> Path:
-    """`$RECALIGN_CACHE`, or the platform's user cache dir for recalign."""
-    env = os.environ.get(CACHE_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("recalign"))
 
 
 def fetch_file(

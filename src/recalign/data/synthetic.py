@@ -3,8 +3,10 @@
 `recalign run` uses it so the whole pipeline works offline in minutes. The catalogue is
 made of *product lines* — a brand, a category, a line name and a variant — each holding
 the category's product types in their usual order of purchase ("Shampoo", then
-"Conditioner", then "Hair Mask"). Titles read like real listings:
-"Lumière Hydrating Face Serum, Rose 30 ml".
+"Conditioner", then "Hair Mask"), numbered like a routine. Titles read like listings
+of numbered ranges and carry the line and the step: "Lumière Hydrating Rose No. 3 Face
+Serum" — the complement of an item is the same line at the next number, which a
+text model can read and an id-based model must learn item by item.
 
 Users have one to three preferred categories and a favourite brand in each. A sequence
 follows three habits a sequential model (or a fine-tuned LM) can learn and popularity
@@ -54,57 +56,47 @@ from recalign.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-# category -> (product types in purchase order, variants, sizes)
-_CATALOGUE: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+# category -> (product types in purchase order, variants)
+_CATALOGUE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "Hair Care": (
         ("Shampoo", "Conditioner", "Hair Mask", "Leave-In Spray"),
         ("Argan Oil", "Coconut", "Tea Tree", "Rosemary", "Keratin", "Aloe"),
-        ("250 ml", "400 ml", "1 l"),
     ),
     "Skin Care": (
         ("Gel Cleanser", "Toner", "Face Serum", "Day Moisturizer", "Night Cream"),
         ("Rose", "Vitamin C", "Hyaluronic", "Niacinamide", "Green Tea", "Retinol"),
-        ("30 ml", "50 ml", "100 ml"),
     ),
     "Makeup": (
         ("Primer", "Liquid Foundation", "Concealer", "Setting Powder"),
         ("Ivory", "Beige", "Sand", "Honey", "Caramel", "Espresso"),
-        ("10 g", "30 ml"),
     ),
     "Eyes": (
         ("Eyeliner", "Mascara", "Eye Makeup Remover"),
         ("Jet Black", "Brown", "Navy", "Plum"),
-        ("5 ml", "10 ml"),
     ),
     "Lips": (
         ("Lip Scrub", "Lip Liner", "Lipstick", "Lip Gloss"),
         ("Ruby", "Nude", "Coral", "Berry", "Mauve"),
-        ("3.5 g", "8 ml"),
     ),
     "Nails": (
         ("Base Coat", "Nail Polish", "Top Coat", "Cuticle Oil"),
         ("Crimson", "Blush", "Midnight", "Lilac", "Gold"),
-        ("10 ml", "15 ml"),
     ),
     "Bath & Body": (
         ("Body Wash", "Body Scrub", "Body Lotion"),
         ("Lavender", "Vanilla", "Citrus", "Sea Salt", "Oat"),
-        ("200 ml", "500 ml"),
     ),
     "Men's Grooming": (
         ("Pre-Shave Oil", "Shaving Cream", "Aftershave Balm", "Beard Oil"),
         ("Sandalwood", "Cedar", "Menthol", "Unscented"),
-        ("50 ml", "150 ml"),
     ),
     "Sun Care": (
         ("Sunscreen SPF 50", "After-Sun Gel", "Self-Tan Lotion"),
         ("Coconut", "Fragrance-Free", "Aloe", "Mango"),
-        ("100 ml", "200 ml"),
     ),
     "Fragrance": (
         ("Eau de Parfum", "Body Mist", "Scented Candle"),
         ("Jasmine", "Amber", "Fig", "Oud", "Neroli"),
-        ("30 ml", "100 ml"),
     ),
 }
 _BRANDS = (
@@ -168,6 +160,13 @@ def _pick(sampler: tuple[list[int], list[float]], u: float) -> int:
     return ids[min(bisect.bisect_right(cumulative, u * cumulative[-1]), len(ids) - 1)]
 
 
+def _title(brand: str, line: str, position: int, product: str, variant: str) -> str:
+    """A listing title: the line (brand, line name, variant) leads, then the product's
+    number in the line's routine, so the next product of a line — the same words at the
+    next number — can be read from the text (as with real numbered ranges)."""
+    return f"{brand} {line} {variant} No. {position + 1} {product}"
+
+
 def _build_catalogue(num_items: int, seed: int) -> _Catalogue:
     if num_items < 10:
         raise ConfigError(f"the synthetic shop needs at least 10 items, got {num_items}")
@@ -193,7 +192,7 @@ def _build_catalogue(num_items: int, seed: int) -> _Catalogue:
         options = brands_of[c]
         b_p = brand_weights[options] / brand_weights[options].sum()
         b = int(options[int(rng.choice(len(options), p=b_p))])
-        types, variants, sizes = _CATALOGUE[categories[c]]
+        types, variants = _CATALOGUE[categories[c]]
         key = (c, b, int(rng.integers(len(_LINE_NAMES))), int(rng.integers(len(variants))))
         if key in lines:
             if len(lines) >= 50 * num_items:  # unreachable for sane sizes; never loop forever
@@ -203,8 +202,7 @@ def _build_catalogue(num_items: int, seed: int) -> _Catalogue:
         line_order.append(key)
         _, _, line_name, variant = key
         for position, product in enumerate(types):
-            size = sizes[int(rng.integers(len(sizes)))]
-            title = f"{_BRANDS[b]} {_LINE_NAMES[line_name]} {product}, {variants[variant]} {size}"
+            title = _title(_BRANDS[b], _LINE_NAMES[line_name], position, product, variants[variant])
             rows.append(
                 {
                     "line": len(line_order) - 1,

@@ -8,7 +8,8 @@ preset (random init: a floor) or a hub name. Everything but a run is loaded by
 `recalign.models.loading.load_model`.
 
 `metrics.json` says what was evaluated twice: `model`, a label a person can read
-("SmolLM2-135M-Instruct.Q4_1 zero-shot", "tiny-t5 fine-tuned (paper, LoRA)"), and
+("SmolLM2-135M-Instruct.Q4_1 zero-shot", "flan-t5-base fine-tuned (paper, LoRA)",
+"tiny-t5 trained from scratch (paper)"), and
 `model_info`, the facts behind it (source, adaptation, presets, tasks, ...).
 """
 
@@ -130,7 +131,10 @@ def model_label(info: dict[str, Any]) -> str:
             details.append(str(info["checkpoint"]))
     elif info.get("random_init"):
         details.append("random init")
-    label = f"{info['name']} {info['adaptation']}"
+    how = info["adaptation"]
+    if how == "fine-tuned" and info.get("model_preset"):
+        how = "trained from scratch"  # a tiny preset starts from random weights
+    label = f"{info['name']} {how}"
     return f"{label} ({', '.join(details)})" if details else label
 
 

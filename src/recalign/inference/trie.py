@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from recalign.constants import CACHE_DIR_ENV
 from recalign.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -304,12 +303,9 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get(CACHE_DIR_ENV)
-    if env:
-        return Path(env) / "tries"
-    from platformdirs import user_cache_dir
+    from recalign.cache import cache_dir
 
-    return Path(user_cache_dir("recalign")) / "tries"
+    return cache_dir("tries")
 
 
 def item_trie_for(

@@ -63,6 +63,7 @@ def run_ablation(
             variant.samples.preset = preset
             variant.seed = seed
             variant.baselines.models = []
+            variant.compare = []  # the ablation is the comparison
             variant.evaluation.protocols = ["retrieval"]
             variant.report = False
             run_dir = root / preset / f"seed-{seed}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ class StageResult:
     key: str
     reused: bool
     info: dict[str, Any]
+    seconds: float | None = None
+    """Wall time of the stage's function in this run (None when reused)."""
 
 
 def stage_key(name: str, config: Mapping[str, Any], upstream: Mapping[str, str]) -> str:
@@ -53,13 +56,24 @@ def _read_state(directory: Path) -> dict[str, Any] | None:
         return None
 
 
+def is_complete(directory: Path, key: str) -> bool:
+    """Whether `directory` holds the finished result of the stage with this key."""
+    state = _read_state(directory)
+    return bool(state and state.get("key") == key and state.get("complete"))
+
+
 def run_stage(
     name: str,
     directory: Path,
     key: str,
     fn: Callable[[Path, bool], Mapping[str, Any] | None],
+    *,
+    record: Mapping[str, Any] | None = None,
 ) -> StageResult:
-    """Run `fn(directory, resume)` unless `directory` already holds this key's result."""
+    """Run `fn(directory, resume)` unless `directory` already holds this key's result.
+
+    `record` adds fields (e.g. the time estimated beforehand) to the stage record.
+    """
     state = _read_state(directory)
     if state and state.get("key") == key and state.get("complete"):
         log.info("%s: up to date, reusing %s", name, directory)
@@ -69,6 +83,18 @@ def run_stage(
         shutil.rmtree(directory)
     directory.mkdir(parents=True, exist_ok=True)
     write_json(state_path(directory), {"stage": name, "key": key, "complete": False})
+    started = time.perf_counter()
     info = dict(fn(directory, resume) or {})
-    write_json(state_path(directory), {"stage": name, "key": key, "complete": True, "info": info})
-    return StageResult(name, directory, key, False, info)
+    seconds = round(time.perf_counter() - started, 2)
+    write_json(
+        state_path(directory),
+        {
+            "stage": name,
+            "key": key,
+            "complete": True,
+            "seconds": seconds,
+            **(record or {}),
+            "info": info,
+        },
+    )
+    return StageResult(name, directory, key, False, info, seconds)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recalign.errors import ConfigError
 from recalign.ranking import PROTOCOL_NAMES as PROTOCOLS
@@ -89,7 +89,31 @@ class RunConfig(_Section):
     """Training options (see `recalign train --help` / docs/models.md)."""
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     baselines: BaselinesSection = Field(default_factory=BaselinesSection)
+    compare: list[str] = Field(default_factory=list)
+    """Other task-mixture presets (e.g. `rec-only`) to train beside `samples.preset` with
+    the same data, model, training budget and seed, each evaluated on retrieval on the
+    same users: a row of its own in the results, to show what the mixture adds."""
     report: bool = True
+
+    @field_validator("compare")
+    @classmethod
+    def _known_presets(cls, presets: list[str]) -> list[str]:
+        from recalign.samples.mixture import PRESETS
+
+        for preset in presets:
+            if preset not in PRESETS:
+                raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        if len(set(presets)) != len(presets):
+            raise ValueError(f"a preset is listed twice in {presets}")
+        return presets
+
+    @model_validator(mode="after")
+    def _compare_differs(self) -> RunConfig:
+        if self.samples.preset in self.compare:
+            raise ValueError(
+                f"compare: {self.samples.preset!r} is samples.preset already; list other presets"
+            )
+        return self
 
 
 def _format_validation_error(error: ValidationError, origin: str) -> str:
@@ -98,6 +122,9 @@ def _format_validation_error(error: ValidationError, origin: str) -> str:
         key = ".".join(str(part) for part in problem["loc"])
         if problem["type"] == "extra_forbidden":
             lines.append(f"  - unknown key {key!r}")
+        elif problem["type"] == "value_error":
+            message = problem["msg"].removeprefix("Value error, ")
+            lines.append(f"  - {key}: {message}" if key else f"  - {message}")
         else:
             expected = problem["msg"]
             lines.append(f"  - {key}: {expected} (got {problem.get('input')!r})")
@@ -111,18 +138,34 @@ def parse_config(raw: dict[str, Any] | None, origin: str = "<config>") -> RunCon
         raise ConfigError(_format_validation_error(error, origin)) from None
 
 
-# The built-in demo: a budget that finishes in minutes on a 2-core CPU. Everything else
-# keeps the defaults above (the literature's, for real datasets).
+# The built-in demo: every stage, protocol and baseline in minutes on a busy 2-core CPU,
+# in under 2 GB (bench/bench_demo.py, bench/RESULTS.md). Everything else keeps the
+# defaults above (the literature's, for real datasets).
+DEMO_STEPS, DEMO_BATCH = 800, 16
 DEMO_CONFIG: dict[str, Any] = {
     "name": "demo",
     "data": {"name": "synthetic", "options": {"users": 2000, "items": 500}},
-    "training": {"max_steps": 500, "eval_steps": 250, "batch_size": 16},
+    # The complement habit needs the last item; five keep prompts short (cost is per token).
+    "samples": {"max_history": 5},
+    "training": {
+        "max_steps": DEMO_STEPS,
+        "batch_size": DEMO_BATCH,
+        # Tokenise only the samples the steps read (a seeded subset), not all ~80k.
+        "max_train_samples": DEMO_STEPS * DEMO_BATCH,
+        # Ranking prompts (20 candidates) are the longest: cut at 192 tokens, not 256.
+        "max_source_length": 192,
+        # One validation pass (and checkpoint), at the end, on a subset.
+        "eval_steps": DEMO_STEPS,
+        "max_eval_samples": 500,
+    },
     "evaluation": {"max_users": 500},
+    # What the auxiliary tasks add: the same model, budget and users on rec tasks only.
+    "compare": ["rec-only"],
     "baselines": {
         "options": {
             # Small batches give the demo's 2,000 users enough updates per epoch.
-            "sasrec": {"epochs": 60, "batch_size": 64},
-            "sasrec-ce": {"epochs": 30, "batch_size": 64},
+            "sasrec": {"epochs": 30, "batch_size": 64},
+            "sasrec-ce": {"epochs": 15, "batch_size": 64},
         }
     },
 }

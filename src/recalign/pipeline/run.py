@@ -9,6 +9,7 @@ caches intact; the error says which stage failed and that re-running resumes.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +20,10 @@ import yaml
 from recalign.constants import CONFIG_FILE
 from recalign.errors import RecalignError
 from recalign.manifest import build_manifest, write_manifest
-from recalign.pipeline import stages
-from recalign.pipeline.cache import StageResult, run_stage, stage_key
+from recalign.pipeline import stages, work
+from recalign.pipeline.cache import StageResult, is_complete, run_stage, stage_key
 from recalign.pipeline.config import RunConfig
+from recalign.pipeline.eta import Work, announce, format_seconds
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,76 @@ def _announce(callback: Callable[[str], None] | None, message: str) -> None:
         callback(message)
 
 
+class _Stages:
+    """Runs stages in order: cache look-up, an estimate before, the time after."""
+
+    def __init__(self, run_dir: Path, on_stage: Callable[[str], None] | None) -> None:
+        from recalign.pipeline.eta import StageClock
+
+        self.run_dir = run_dir
+        self.on_stage = on_stage
+        self.keys: dict[str, str] = {}
+        self.result = PipelineResult(run_dir)
+        self.clock = StageClock()
+
+    def _before(self, name: str, planned: Work) -> tuple[dict[str, Any], float]:
+        """Say what the stage will do and how long it should take; the probe's time."""
+        if planned.probe == "torch":
+            from recalign.threads import configure_threads
+
+            configure_threads()  # the probe runs with the threads the stage will use
+        estimate, probe = self.clock.estimate(planned)
+        record = {"estimate_seconds": round(estimate.seconds, 1)} if estimate else {}
+        _announce(self.on_stage, f"stage {name}: {announce(planned, estimate)}")
+        return record, probe
+
+    def _after(self, name: str, planned: Work, seconds: float, probe: float) -> None:
+        self.clock.record(planned, seconds, probe)
+        _announce(self.on_stage, f"stage {name} done in {format_seconds(seconds)}")
+
+    def timed(self, name: str, planned: Work, fn: Callable[[], Any]) -> Any:
+        """A step that is not cached (the report): estimate, run, time."""
+        _, probe = self._before(name, planned)
+        started = time.perf_counter()
+        value = fn()
+        self._after(name, planned, time.perf_counter() - started, probe)
+        return value
+
+    def step(
+        self,
+        name: str,
+        directory: Path,
+        stage_config: dict[str, Any],
+        upstream: list[str],
+        fn: Callable[[Path, bool], dict[str, Any] | None],
+        work: Callable[[], Work],
+    ) -> StageResult:
+        key = stage_key(name, stage_config, {u: self.keys[u] for u in upstream})
+        record: dict[str, Any] = {}
+        planned, probe = None, 0.0
+        if not is_complete(directory, key):
+            try:
+                planned = work()
+            except Exception as error:  # an estimate is advice: it never stops a run
+                log.warning("no estimate for stage %s: %s", name, error)
+                planned = Work(name, 0, name)
+            record, probe = self._before(name, planned)
+        try:
+            outcome = run_stage(name, directory, key, fn, record=record)
+        except RecalignError as error:
+            raise StageFailed(
+                f"stage {name!r} failed: {error}\nEarlier stages are cached in {self.run_dir}; "
+                "fix the cause and run the same command again to resume."
+            ) from error
+        self.keys[name] = key
+        self.result.stages.append(outcome)
+        if outcome.reused:
+            _announce(self.on_stage, f"stage {name}: up to date (reused)")
+        elif planned is not None and outcome.seconds is not None:
+            self._after(name, planned, outcome.seconds, probe)
+        return outcome
+
+
 def run_pipeline(
     config: RunConfig,
     run_dir: str | Path,
@@ -53,65 +125,35 @@ def run_pipeline(
     on_stage: Callable[[str], None] | None = None,
 ) -> PipelineResult:
     """Run every stage of `config` into `run_dir`, reusing what is up to date."""
+    started = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = config.model_dump(mode="json")
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
-    result = PipelineResult(run_dir)
-    keys: dict[str, str] = {}
-
-    def step(name: str, directory: Path, stage_config: dict[str, Any], upstream: list[str], fn):
-        key = stage_key(name, stage_config, {u: keys[u] for u in upstream})
-        _announce(on_stage, f"stage {name}")
-        try:
-            outcome = run_stage(name, directory, key, fn)
-        except RecalignError as error:
-            raise StageFailed(
-                f"stage {name!r} failed: {error}\nEarlier stages are cached in {run_dir}; "
-                "fix the cause and run the same command again to resume."
-            ) from error
-        keys[name] = key
-        result.stages.append(outcome)
-        if outcome.reused:
-            _announce(on_stage, f"stage {name}: up to date (reused)")
-        return outcome
+    stages_ = _Stages(run_dir, on_stage)
+    step = stages_.step
 
     data_cfg = resolved["data"] | {"seed": config.seed}
     data = step(
-        "data", run_dir / "data", data_cfg, [], lambda d, _resume: stages.prepare(config, d)
+        "data",
+        run_dir / "data",
+        data_cfg,
+        [],
+        lambda d, _resume: stages.prepare(config, d),
+        lambda: work.data_work(config),
     )
-    # `workers` changes how fast the samples are made, not what they are: not in the key.
-    samples_cfg = {k: v for k, v in resolved["samples"].items() if k != "workers"} | {
-        "seed": config.seed,
-        "model": resolved["model"],
-    }
-    step(
-        "samples",
-        run_dir / "samples",
-        samples_cfg,
-        ["data"],
-        lambda d, _resume: stages.samples(config, data.directory, d),
-    )
-    train_cfg = {"model": resolved["model"], "training": resolved["training"], "seed": config.seed}
-    train = step(
-        "train",
-        run_dir / "train",
-        train_cfg,
-        ["samples"],
-        lambda d, resume: stages.train(config, data.directory, run_dir / "samples", d, resume),
-    )
+    train = _train_variant(step, config, resolved, data.directory, run_dir, "")
     for protocol in stages.supported_protocols(config, data.directory):
-        eval_cfg = resolved["evaluation"] | {"protocol": protocol, "seed": config.seed}
-        eval_cfg.pop("protocols")
-        step(
-            f"eval-{protocol}",
-            run_dir / "eval" / protocol,
-            eval_cfg,
-            ["train"],
-            lambda d, _resume, p=protocol: stages.evaluate(
-                config, data.directory, train.directory, p, d
-            ),
-        )
+        _evaluate(step, config, resolved, data.directory, run_dir, train.directory, protocol, "")
+    for preset in config.compare:
+        variant = config.model_copy(deep=True)
+        variant.samples.preset = preset
+        variant_resolved = variant.model_dump(mode="json")
+        trained = _train_variant(step, variant, variant_resolved, data.directory, run_dir, preset)
+        _evaluate(
+            step, variant, variant_resolved, data.directory, run_dir, trained.directory,
+            "retrieval", preset,
+        )  # fmt: skip
     for name in config.baselines.models:
         base_cfg = {
             "name": name,
@@ -125,19 +167,89 @@ def run_pipeline(
             base_cfg,
             ["data"],
             lambda d, _resume, n=name: stages.baseline(config, data.directory, n, d),
+            lambda n=name: work.baseline_work(config, data.directory, n),
         )
+    result = stages_.result
     write_manifest(
         run_dir,
         build_manifest(
             "pipeline",
             name=config.name,
             config=resolved,
-            stages={s.name: {"key": s.key, "reused": s.reused} for s in result.stages},
+            stages={
+                s.name: {"key": s.key, "reused": s.reused, "seconds": s.seconds}
+                for s in result.stages
+            },
         ),
     )
     if config.report:
         from recalign.report import build_report
 
-        _announce(on_stage, "stage report")
-        result.report = build_report(run_dir)[0]
+        result.report = stages_.timed(
+            "report",
+            Work("report", 1, "write report.md and report.html", probe="python"),
+            lambda: build_report(run_dir)[0],
+        )
+    _announce(on_stage, f"run finished in {format_seconds(time.perf_counter() - started)}")
     return result
+
+
+def _suffix(preset: str) -> str:
+    return f"-{preset}" if preset else ""
+
+
+def _train_variant(
+    step, config: RunConfig, resolved: dict, data_dir: Path, run_dir: Path, preset: str
+) -> StageResult:
+    """Samples and training of the main mixture (`preset` "") or of a compare preset,
+    whose directories carry the preset's name: samples-rec-only/, train-rec-only/."""
+    suffix = _suffix(preset)
+    samples_dir = run_dir / f"samples{suffix}"
+    # `workers` changes how fast the samples are made, not what they are: not in the key.
+    samples_cfg = {k: v for k, v in resolved["samples"].items() if k != "workers"} | {
+        "seed": config.seed,
+        "model": resolved["model"],
+    }
+    step(
+        f"samples{suffix}",
+        samples_dir,
+        samples_cfg,
+        ["data"],
+        lambda d, _resume: stages.samples(config, data_dir, d),
+        lambda: work.samples_work(config, data_dir, config.samples.preset),
+    )
+    train_cfg = {"model": resolved["model"], "training": resolved["training"], "seed": config.seed}
+    return step(
+        f"train{suffix}",
+        run_dir / f"train{suffix}",
+        train_cfg,
+        [f"samples{suffix}"],
+        lambda d, resume: stages.train(config, data_dir, samples_dir, d, resume),
+        lambda: work.train_work(config, samples_dir, config.samples.preset),
+    )
+
+
+def _evaluate(
+    step,
+    config: RunConfig,
+    resolved: dict,
+    data_dir: Path,
+    run_dir: Path,
+    train_dir: Path,
+    protocol: str,
+    preset: str,
+) -> StageResult:
+    """One protocol on the main model (eval/<protocol>/) or on a compare preset's
+    (eval/<preset>/<protocol>/)."""
+    suffix = _suffix(preset)
+    eval_cfg = resolved["evaluation"] | {"protocol": protocol, "seed": config.seed}
+    eval_cfg.pop("protocols")
+    out = run_dir / "eval" / preset / protocol if preset else run_dir / "eval" / protocol
+    return step(
+        f"eval-{protocol}{suffix}",
+        out,
+        eval_cfg,
+        [f"train{suffix}"],
+        lambda d, _resume: stages.evaluate(config, data_dir, train_dir, protocol, d),
+        lambda: work.eval_work(config, data_dir, run_dir / f"samples{suffix}", protocol),
+    )

@@ -154,7 +154,8 @@ def best(rows: Sequence[Evaluation], metric: str) -> Evaluation | None:
 
 
 def group_verdicts(group: ResultGroup) -> list[str]:
-    """The verdict lines of one protocol (one per LLM row; baselines alone: best vs next)."""
+    """The verdict lines of one protocol: each LLM row against the best baseline (or
+    chance), the main LLM against each compared variant; baselines alone: best vs next."""
     metric = group.metric
     baselines = group.comparable_baselines
     pairs: list[tuple[Evaluation, Evaluation]] = []
@@ -165,6 +166,11 @@ def group_verdicts(group: ResultGroup) -> list[str]:
             pairs.append((llm, rival))
         elif sentence := chance_sentence(llm, metric):
             lines.append(sentence)
+    # A pipeline's `compare` variants (RUN/eval/<preset>/<protocol>) against its main
+    # model (RUN/eval/<protocol>): what the main mixture adds over each variant.
+    main = [e for e in group.llm if e.directory.parent.name == "eval"]
+    if len(main) == 1:
+        pairs.extend((main[0], other) for other in group.llm if other is not main[0])
     if not group.llm and (first := best(baselines, metric)) is not None:
         second = best([e for e in baselines if e is not first], metric)
         if second is not None:
