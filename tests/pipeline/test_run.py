@@ -101,12 +101,12 @@ def test_a_compare_preset_is_trained_alike_and_evaluated_on_the_same_users(small
     assert trained == [6, 6]
     report = (run_dir / "report.md").read_text()
     assert "tiny-t5 (trained from scratch, rec-only mixture)" in report
-    # The summary says what the main mixture adds over the compared one, paired.
+    # The summary compares the main mixture with the compared one, on the same users.
     summary = report.split("## Summary")[1].split("##")[0]
     assert any(
-        "paper mixture" in line and "rec-only mixture" in line and "paired interval" in line
+        "paper mixture" in line and "rec-only mixture" in line and "same 6 users" in line
         for line in summary.splitlines()
-    )
+    ), summary
 
 
 def test_each_stage_says_what_it_does_and_how_long_it_took(small_run):
