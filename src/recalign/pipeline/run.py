@@ -143,8 +143,14 @@ def run_pipeline(
         lambda: work.data_work(config),
     )
     train = _train_variant(step, config, resolved, data.directory, run_dir, "")
-    for protocol in stages.supported_protocols(config, data.directory):
+    protocols = stages.supported_protocols(config, data.directory)
+    for protocol in protocols:
         _evaluate(step, config, resolved, data.directory, run_dir, train.directory, protocol, "")
+    for protocol in stages.zero_shot_protocols(config, protocols):
+        _evaluate(
+            step, config, resolved, data.directory, run_dir, train.directory,
+            protocol, ZERO_SHOT,
+        )  # fmt: skip
     for preset in config.compare:
         variant = config.model_copy(deep=True)
         variant.samples.preset = preset
@@ -158,7 +164,9 @@ def run_pipeline(
         base_cfg = {
             "name": name,
             "options": resolved["baselines"]["options"].get(name, {}),
-            "evaluation": resolved["evaluation"],
+            # Only what a baseline's evaluation reads: LLM decoding settings, user samples
+            # and zero-shot rows must not refit it.
+            "evaluation": {k: resolved["evaluation"][k] for k in ("split", "exclude_history")},
             "seed": config.seed,
         }
         step(
@@ -192,6 +200,10 @@ def run_pipeline(
         )
     _announce(on_stage, f"run finished in {format_seconds(time.perf_counter() - started)}")
     return result
+
+
+# The variant name of the model before fine-tuning: its rows live in eval/zero-shot/.
+ZERO_SHOT = "zero-shot"
 
 
 def _suffix(preset: str) -> str:
@@ -239,17 +251,24 @@ def _evaluate(
     protocol: str,
     preset: str,
 ) -> StageResult:
-    """One protocol on the main model (eval/<protocol>/) or on a compare preset's
-    (eval/<preset>/<protocol>/)."""
+    """One protocol on the main model (eval/<protocol>/), on a compare preset's
+    (eval/<preset>/<protocol>/), or on the main model before fine-tuning
+    (`preset` ZERO_SHOT: eval/zero-shot/<protocol>/, with the main run's prompts)."""
     suffix = _suffix(preset)
+    zero_shot = preset == ZERO_SHOT
     eval_cfg = resolved["evaluation"] | {"protocol": protocol, "seed": config.seed}
     eval_cfg.pop("protocols")
+    eval_cfg.pop("zero_shot")  # which protocols get a zero-shot row is not this row's input
     out = run_dir / "eval" / preset / protocol if preset else run_dir / "eval" / protocol
+    trained_by = "train" if zero_shot else f"train{suffix}"
+    samples_dir = run_dir / ("samples" if zero_shot else f"samples{suffix}")
     return step(
         f"eval-{protocol}{suffix}",
         out,
         eval_cfg,
-        [f"train{suffix}"],
-        lambda d, _resume: stages.evaluate(config, data_dir, train_dir, protocol, d),
-        lambda: work.eval_work(config, data_dir, run_dir / f"samples{suffix}", protocol),
+        [trained_by],
+        lambda d, _resume: stages.evaluate(
+            config, data_dir, train_dir, protocol, d, zero_shot=zero_shot
+        ),
+        lambda: work.eval_work(config, data_dir, samples_dir, protocol),
     )

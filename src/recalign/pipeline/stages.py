@@ -107,10 +107,29 @@ def supported_protocols(config: RunConfig, data_dir: Path) -> list[str]:
     return chosen
 
 
+def zero_shot_protocols(config: RunConfig, protocols: list[str]) -> list[str]:
+    """The protocols the model before fine-tuning is evaluated on (see
+    `EvaluationSection.zero_shot`): by default all of them for a pretrained model."""
+    from recalign.models import TINY_PRESETS
+
+    chosen = config.evaluation.zero_shot
+    if chosen is None:
+        return [] if config.model.spec in TINY_PRESETS else list(protocols)
+    return [p for p in protocols if p in chosen]
+
+
 def evaluate(
-    config: RunConfig, data_dir: Path, run_dir: Path, protocol: str, out: Path
+    config: RunConfig,
+    data_dir: Path,
+    run_dir: Path,
+    protocol: str,
+    out: Path,
+    *,
+    zero_shot: bool = False,
 ) -> dict[str, Any]:
-    from recalign.evaluation.llm import EvalOptions, evaluate_run
+    """One protocol on the fine-tuned model of `run_dir`, or (`zero_shot`) on the model
+    it started from, with the same prompts, options and users."""
+    from recalign.evaluation.llm import EvalOptions, evaluate_run, evaluate_zero_shot
     from recalign.threads import configure_threads
 
     configure_threads()
@@ -124,7 +143,8 @@ def evaluate(
         batch_size=ev.batch_size,
         seed=config.seed,
     )
-    metrics = evaluate_run(run_dir, data_dir, out, options, show_progress=True)
+    evaluate_fn = evaluate_zero_shot if zero_shot else evaluate_run
+    metrics = evaluate_fn(run_dir, data_dir, out, options, show_progress=True)
     return {"users": metrics.get("users"), "metrics": metrics.get("metrics", {})}
 
 
