@@ -202,6 +202,7 @@ class PromptSettings:
     templates: tuple[str, ...] = ()
     separator: str = field(default_factory=lambda: str(_samples_defaults().separator))
     source: str = "defaults"  # where the settings came from, for metrics.json
+    codes_file: str | None = None  # the samples' semantic ids (item_repr semantic*)
 
     @classmethod
     def from_samples(cls, samples: RunSamples, *, item_repr: str | None = None) -> PromptSettings:
@@ -219,7 +220,11 @@ class PromptSettings:
             value = manifest.get(key, config.get(key))
             return default if value is None else value
 
+        from recalign.samples.semantic import SEMANTIC_IDS_FILE
+
+        codes = None if samples.directory is None else samples.directory / SEMANTIC_IDS_FILE
         return cls(
+            codes_file=str(codes) if codes is not None and codes.is_file() else None,
             item_repr=str(item_repr or pick("item_repr", defaults.item_repr)),
             max_history=int(pick("max_history", defaults.max_history)),
             id_seed=int(pick("id_seed", defaults.id_seed)),
@@ -264,6 +269,28 @@ class PromptSettings:
             return self
         return replace(self, **changes, source=f"{self.source} + flags")
 
+    def item_codes(self, num_items: int) -> list[str] | None:
+        """The semantic ids (index = item id) for a semantic `item_repr`, else None."""
+        from recalign.samples.representation import is_semantic
+        from recalign.samples.semantic import read_codes
+
+        if not is_semantic(self.item_repr):
+            return None
+        if self.codes_file is None:
+            raise RecalignError(
+                f"item representation {self.item_repr!r} needs the semantic ids of the samples "
+                "the model was trained on (semantic_ids.parquet in the samples directory), "
+                "and none was found"
+            )
+        return read_codes(self.codes_file, num_items)
+
+    def representations(self, item_texts: Any) -> list[str]:
+        """The string each item id is shown as (index 0 unused) under these settings."""
+        from recalign.samples.representation import item_representations
+
+        codes = self.item_codes(len(item_texts) - 1)
+        return item_representations(item_texts, self.item_repr, self.id_seed, codes)
+
     def load_templates(self) -> Any:
         """The template set the prompts use (the shipped one, with `templates` applied)."""
         from recalign.samples.templates import load_templates
@@ -278,6 +305,7 @@ class PromptSettings:
             "templates": list(self.templates),
             "separator": self.separator,
             "source": self.source,
+            "codes_file": self.codes_file,
         }
 
 

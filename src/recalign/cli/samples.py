@@ -48,7 +48,9 @@ def generate_command(
     shard: int | None = typer.Option(None, "--shard", help="This shard's index (0-based)."),
     num_shards: int | None = typer.Option(None, "--num-shards"),
     family: str = typer.Option("seq2seq", "--family", help="seq2seq (T5 sentinels) or causal."),
-    item_repr: str | None = typer.Option(None, "--item-repr", help="title, id or id+title."),
+    item_repr: str | None = typer.Option(
+        None, "--item-repr", help="title, id, id+title, semantic or semantic+title (semantic ids: docs/models.md)."
+    ),
     max_history: int | None = typer.Option(
         None,
         "--max-history",

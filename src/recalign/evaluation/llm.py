@@ -216,7 +216,6 @@ def evaluate_run(
     from recalign.evaluation.targets import describe_run, model_label
     from recalign.models.loading import load_run_model
     from recalign.samples.generate import ITEM_TEXTS_FILE
-    from recalign.samples.representation import item_representations
 
     options = options or EvalOptions()
     options.validate()
@@ -229,7 +228,7 @@ def evaluate_run(
         )
     dataset = load_prepared(run.data_dir)
     prompt = run.prompt
-    reprs = item_representations(dataset.item_texts, prompt.item_repr, seed=prompt.id_seed)
+    reprs = prompt.representations(dataset.item_texts)
     item_ids = dataset.items.get_column(ITEM_ID).to_list()
     trained_items = None
     if samples.directory is not None and (samples.directory / ITEM_TEXTS_FILE).is_file():
@@ -314,7 +313,6 @@ def _evaluate_model(
     from recalign.evaluation.targets import describe_model, model_label
     from recalign.models import TINY_PRESETS
     from recalign.models.loading import load_model
-    from recalign.samples.representation import item_representations
 
     options = options or EvalOptions()
     options.validate()
@@ -324,7 +322,7 @@ def _evaluate_model(
         )
     prompt = prompt or PromptSettings()
     dataset = load_prepared(data_dir)
-    reprs = item_representations(dataset.item_texts, prompt.item_repr, seed=prompt.id_seed)
+    reprs = prompt.representations(dataset.item_texts)
     item_ids = dataset.items.get_column(ITEM_ID).to_list()
     eval_samples = _eval_samples(dataset, prompt, options, len(item_ids))
     spec = str(spec)
@@ -497,6 +495,7 @@ def _eval_samples(
         seed=options.seed,
         templates=prompt.load_templates(),
         id_seed=prompt.id_seed,
+        codes=prompt.item_codes(num_items),
     )
     samples = samples[
         shard_users(samples.get_column(USER_ID).to_numpy(), options.shard, options.num_shards)

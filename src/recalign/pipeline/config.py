@@ -35,7 +35,7 @@ class SamplesSection(_Section):
     """Task mixture: paper, rec-only, rec+mim, rec+bpr, rec+mlm."""
     config: dict[str, Any] | None = None
     """Per-task overrides of the mixture (the same keys as `samples generate --config`)."""
-    item_repr: Literal["title", "id", "id+title"] = "title"
+    item_repr: Literal["title", "id", "id+title", "semantic", "semantic+title"] = "title"
     max_history: int = Field(20, ge=1)
     workers: int = Field(1, ge=1)
     """Processes generating blocks of users in parallel (the samples are the same)."""

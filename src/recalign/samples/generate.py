@@ -41,6 +41,8 @@ from recalign.samples.batch import Batch
 from recalign.samples.buffer import SCHEMA, assemble
 from recalign.samples.context import build_contexts, check_family
 from recalign.samples.mixture import Mixture, resolve_mixture
+from recalign.samples.representation import is_semantic
+from recalign.samples.semantic import SEMANTIC_IDS_FILE, catalogue_codes, code_tokens, write_codes
 from recalign.samples.tasks import TASK_INDEX, TASKS, TaskContext, TaskRows
 from recalign.samples.tasks.base import eval_cases, train_cases
 from recalign.samples.templates import TemplateSet, load_templates
@@ -197,6 +199,9 @@ def _setup(
     if not isinstance(templates, TemplateSet):
         templates = load_templates([*cfg.templates, *(templates or [])])
     task_options, skipped = _active_tasks(mixture, dataset)
+    codes = None
+    if is_semantic(cfg.item_repr):
+        codes = catalogue_codes(dataset.item_texts.tolist(), cfg.semantic)
     contexts = build_contexts(
         dataset,
         task_options,
@@ -207,6 +212,7 @@ def _setup(
         max_history=cfg.max_history,
         family=family,
         separator=cfg.separator,
+        codes=codes,
     )
     return mixture, task_options, contexts, skipped
 
@@ -294,6 +300,15 @@ def generate_samples(
     pl.DataFrame({ITEM_ID: np.arange(1, len(reprs)), TEXT: reprs[1:]}).write_parquet(
         out / ITEM_TEXTS_FILE
     )
+    files = {split: f"{split}.parquet" for split in SPLITS} | {"item_texts": ITEM_TEXTS_FILE}
+    semantic = None
+    if is_semantic(cfg.item_repr):
+        # The codes again (a cache hit): evaluation and serving read them from here.
+        codes = catalogue_codes(dataset.item_texts.tolist(), cfg.semantic)
+        write_codes(out / SEMANTIC_IDS_FILE, codes)
+        files["semantic_ids"] = SEMANTIC_IDS_FILE
+        tokens = code_tokens(codes[1:])
+        semantic = {**cfg.semantic.model_dump(), "tokens": len(tokens)}
     resolved = mixture.to_dict()
     resolved["tasks"] = {k: v for k, v in resolved["tasks"].items() if k in contexts}
     domain = dataset.domain.to_dict()
@@ -307,6 +322,7 @@ def generate_samples(
         family=family,
         item_repr=cfg.item_repr,
         id_seed=cfg.id_seed,
+        semantic=semantic,
         max_history=cfg.max_history,
         domain=domain,
         shard=shard,
@@ -320,7 +336,7 @@ def generate_samples(
         templates={name: {t.id: t.version for t in contexts[name].templates} for name in contexts},
         config=resolved,
         config_hash=config_hash({**resolved, "seed": seed, "family": family, "domain": domain}),
-        files={split: f"{split}.parquet" for split in SPLITS} | {"item_texts": ITEM_TEXTS_FILE},
+        files=files,
     )
     write_manifest(out, manifest)
     logger.info("wrote %s: %s", out, manifest["totals"])

