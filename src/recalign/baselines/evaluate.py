@@ -157,9 +157,11 @@ def write_results(
     model: str,
     exclude_history: bool | None,
     extra: dict[str, Any] | None = None,
+    cold_items: Any = None,
 ) -> dict[str, Any]:
     """Write `predictions.jsonl` and `metrics.json` (with bootstrap intervals) through
-    the shared evaluation writer, so baselines and language models share one format."""
+    the shared evaluation writer, so baselines and language models share one format.
+    `cold_items`: metrics by warm / cold held-out item as well."""
     from recalign.evaluation.outputs import write_evaluation
 
     return write_evaluation(
@@ -170,4 +172,5 @@ def write_results(
         model=model,
         exclude_history=exclude_history,
         extra=extra,
+        cold_items=cold_items,
     )

@@ -135,6 +135,13 @@ class PreparedDataset:
         return texts
 
     @cached_property
+    def cold_items(self) -> np.ndarray:
+        """Ids of the cold-start items (`data prepare --cold-items`), sorted; often empty."""
+        from recalign.data.cold import cold_item_ids
+
+        return cold_item_ids(self.items)
+
+    @cached_property
     def text_to_item(self) -> dict[str, int]:
         return dict(zip(self.items.get_column(TEXT), self.items.get_column(ITEM_ID), strict=True))
 

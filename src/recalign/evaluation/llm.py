@@ -555,6 +555,7 @@ def _run_protocol(
         extra=extra,
         n_boot=options.n_boot,
         seed=options.seed,
+        cold_items=dataset.cold_items,
     )
 
 

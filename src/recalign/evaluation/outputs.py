@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from recalign.constants import (
+    ITEM,
     METRICS_FILE,
     PREDICTION,
     PREDICTIONS_FILE,
@@ -59,6 +60,7 @@ CORE_KEYS = (
     "metrics",
     "intervals",
     "bootstrap",
+    "by_group",
 )
 # Keys that must agree between the shards of one evaluation.
 _IDENTITY_KEYS = ("protocol", "split", "model", "exclude_history", "template")
@@ -149,8 +151,13 @@ def compute_metrics(
     n_boot: int = 1000,
     seed: int = 0,
     ci: float = 0.95,
+    cold_items: Iterable[int] | None = None,
 ) -> dict[str, Any]:
-    """The `metrics.json` payload for a list of predictions (pure; writes nothing)."""
+    """The `metrics.json` payload for a list of predictions (pure; writes nothing).
+
+    With `cold_items` (non-empty), `by_group` holds the same summary over the test cases
+    whose held-out item is warm and over those whose held-out item is cold.
+    """
     if not predictions:
         raise RecalignError(f"no predictions to evaluate for model {model!r} ({protocol})")
     clash = sorted(set(extra or {}) & set(CORE_KEYS))
@@ -168,8 +175,34 @@ def compute_metrics(
         "metrics": means,
         "intervals": intervals,
         "bootstrap": {"resamples": n_boot, "confidence": ci, "seed": seed},
+        **_by_group(predictions, protocol, cold_items, n_boot=n_boot, seed=seed, ci=ci),
         **dict(extra or {}),
     }
+
+
+def _held_out(record: Mapping[str, Any]) -> int:
+    return int(record[TARGET] if TARGET in record else record[ITEM])
+
+
+def _by_group(
+    predictions: Sequence[Mapping[str, Any]],
+    protocol: str,
+    cold_items: Iterable[int] | None,
+    **bootstrap: Any,
+) -> dict[str, Any]:
+    """`{"by_group": {"warm": ..., "cold": ...}}` when there are cold items, else `{}`."""
+    cold = {int(i) for i in (cold_items if cold_items is not None else ())}
+    if not cold:
+        return {}
+    groups: dict[str, Any] = {}
+    for name, wanted in (("warm", False), ("cold", True)):
+        chosen = [r for r in predictions if (_held_out(r) in cold) == wanted]
+        if not chosen:
+            groups[name] = {"users": 0, "metrics": {}, "intervals": {}}
+            continue
+        means, intervals = summarize(per_user_metrics(chosen, protocol), **bootstrap)
+        groups[name] = {"users": len(chosen), "metrics": means, "intervals": intervals}
+    return {"by_group": groups}
 
 
 def write_predictions(path: str | Path, predictions: Iterable[Mapping[str, Any]]) -> Path:
@@ -195,10 +228,12 @@ def write_evaluation(
     n_boot: int = 1000,
     seed: int = 0,
     ci: float = 0.95,
+    cold_items: Iterable[int] | None = None,
 ) -> dict:
     """Write `predictions.jsonl` and `metrics.json` into `out_dir`; return the metrics dict."""
     metrics = compute_metrics(
         predictions,
+        cold_items=cold_items,
         protocol=protocol,
         split=split,
         model=model,
