@@ -60,7 +60,9 @@ def summary(metrics: dict) -> dict:
             group: {
                 "users": value["users"],
                 "metrics": {k: round(value["metrics"].get(k, float("nan")), 4) for k in KEYS},
-                "intervals": {k: [round(v, 4) for v in value["intervals"].get(k, [])] for k in KEYS},
+                "intervals": {
+                    k: [round(v, 4) for v in value["intervals"].get(k, [])] for k in KEYS
+                },
             }
             for group, value in metrics["by_group"].items()
         }
@@ -86,7 +88,7 @@ def run_variant(data: Path, root: Path, repr_: str, preset: str, args) -> dict:
         batch_size=args.batch_size,
         max_source_length=args.max_source_length,
         eval_steps=max(1, args.steps // 2),
-        max_eval_samples=500,
+        max_eval_samples=200,
         seed=args.seed,
     )
     result = train(data, samples, "tiny-t5", run, config=cfg, progress=False)
@@ -135,9 +137,7 @@ def compare(root: Path, data: Path, reprs: list[str], preset: str, args, tag: st
         print(f"[{tag}] {repr_} ...", file=sys.stderr, flush=True)
         variants[repr_] = run_variant(data, root, repr_, preset, args)
         print(json.dumps(variants[repr_]), file=sys.stderr, flush=True)
-    preds = {
-        r: read_predictions(root / f"run-{preset}-{r}" / "eval" / "retrieval") for r in reprs
-    }
+    preds = {r: read_predictions(root / f"run-{preset}-{r}" / "eval" / "retrieval") for r in reprs}
     users = {r["user_id"] for r in preds[reprs[0]]}
     paired = {}
     for repr_ in reprs[1:]:

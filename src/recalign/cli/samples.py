@@ -49,7 +49,9 @@ def generate_command(
     num_shards: int | None = typer.Option(None, "--num-shards"),
     family: str = typer.Option("seq2seq", "--family", help="seq2seq (T5 sentinels) or causal."),
     item_repr: str | None = typer.Option(
-        None, "--item-repr", help="title, id, id+title, semantic or semantic+title (semantic ids: docs/models.md)."
+        None,
+        "--item-repr",
+        help="title, id, id+title, semantic or semantic+title (semantic ids: docs/models.md).",
     ),
     max_history: int | None = typer.Option(
         None,

@@ -213,6 +213,8 @@ def _setup(
         family=family,
         separator=cfg.separator,
         codes=codes,
+        # Cold-start items must not reach training at all, not even as negatives.
+        exclude_items=dataset.cold_items,
     )
     return mixture, task_options, contexts, skipped
 

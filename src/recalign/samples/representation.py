@@ -25,6 +25,7 @@ SEMANTIC_REPRS: tuple[str, ...] = ("semantic", "semantic+title")
 def is_semantic(mode: str) -> bool:
     return mode in SEMANTIC_REPRS
 
+
 # Salt mixed into the id seed so the permutation is independent of other seeded streams.
 _ID_STREAM = 0x1D
 
