@@ -65,6 +65,7 @@ def summary(metrics: dict) -> dict:
                 },
             }
             for group, value in metrics["by_group"].items()
+            if isinstance(value, dict)
         }
     return out
 

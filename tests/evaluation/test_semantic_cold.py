@@ -109,6 +109,7 @@ def test_metrics_by_group():
     assert (warm["users"], cold["users"]) == (2, 1)
     assert warm["metrics"]["hit@1"] == 0.5 and cold["metrics"]["hit@1"] == 0.0
     assert cold["metrics"]["mrr"] == 0.5
+    assert metrics["by_group"]["cold_items"] == [9]
 
 
 def test_cold_items_never_reach_training_and_are_reported(tmp_path):
@@ -156,3 +157,23 @@ def test_cold_items_never_reach_training_and_are_reported(tmp_path):
     pop = json.loads((tmp_path / "pop" / "metrics.json").read_text())
     # popularity never saw a cold item: it cannot rank one in its top 10
     assert pop["by_group"]["cold"]["metrics"]["hit@10"] == 0.0
+
+
+def test_by_group_survives_recompute_and_merge(tmp_path):
+    from recalign.evaluation.outputs import (
+        merge_evaluations,
+        metrics_from_predictions,
+        write_evaluation,
+    )
+
+    common = {"protocol": "retrieval", "split": "test", "model": "m", "exclude_history": True}
+    rows = [
+        {"user_id": u, "target": t, "ranked": [t if u % 2 else 1, 2, 3]}
+        for u, t in [(1, 5), (2, 9), (3, 9), (4, 6)]
+    ]
+    written = write_evaluation(tmp_path / "all", rows, **common, cold_items=[9], n_boot=20)
+    assert metrics_from_predictions(tmp_path / "all") == written
+    write_evaluation(tmp_path / "a", rows[:2], **common, cold_items=[9], n_boot=20)
+    write_evaluation(tmp_path / "b", rows[2:], **common, cold_items=[9], n_boot=20)
+    merged = merge_evaluations([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
+    assert merged["by_group"] == written["by_group"]

@@ -202,7 +202,13 @@ def _by_group(
             continue
         means, intervals = summarize(per_user_metrics(chosen, protocol), **bootstrap)
         groups[name] = {"users": len(chosen), "metrics": means, "intervals": intervals}
-    return {"by_group": groups}
+    # The cold set travels with the metrics, so recompute and merge can regroup.
+    return {"by_group": {"cold_items": sorted(cold), **groups}}
+
+
+def _stored_cold(metrics: Mapping[str, Any]) -> list[int] | None:
+    group = metrics.get("by_group")
+    return list(group.get("cold_items") or []) if isinstance(group, dict) else None
 
 
 def write_predictions(path: str | Path, predictions: Iterable[Mapping[str, Any]]) -> Path:
@@ -351,6 +357,7 @@ def metrics_from_predictions(
         n_boot=n_boot if n_boot is not None else int(bootstrap.get("resamples", 1000)),
         seed=seed if seed is not None else int(bootstrap.get("seed", 0)),
         ci=ci if ci is not None else float(bootstrap.get("confidence", 0.95)),
+        cold_items=_stored_cold(stored),
     )
 
 
@@ -397,4 +404,5 @@ def merge_evaluations(dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
         n_boot=int(bootstrap.get("resamples", 1000)),
         seed=int(bootstrap.get("seed", 0)),
         ci=float(bootstrap.get("confidence", 0.95)),
+        cold_items=_stored_cold(first),
     )
