@@ -28,6 +28,7 @@ SHARED_KEYS = (
     "family",
     "item_repr",
     "id_seed",
+    "semantic",
     "max_history",
     "domain",
     "tasks",
@@ -80,6 +81,7 @@ def merge_samples(
 ) -> dict[str, Any]:
     """Write `out_dir` as if the generation had run unsharded; returns its manifest."""
     from recalign.samples.generate import ITEM_TEXTS_FILE, _SplitWriters
+    from recalign.samples.semantic import SEMANTIC_IDS_FILE
 
     shards = _read_shards(shard_dirs)
     out = Path(out_dir)
@@ -98,6 +100,8 @@ def merge_samples(
     finally:
         writers.close(ok)
     shutil.copyfile(shards[0][0] / ITEM_TEXTS_FILE, out / ITEM_TEXTS_FILE)
+    if (shards[0][0] / SEMANTIC_IDS_FILE).is_file():  # the same codes in every shard
+        shutil.copyfile(shards[0][0] / SEMANTIC_IDS_FILE, out / SEMANTIC_IDS_FILE)
 
     first = shards[0][1]
     counts = {split: Counter() for split in SPLITS}
