@@ -151,6 +151,32 @@ def compare(root: Path, data: Path, reprs: list[str], preset: str, args, tag: st
     return {"variants": variants, "paired": paired, "baselines": baselines}
 
 
+def decode_speed(root: Path, data: Path, reprs: list[str], preset: str, args) -> dict:
+    """Retrieval users/s of each trained representation on the same users, interleaved
+    (repr A, B, C, A, B, C, ...) so that load changes hit every representation alike;
+    medians of `--decode-repeats`, and the ratio to the first representation."""
+    import statistics
+
+    from recalign.evaluation.llm import EvalOptions, evaluate_run
+
+    rates: dict[str, list[float]] = {r: [] for r in reprs}
+    options = EvalOptions(max_users=args.decode_users, seed=args.seed, n_boot=10)
+    for repeat in range(args.decode_repeats):
+        for repr_ in reprs:
+            run = root / f"run-{preset}-{repr_}"
+            metrics = evaluate_run(run, data, root / "decode" / f"{repr_}-{repeat}", options)
+            rates[repr_].append(metrics["users_per_second"])
+    medians = {r: statistics.median(v) for r, v in rates.items()}
+    return {
+        "users": args.decode_users,
+        "repeats": args.decode_repeats,
+        "users_per_s": {r: round(m, 2) for r, m in medians.items()},
+        "all": rates,
+        "ratio_to_first": {r: round(m / medians[reprs[0]], 2) for r, m in medians.items()},
+        "loadavg": os.getloadavg(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="movielens-100k")
@@ -167,6 +193,9 @@ def main() -> None:
     parser.add_argument("--cold-items", type=float, default=0.05)
     parser.add_argument("--cold-reprs", default="title,semantic")
     parser.add_argument("--skip-warm", action="store_true")
+    parser.add_argument("--decode-only", type=Path, default=None, help="a finished work dir")
+    parser.add_argument("--decode-users", type=int, default=100)
+    parser.add_argument("--decode-repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
@@ -176,6 +205,14 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="recalign-semantic-"))
     results: dict = {"budget": vars(args) | {"work": str(work)}}
     source = data_root() / SOURCES[args.dataset]
+    if args.decode_only is not None:
+        part = "cold" if (args.decode_only / "cold").is_dir() else "warm"
+        data = args.decode_only / ("data-cold" if part == "cold" else "data")
+        reprs = (args.cold_reprs if part == "cold" else args.reprs).split(",")
+        with contextlib.redirect_stdout(sys.stderr):
+            speed = decode_speed(args.decode_only / part, data, reprs, args.preset, args)
+        print(json.dumps(speed, indent=2))
+        return
     with contextlib.redirect_stdout(sys.stderr):
         if not args.skip_warm:
             data = work / "data"
