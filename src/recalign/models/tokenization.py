@@ -420,9 +420,9 @@ def load_tokenizer(spec: str | Path) -> tuple[Any, str]:
     path = Path(spec)
     manifest_path = path / "manifest.json"
     if manifest_path.is_file():
-        import json
+        from recalign.fileio import read_json_object
 
-        manifest = json.loads(manifest_path.read_text())
+        manifest = read_json_object(manifest_path)
         if manifest.get("kind") == "run":
             where = path / "tokenizer" if (path / "tokenizer").is_dir() else path / "model"
             return _load_tokenizer(where), str(manifest.get("family") or "seq2seq")

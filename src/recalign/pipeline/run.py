@@ -3,7 +3,9 @@
 Every stage writes its own sub-directory of the run directory and is cached by a hash
 of its configuration and of the stages it reads (see `cache.py`), so a re-run after a
 change to the evaluation only re-evaluates. A failing stage leaves the earlier stages'
-caches intact; the error says which stage failed and that re-running resumes.
+caches intact; the error says which stage failed and that re-running resumes. Ctrl-C or
+SIGTERM marks the running stage interrupted (training first saves a checkpoint), and
+the same command continues it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,16 @@ from typing import Any
 import yaml
 
 from recalign.constants import CONFIG_FILE
-from recalign.errors import RecalignError
+from recalign.errors import Interrupted, RecalignError
 from recalign.manifest import build_manifest, write_manifest
 from recalign.pipeline import stages, work
-from recalign.pipeline.cache import StageResult, is_complete, run_stage, stage_key
+from recalign.pipeline.cache import (
+    StageResult,
+    is_complete,
+    mark_interrupted,
+    run_stage,
+    stage_key,
+)
 from recalign.pipeline.config import RunConfig
 from recalign.pipeline.eta import Work, announce, format_seconds
 
@@ -104,6 +112,16 @@ class _Stages:
             record, probe = self._before(name, planned)
         try:
             outcome = run_stage(name, directory, key, fn, record=record)
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (see recalign.cli.signals)
+            resumable = isinstance(stop, Interrupted) and stop.resumable
+            mark_interrupted(name, directory, key, resumable=resumable)
+            how = "resume it from its checkpoint" if resumable else "run it again"
+            detail = f" ({stop})" if str(stop) else ""
+            raise Interrupted(
+                f"stage {name!r} interrupted{detail}.\nEarlier stages are cached in "
+                f"{self.run_dir}; run the same command again to {how}.",
+                resumable=resumable,
+            ) from None
         except RecalignError as error:
             raise StageFailed(
                 f"stage {name!r} failed: {error}\nEarlier stages are cached in {self.run_dir}; "
