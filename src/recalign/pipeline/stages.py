@@ -56,7 +56,7 @@ def samples(config: RunConfig, data_dir: Path, out: Path) -> dict[str, Any]:
         family=model_family(config.model.spec),
         workers=config.samples.workers,
     )
-    return {"counts": manifest.get("totals", manifest.get("counts", {}))}
+    return {"counts": manifest.totals}
 
 
 def train(
@@ -86,6 +86,11 @@ def train(
         resume=resume,
         tokenizer_path=config.model.tokenizer,
     )
+    if result.interrupted:
+        from recalign.errors import RecalignError
+
+        # Not complete: the next `recalign run` resumes from the checkpoint just saved.
+        raise RecalignError(f"training was interrupted at step {result.steps}")
     return {
         "steps": result.steps,
         "best_step": result.best_step,
