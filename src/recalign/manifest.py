@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import secrets
 import subprocess
 from collections.abc import Mapping
 from importlib import metadata
@@ -59,8 +61,12 @@ def git_revision() -> str | None:
 
 
 def write_json(path: str | Path, payload: Any) -> None:
-    """Write JSON atomically, so a killed process never leaves half a file."""
+    """Write JSON atomically, so a killed process never leaves half a file; the temporary
+    name is unique, so two writers never write into one temporary file."""
     path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp")
+    try:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -63,7 +63,7 @@ def test_recompute_detects_edits(shards):
     (directory / METRICS_FILE).write_text(json.dumps(stored))
     # The manifest no longer vouches for the file: refused, naming it.
     result = runner.invoke(app, ["recompute", str(directory)])
-    assert result.exit_code != 0 and "metrics.json is not the file" in str(result.exception)
+    assert result.exit_code != 0 and "metrics.json: not the file" in str(result.exception)
     reseal(directory)  # recorded as it is now: recompute sees the edit
     result = runner.invoke(app, ["recompute", str(directory)])
     assert result.exit_code == 1 and "hit@10" in result.output

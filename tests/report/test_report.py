@@ -210,7 +210,7 @@ def test_a_broken_or_missing_evaluation_is_a_line_not_a_dropped_row(tmp_path):
     md = build_report(run)[0].read_text()
     missing = _section(md, "### Missing results")
     assert "`baselines/pop` is not in the tables" in missing
-    assert "baselines/pop/metrics.json is not the file" in missing  # altered since written
+    assert "baselines/pop/metrics.json: not the file" in missing  # altered since written
     reseal(run / "baselines" / "pop")  # recorded as it is: still unreadable JSON
     md = build_report(run)[0].read_text()
     assert "baselines/pop/metrics.json, line 1: not valid JSON" in _section(

@@ -41,6 +41,7 @@ from recalign.artifacts.prompt import PromptSettings
 from recalign.artifacts.store import (
     ArtifactBusyError,
     ArtifactError,
+    ArtifactFileError,
     artifact_kind,
     open_manifest,
     output_lock,
@@ -53,6 +54,7 @@ from recalign.artifacts.store import (
 __all__ = [
     "ArtifactBusyError",
     "ArtifactError",
+    "ArtifactFileError",
     "BaselineDir",
     "BaselineManifest",
     "DatasetDir",

@@ -184,7 +184,7 @@ class PromptRecord(BaseModel):
     max_source_length: int
 
 
-RunStatus = Literal["running", "interrupted", "stopped", "done"]
+RunStatus = Literal["running", "interrupted", "stopped", "aborted", "done"]
 
 
 class RunManifest(Manifest):

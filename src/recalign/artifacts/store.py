@@ -31,7 +31,8 @@ from pydantic import ValidationError
 from recalign.artifacts.hashing import file_record
 from recalign.artifacts.manifests import FORMAT, KINDS, Manifest
 from recalign.constants import MANIFEST_FILE
-from recalign.errors import RecalignError
+from recalign.errors import DataFormatError, RecalignError
+from recalign.fileio import read_json_object
 
 M = TypeVar("M", bound=Manifest)
 
@@ -39,6 +40,14 @@ M = TypeVar("M", bound=Manifest)
 class ArtifactError(RecalignError):
     """A directory that is not the artefact it should be: no manifest, another kind, an
     older format, or a file that differs from what its manifest records."""
+
+
+class ArtifactFileError(ArtifactError, DataFormatError):
+    """One file of an artefact (its manifest, or a file the manifest covers) is damaged
+    or is not the one recorded; `path` names it."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        DataFormatError.__init__(self, message, path=path)
 
 
 class ArtifactBusyError(ArtifactError):
@@ -64,11 +73,12 @@ def remake_hint(directory: Path, cls: type[Manifest]) -> str:
 
 def peek_manifest(directory: Path) -> dict[str, Any] | None:
     """The raw manifest of `directory`, or None when there is none readable."""
-    try:
-        raw = json.loads((directory / MANIFEST_FILE).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    if not (directory / MANIFEST_FILE).is_file():
         return None
-    return raw if isinstance(raw, dict) else None
+    try:
+        return read_json_object(directory / MANIFEST_FILE)
+    except RecalignError:
+        return None
 
 
 def artifact_kind(directory: str | Path) -> str | None:
@@ -104,13 +114,15 @@ def read_manifest(
             )
         raise ArtifactError(f"{directory} is empty (no {MANIFEST_FILE}): not {what}")
     try:
-        raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ArtifactError(
-            f"{path} is corrupt ({error}); {remake_hint(directory, hint_cls)}"
+        raw = read_json_object(path)
+    except DataFormatError as error:  # names the file (and line): damaged or cut short
+        raise ArtifactFileError(
+            path, f"{str(error).removeprefix(f'{path}: ')}; {remake_hint(directory, hint_cls)}"
         ) from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("kind"), str):
-        raise ArtifactError(f"{path} is corrupt (no kind); {remake_hint(directory, hint_cls)}")
+    if not isinstance(raw.get("kind"), str):
+        raise ArtifactFileError(
+            path, f"damaged (no artefact kind); {remake_hint(directory, hint_cls)}"
+        )
     kind = raw["kind"]
     cls = KINDS.get(kind)
     if kinds and (cls is None or cls not in kinds):
@@ -139,30 +151,33 @@ def verify(directory: str | Path, manifest: Manifest) -> None:
     directory = Path(directory)
     cls = type(manifest)
     if manifest.content_hash != manifest.digest():
-        raise ArtifactError(
-            f"{directory / MANIFEST_FILE} was edited: its content hash is not that of the "
-            f"files it lists; {remake_hint(directory, cls)}"
+        raise ArtifactFileError(
+            directory / MANIFEST_FILE,
+            "edited: its content hash is not that of the files it lists; "
+            f"{remake_hint(directory, cls)}",
         )
     for name, record in manifest.files.items():
         path = directory / name
         try:
             size = path.stat().st_size
         except FileNotFoundError:
-            raise ArtifactError(
-                f"{path} is missing (its {manifest.kind} manifest lists it); "
-                f"{remake_hint(directory, cls)}"
+            raise ArtifactFileError(
+                path,
+                f"missing (the {manifest.kind} manifest lists it); {remake_hint(directory, cls)}",
             ) from None
         if size != record.size:
-            raise ArtifactError(
-                f"{path} is not the file this {manifest.kind} was written with: it has "
-                f"{size:,} bytes, {MANIFEST_FILE} records {record.size:,} (changed, replaced "
-                f"or cut short since); {remake_hint(directory, cls)}"
+            raise ArtifactFileError(
+                path,
+                f"not the file this {manifest.kind} was written with: it has {size:,} bytes, "
+                f"{MANIFEST_FILE} records {record.size:,} (changed, replaced or cut short "
+                f"since); {remake_hint(directory, cls)}",
             )
         if file_record(path).sha256 != record.sha256:
-            raise ArtifactError(
-                f"{path} is not the file this {manifest.kind} was written with: its sha256 "
-                f"differs from the one {MANIFEST_FILE} records (changed or replaced since); "
-                f"{remake_hint(directory, cls)}"
+            raise ArtifactFileError(
+                path,
+                f"not the file this {manifest.kind} was written with: its sha256 differs "
+                f"from the one {MANIFEST_FILE} records (changed or replaced since); "
+                f"{remake_hint(directory, cls)}",
             )
 
 
@@ -297,7 +312,7 @@ def _check_replaceable(target: Path, cls: type[Manifest]) -> None:
     if artifact_kind(target) == kind or set(entries) <= {*cls.produces, MANIFEST_FILE}:
         return
     raise ArtifactError(
-        f"{target} already holds files that are not a {kind} artefact "
+        f"{target} already holds files that are not {_kind_names((cls,))} artefact "
         f"({', '.join(entries[:5])}{', ...' if len(entries) > 5 else ''}): choose another "
         "output directory, or delete it first"
     )

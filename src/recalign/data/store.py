@@ -48,6 +48,13 @@ from recalign.data.domain import NEUTRAL, Domain, domain_of_manifest
 from recalign.data.split import LeaveOneOut, leave_one_out
 from recalign.data.stats import compute_stats
 from recalign.errors import DataFormatError, MissingColumnError, RecalignError
+from recalign.fileio import (
+    parquet_errors,
+    parquet_file,
+    read_parquet,
+    record_batches,
+    scan_parquet,
+)
 from recalign.manifest import write_json
 
 
@@ -73,7 +80,7 @@ class PreparedDataset:
             return self.frame
         if self.path is None:
             raise RecalignError(f"dataset {self.name!r} has neither sequences nor a directory")
-        return pl.read_parquet(self.path / SEQUENCES_FILE)
+        return read_parquet(self.path / SEQUENCES_FILE)
 
     def _in_memory(self) -> pl.DataFrame | None:
         """The sequences if they are in memory (given, or read by `sequences` already)."""
@@ -169,9 +176,7 @@ def _file_batches(
 ) -> Iterator[pl.DataFrame]:
     """Rows `[start, stop)` of a Parquet file re-cut into batches of exactly `size` rows
     (the last one shorter), so batch boundaries never depend on the file's row groups."""
-    import pyarrow.parquet as pq
-
-    file = pq.ParquetFile(path)
+    file = parquet_file(path)
     groups, skip, offset = [], 0, 0
     for index in range(file.metadata.num_row_groups):
         rows = file.metadata.row_group(index).num_rows
@@ -183,7 +188,8 @@ def _file_batches(
     remaining = max(0, stop - start)
     pending: list[pl.DataFrame] = []
     pending_rows = 0
-    for batch in file.iter_batches(batch_size=size, row_groups=groups, columns=columns):
+    batches = file.iter_batches(size, row_groups=groups, columns=columns)
+    for batch in record_batches(path, batches):
         frame = pl.from_arrow(batch)
         if skip:
             dropped = min(skip, frame.height)
@@ -456,8 +462,10 @@ def load_prepared(path: str | Path) -> PreparedDataset:
     """Open a prepared-dataset directory: refused when it is not one, or when a file is
     not the one its manifest records (named, with how to prepare it again)."""
     directory = DatasetDir.open(path)
-    items = pl.read_parquet(directory.items)
-    validate_tables(pl.scan_parquet(directory.sequences), items, where=str(directory.path))
+    items = read_parquet(directory.items)
+    sequences = scan_parquet(directory.sequences)
+    with parquet_errors(directory.sequences):  # the scan reads every page once
+        validate_tables(sequences, items, where=str(directory.path))
     return PreparedDataset(
         name=directory.manifest.name,
         items=items,

@@ -36,6 +36,7 @@ import polars as pl
 from recalign.artifacts import InputRecord, PipelineDir, PromptSettings, RunDir, artifact_kind
 from recalign.constants import ITEM_ID, MANIFEST_FILE, TARGET_ITEM, TEXT, USER_ID
 from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignError
+from recalign.fileio import read_parquet
 from recalign.ranking import (
     CATALOGUE,
     FULL_RANKING,
@@ -255,7 +256,7 @@ def _check_trained_catalogue(run: RunDir, dataset: Any, current: dict[int, str])
     trained = None
     samples = run.samples_dir()
     if samples is not None:
-        trained = pl.read_parquet(SamplesDir.open(samples).item_texts)
+        trained = read_parquet(SamplesDir.open(samples).item_texts)
     check_catalogue(
         trained, current, data_hash_trained=run.manifest.data_hash, data_hash=dataset.data_hash
     )

@@ -181,11 +181,11 @@ def peft_checkpointing_warning_silenced() -> Iterator[None]:
 
 def _load_adapter(path: Path, *, dtype: Any, base: str | Path | None = None) -> LoadedModel:
     """A LoRA adapter directory: the base from `base` (or the adapter config), then peft."""
-    import json
-
     from peft import PeftModel
 
-    config = json.loads((path / ADAPTER_CONFIG).read_text())
+    from recalign.fileio import read_json_object
+
+    config = read_json_object(path / ADAPTER_CONFIG)
     base_source = str(base) if base is not None else config.get("base_model_name_or_path")
     if not base_source:
         raise RecalignError(f"{path} is a LoRA adapter without a known base model")
@@ -316,9 +316,11 @@ def load_run_model(
     from the run manifest (RUN_DIR/base for the tiny presets, else the base spec).
     """
     from recalign.artifacts import RunDir
+    from recalign.artifacts.checkpoints import verify_model_files
 
     run = RunDir.open(run_dir)
     target = run.weights(which)
+    verify_model_files(target)  # a damaged weight file is named, not a loader's traceback
     if (target / ADAPTER_CONFIG).is_file():
         base = (
             run.base

@@ -66,7 +66,8 @@ def _read_state(directory: Path) -> dict[str, Any] | None:
         return None
     try:
         state = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):  # damaged: the stage runs again
+        log.warning("%s is damaged: running the stage again", path)
         return None
     return state if isinstance(state, dict) else None
 
@@ -115,6 +116,21 @@ def _output_record(directory: Path) -> tuple[str | None, str | None]:
         return None, None
     output = open_artifact(directory)
     return output.content_hash, output.manifest.kind
+
+
+def mark_interrupted(name: str, directory: Path, key: str, *, resumable: bool) -> None:
+    """Record that an operator stopped the stage: incomplete, so the next run with the same
+    key hands it back with `resume=True` (training continues from its checkpoint)."""
+    write_json(
+        state_path(directory),
+        {
+            "stage": name,
+            "key": key,
+            "complete": False,
+            "status": "interrupted",
+            "resumable": resumable,
+        },
+    )
 
 
 def run_stage(

@@ -58,6 +58,11 @@ class EvaluationSection(_Section):
     exclude_history: bool = True
     num_beams: int = Field(20, ge=1)
     batch_size: int = Field(16, ge=1)
+    zero_shot: list[ProtocolName] | None = None
+    """Protocols on which the model *before* fine-tuning is evaluated too (its row reads
+    "zero-shot"; the report compares it with the fine-tuned model on the same users).
+    null: every protocol for a pretrained model, none for the tiny presets (a random
+    init is no baseline); [] turns it off."""
 
 
 class BaselinesSection(_Section):

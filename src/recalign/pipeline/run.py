@@ -5,7 +5,9 @@ them) and is cached by a hash of its configuration and of the content hashes of 
 reads (see `cache.py`), so a re-run after a change to the evaluation only re-evaluates,
 and a changed input file or a missing or altered output is redone with everything after
 it. A failing stage leaves the earlier stages' caches intact; the error says which stage
-failed and that re-running resumes. One `recalign run` at a time writes a run directory.
+failed and that re-running resumes. Ctrl-C or SIGTERM marks the running stage
+interrupted (training first saves a checkpoint), and the same command continues it.
+One `recalign run` at a time writes a run directory.
 """
 
 from __future__ import annotations
@@ -20,9 +22,15 @@ from typing import Any
 import yaml
 
 from recalign.artifacts import PipelineDir, PipelineManifest, StageRecord, output_lock, seal
-from recalign.errors import RecalignError
+from recalign.errors import Interrupted, RecalignError
 from recalign.pipeline import stages, work
-from recalign.pipeline.cache import StageResult, freshness, run_stage, stage_key
+from recalign.pipeline.cache import (
+    StageResult,
+    freshness,
+    mark_interrupted,
+    run_stage,
+    stage_key,
+)
 from recalign.pipeline.config import RunConfig
 from recalign.pipeline.eta import Work, announce, format_seconds
 
@@ -108,6 +116,16 @@ class _Stages:
             record, probe = self._before(name, planned)
         try:
             outcome = run_stage(name, directory, key, fn, record=record, fresh=fresh)
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (see recalign.cli.signals)
+            resumable = isinstance(stop, Interrupted) and stop.resumable
+            mark_interrupted(name, directory, key, resumable=resumable)
+            how = "resume it from its checkpoint" if resumable else "run it again"
+            detail = f" ({stop})" if str(stop) else ""
+            raise Interrupted(
+                f"stage {name!r} interrupted{detail}.\nEarlier stages are cached in "
+                f"{self.run_dir}; run the same command again to {how}.",
+                resumable=resumable,
+            ) from None
         except RecalignError as error:
             raise StageFailed(
                 f"stage {name!r} failed: {error}\nEarlier stages are cached in {self.run_dir}; "
@@ -155,8 +173,11 @@ def _run_pipeline(
         lambda: work.data_work(config),
     )
     train = _train_variant(step, config, resolved, layout, "")
-    for protocol in stages.supported_protocols(config, data.directory):
+    protocols = stages.supported_protocols(config, data.directory)
+    for protocol in protocols:
         _evaluate(step, config, resolved, layout, train.directory, protocol, "")
+    for protocol in stages.zero_shot_protocols(config, protocols):
+        _evaluate(step, config, resolved, layout, train.directory, protocol, ZERO_SHOT)
     for preset in config.compare:
         variant = config.model_copy(deep=True)
         variant.samples.preset = preset
@@ -167,7 +188,9 @@ def _run_pipeline(
         base_cfg = {
             "name": name,
             "options": resolved["baselines"]["options"].get(name, {}),
-            "evaluation": resolved["evaluation"],
+            # Only what a baseline's evaluation reads: LLM decoding settings, user samples
+            # and zero-shot rows must not refit it.
+            "evaluation": {k: resolved["evaluation"][k] for k in ("split", "exclude_history")},
             "seed": config.seed,
         }
         step(
@@ -207,6 +230,10 @@ def _run_pipeline(
         )
     _announce(on_stage, f"run finished in {format_seconds(time.perf_counter() - started)}")
     return result
+
+
+# The variant name of the model before fine-tuning: its rows live in eval/zero-shot/.
+ZERO_SHOT = "zero-shot"
 
 
 def _train_variant(
@@ -249,16 +276,23 @@ def _evaluate(
     protocol: str,
     preset: str,
 ) -> StageResult:
-    """One protocol on the main model (eval/<protocol>/) or on a compare preset's
-    (eval/<preset>/<protocol>/)."""
+    """One protocol on the main model (eval/<protocol>/), on a compare preset's
+    (eval/<preset>/<protocol>/), or on the main model before fine-tuning
+    (`preset` ZERO_SHOT: eval/zero-shot/<protocol>/, with the main run's prompts)."""
     suffix = layout.suffix(preset)
+    zero_shot = preset == ZERO_SHOT
     eval_cfg = resolved["evaluation"] | {"protocol": protocol, "seed": config.seed}
     eval_cfg.pop("protocols")
+    eval_cfg.pop("zero_shot")  # which protocols get a zero-shot row is not this row's input
+    trained_by = "train" if zero_shot else f"train{suffix}"
+    samples_dir = layout.samples("" if zero_shot else preset)
     return step(
         f"eval-{protocol}{suffix}",
         layout.evaluation(protocol, preset),
         eval_cfg,
-        ["data", f"train{suffix}"],
-        lambda d, _resume: stages.evaluate(config, layout.data, train_dir, protocol, d),
-        lambda: work.eval_work(config, layout.data, layout.samples(preset), protocol),
+        ["data", trained_by],
+        lambda d, _resume: stages.evaluate(
+            config, layout.data, train_dir, protocol, d, zero_shot=zero_shot
+        ),
+        lambda: work.eval_work(config, layout.data, samples_dir, protocol),
     )

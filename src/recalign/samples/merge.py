@@ -12,8 +12,6 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from recalign.artifacts import (
     DatasetDir,
     SamplesDir,
@@ -25,6 +23,7 @@ from recalign.artifacts import (
 from recalign.artifacts.dirs import ITEM_TEXTS_FILE
 from recalign.constants import SPLITS
 from recalign.errors import ConfigError
+from recalign.fileio import parquet_errors, parquet_file
 
 # What every shard of one generation must agree on.
 SHARED_KEYS = (
@@ -102,9 +101,12 @@ def merge_samples(
         try:
             for split in SPLITS:
                 for shard in shards:
-                    part = pq.ParquetFile(shard.split(split))
+                    path = shard.split(split)
+                    part = parquet_file(path)
                     for group in range(part.metadata.num_row_groups):
-                        writers.write(split, part.read_row_group(group))
+                        with parquet_errors(path):
+                            table = part.read_row_group(group)
+                        writers.write(split, table)
             ok = True
         finally:
             writers.close(ok)
