@@ -221,3 +221,19 @@ def _prompt():
     return PromptRecord(
         item_repr="title", max_history=5, id_seed=0, separator=", ", tasks=[], max_source_length=64
     )
+
+
+def test_train_and_run_hold_their_output_locks(tmp_path):
+    """A second `recalign train --out` of one run, or a second `recalign run` into one
+    directory, fails at once, before reading anything."""
+    pytest.importorskip("torch")
+    from recalign.pipeline.config import parse_config
+    from recalign.pipeline.run import run_pipeline
+    from recalign.training.run import train
+
+    with output_lock(tmp_path / "run"), pytest.raises(ArtifactBusyError, match="being written"):
+        train(tmp_path / "no-data", tmp_path / "no-samples", "tiny-t5", tmp_path / "run")
+    config = parse_config({"name": "x", "data": {"name": "synthetic"}})
+    with output_lock(tmp_path / "pipe"), pytest.raises(ArtifactBusyError, match="being written"):
+        run_pipeline(config, tmp_path / "pipe")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "pipe").exists()
