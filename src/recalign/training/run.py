@@ -42,6 +42,7 @@ from recalign.artifacts.dirs import (
     DATA_CACHE_DIR,
     LOG_FILE,
     MODEL_DIR,
+    TEMPLATES_DIR,
     TOKENIZER_DIR,
 )
 from recalign.constants import CONFIG_FILE
@@ -113,6 +114,7 @@ _BEFORE_FIRST_CHECKPOINT = {
     LOG_FILE,
     DATA_CACHE_DIR,
     CHECKPOINTS_DIR,
+    TEMPLATES_DIR,
     "manifest.json",
 }  # checkpoints/ here holds only a first checkpoint cut short (no trainer_state.json)
 
