@@ -75,9 +75,11 @@ def test_run_directory_contract(t5_run, shop):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["kind"] == "run" and manifest["status"] == "done"
     assert manifest["family"] == "seq2seq"
-    assert manifest["data_hash"] == load_prepared(shop[0]).data_hash
+    assert manifest["inputs"]["dataset"]["content_hash"] == load_prepared(shop[0]).data_hash
     assert manifest["steps_done"] == 30 and manifest["best_step"] in (10, 20, 30)
-    assert manifest["item_repr"] == "title" and manifest["lora"] is None
+    assert manifest["prompt"]["item_repr"] == "title" and manifest["lora"] is None
+    assert manifest["prompt"]["max_source_length"] == 256  # the config's budget
+    assert {"model/model.safetensors", "config.yaml"} <= set(manifest["files"])
     # How the prompts were fitted to max_source_length, over every batch of the run.
     assert set(manifest["prompt_fit"]) <= {"shortened", "over_budget", "cut_without_bounds"}
     assert not manifest["prompt_fit"].get("cut_without_bounds")
@@ -303,7 +305,8 @@ def test_trains_on_samples_stage_output(family, generated_shop, tmp_path):
     losses = _losses(result.run_dir)
     assert losses[-1] < 0.8 * losses[0], losses
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["family"] == family and manifest["item_repr"] == "title"
+    assert manifest["family"] == family and manifest["prompt"]["item_repr"] == "title"
+    assert manifest["prompt"]["tasks"] == ["retrieval", "ranking", "mim", "bpr", "mlm"]
 
 
 def test_lora_merged_saves_a_full_model(shop, tmp_path):

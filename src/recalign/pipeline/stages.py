@@ -56,7 +56,7 @@ def samples(config: RunConfig, data_dir: Path, out: Path) -> dict[str, Any]:
         family=model_family(config.model.spec),
         workers=config.samples.workers,
     )
-    return {"counts": manifest.get("totals", manifest.get("counts", {}))}
+    return {"counts": manifest.totals}
 
 
 def train(
