@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -163,40 +162,27 @@ def data_dir(tmp_path, texts) -> Path:
     return write_dataset(tmp_path / "data", texts[:20])
 
 
-def make_run(run_dir: Path, data_dir: Path, family: str = "seq2seq") -> Path:
-    """A run directory with a tiny random-init model and the samples' item catalogue."""
+def make_run(
+    run_dir: Path,
+    data_dir: Path,
+    family: str = "seq2seq",
+    samples_dir: Path | None = None,
+    **prompt,
+) -> Path:
+    """A run directory with a tiny random-init model, made from samples (without samples:
+    their catalogue and prompt settings, `prompt`) in `samples_dir`, else `RUN-samples`."""
     from recalign.data import load_prepared
     from recalign.models.loading import build_tiny
-    from recalign.samples.generate import ITEM_TEXTS_FILE
+    from tests.artifacts.helpers import fake_run, fake_samples
 
     torch.manual_seed(0)
     dataset = load_prepared(data_dir)
     preset = "tiny-t5" if family == "seq2seq" else "tiny-causal"
     overrides = TINY_OVERRIDES[family]
     loaded = build_tiny(preset, dataset=dataset, vocab_size=300, overrides=overrides)
-    loaded.model.save_pretrained(run_dir / "model")
-    loaded.tokenizer.save_pretrained(run_dir / "model")
-    samples = run_dir.parent / f"{run_dir.name}-samples"
-    samples.mkdir(parents=True)
-    (samples / "manifest.json").write_text(
-        json.dumps({"kind": "samples", "item_repr": "title", "id_seed": 0, "max_history": 20})
-    )
-    pl.DataFrame(
-        {"item_id": dataset.items["item_id"], "text": dataset.items["text"]}
-    ).write_parquet(samples / ITEM_TEXTS_FILE)
-    (run_dir / "manifest.json").write_text(
-        json.dumps(
-            {
-                "kind": "run",
-                "family": loaded.family,
-                "model": {"source": preset, "preset": preset},
-                "data_hash": dataset.data_hash,
-                "samples_dir": str(samples),
-                "item_repr": "title",
-            }
-        )
-    )
-    return run_dir
+    samples = samples_dir or run_dir.parent / f"{run_dir.name}-samples"
+    fake_samples(data_dir, samples, family=family, **prompt)
+    return fake_run(run_dir, data_dir, samples, loaded, model={"source": preset, "preset": preset})
 
 
 @pytest.fixture

@@ -191,7 +191,8 @@ def test_generate_with_semantic_ids(tmp_path, monkeypatch):
     )
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["item_repr"] == "semantic" and manifest["semantic"]["tokens"] > 0
+    assert manifest["item_repr"] == "semantic"
+    assert manifest["config"]["semantic"]["embedder"] == semantic.MINILM
     codes = pl.read_parquet(out / semantic.SEMANTIC_IDS_FILE)
     assert codes.height == 120 and codes.get_column("code").n_unique() == 120
     train = pl.read_parquet(out / "train.parquet")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 
 from recalign.data import write_prepared
 from recalign.serving import ItemCatalog, Recommender
+from tests.artifacts.helpers import fake_pipeline
 from tests.tiny import TINY_OVERRIDES
 
 TEXTS = [
@@ -103,36 +103,21 @@ def fake_rec() -> Recommender:
     return Recommender(FakeLLMBackend(len(TEXTS)), catalog)
 
 
-def write_run_manifest(run_dir: Path, **fields) -> Path:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "manifest.json").write_text(json.dumps(fields))
-    return run_dir
-
-
 def make_llm_run(run_dir: Path, data_dir: Path, family: str = "seq2seq", seed: int = 0) -> Path:
     """A run directory holding a tiny random-init model (no training: serving only reads it)."""
     import torch
 
     from recalign.data import load_prepared
     from recalign.models.loading import build_tiny
+    from tests.artifacts.helpers import fake_run, fake_samples
 
     torch.manual_seed(seed)
     dataset = load_prepared(data_dir)
     preset = "tiny-t5" if family == "seq2seq" else "tiny-causal"
     overrides = TINY_OVERRIDES[family]
     loaded = build_tiny(preset, dataset=dataset, vocab_size=300, overrides=overrides)
-    loaded.model.save_pretrained(run_dir / "model")
-    loaded.tokenizer.save_pretrained(run_dir / "model")
-    write_run_manifest(
-        run_dir,
-        kind="run",
-        family=loaded.family,
-        model={"source": preset, "preset": preset},
-        data_dir=str(data_dir),
-        data_hash=dataset.data_hash,
-        item_repr="title",
-    )
-    return run_dir
+    samples = fake_samples(data_dir, run_dir.parent / f"{run_dir.name}-samples", family=family)
+    return fake_run(run_dir, data_dir, samples, loaded, model={"source": preset, "preset": preset})
 
 
 def make_pipeline_dir(root: Path, baselines: tuple[str, ...] = ("pop",)) -> Path:
@@ -145,5 +130,4 @@ def make_pipeline_dir(root: Path, baselines: tuple[str, ...] = ("pop",)) -> Path
         overrides = {} if name == "pop" else {"epochs": 1}
         run_baseline(name, data, root / "baselines" / name, k=5, overrides=overrides)
     (root / "baselines" / "global-mean").mkdir(parents=True)
-    write_run_manifest(root, kind="pipeline", name="fixture")
-    return root
+    return fake_pipeline(root, name="fixture")

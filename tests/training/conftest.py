@@ -12,8 +12,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from recalign.artifacts import SamplesManifest, staged_output
 from recalign.data.store import PreparedDataset, write_prepared
-from recalign.manifest import build_manifest, write_manifest
 
 COLOURS = ["red", "blue", "green", "black", "white", "pink"]
 NOUNS = ["lipstick", "shampoo", "nail polish", "face cream", "hair gel"]
@@ -86,7 +86,34 @@ def _retrieval_rows(dataset: PreparedDataset, split: str) -> list[dict]:
 def make_samples(
     dataset: PreparedDataset, out: Path, family: str = "seq2seq", data_hash: str | None = None
 ) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
+    """A samples directory of retrieval samples (its manifest says it was made from
+    `dataset`, or from the dataset of content hash `data_hash`)."""
+    with staged_output(out, SamplesManifest) as staging:
+        counts = _write_splits(dataset, staging.path)
+        record = dataset.record_for(out)
+        if data_hash is not None:
+            record = record.model_copy(update={"content_hash": data_hash})
+        staging.commit(
+            SamplesManifest(
+                dataset=dataset.name,
+                inputs={"dataset": record},
+                preset="rec-only",
+                seed=0,
+                family=family,
+                item_repr="title",
+                id_seed=0,
+                max_history=5,
+                separator=", ",
+                users=dataset.num_users,
+                tasks=["retrieval"],
+                counts={split: {"retrieval": n} for split, n in counts.items()},
+                totals=counts,
+            )
+        )
+    return out
+
+
+def _write_splits(dataset: PreparedDataset, out: Path) -> dict[str, int]:
     schema = {
         "task": pl.String,
         "template": pl.String,
@@ -97,17 +124,13 @@ def make_samples(
         "candidates": pl.List(pl.Int64),
         "history_bounds": pl.List(pl.Int32),
     }
+    counts = {}
     for split in ("train", "valid", "test"):
-        pl.DataFrame(_retrieval_rows(dataset, split), schema=schema).write_parquet(
-            out / f"{split}.parquet"
-        )
-    write_manifest(
-        out,
-        build_manifest(
-            "samples", data_hash=data_hash or dataset.data_hash, family=family, item_repr="title"
-        ),
-    )
-    return out
+        frame = pl.DataFrame(_retrieval_rows(dataset, split), schema=schema)
+        frame.write_parquet(out / f"{split}.parquet")
+        counts[split] = frame.height
+    dataset.items.select("item_id", "text").write_parquet(out / "item_texts.parquet")
+    return counts
 
 
 @pytest.fixture(scope="session")

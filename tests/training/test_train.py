@@ -15,6 +15,7 @@ from transformers import TrainerCallback
 from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignError
 from recalign.models.loading import load_run_model
 from recalign.training.callbacks import StopAtStepCallback
+from recalign.training.checkpoints import checkpoint_dirs
 from recalign.training.config import make_config
 from recalign.training.run import train
 
@@ -74,9 +75,11 @@ def test_run_directory_contract(t5_run, shop):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["kind"] == "run" and manifest["status"] == "done"
     assert manifest["family"] == "seq2seq"
-    assert manifest["data_hash"] == load_prepared(shop[0]).data_hash
+    assert manifest["inputs"]["dataset"]["content_hash"] == load_prepared(shop[0]).data_hash
     assert manifest["steps_done"] == 30 and manifest["best_step"] in (10, 20, 30)
-    assert manifest["item_repr"] == "title" and manifest["lora"] is None
+    assert manifest["prompt"]["item_repr"] == "title" and manifest["lora"] is None
+    assert manifest["prompt"]["max_source_length"] == 256  # the config's budget
+    assert {"model/model.safetensors", "config.yaml"} <= set(manifest["files"])
     # How the prompts were fitted to max_source_length, over every batch of the run.
     assert set(manifest["prompt_fit"]) <= {"shortened", "over_budget", "cut_without_bounds"}
     assert not manifest["prompt_fit"].get("cut_without_bounds")
@@ -123,6 +126,47 @@ def test_resume_matches_uninterrupted(stop, shop, t5_run, tmp_path):
     whole = load_run_model(t5_run.run_dir, which="last").model
     again = load_run_model(out, which="last").model
     _same_weights(whole, again)
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_resume_skips_a_damaged_checkpoint_and_matches_uninterrupted(
+    shop, t5_run, tmp_path, caplog
+):
+    """A kill while saving leaves a truncated model.safetensors in the newest checkpoint:
+    the resume says so, starts from the previous one, and still ends where one run does."""
+    data, samples = shop
+    out = tmp_path / "run"
+    cfg = _config("seq2seq")
+    train(
+        data,
+        samples,
+        "tiny-t5",
+        out,
+        config=cfg,
+        progress=False,
+        callbacks=[StopAtStepCallback(25)],
+    )
+    assert [s for s, _ in checkpoint_dirs(out)] == [10, 20, 25]
+    _truncate(out / "checkpoints" / "checkpoint-25" / "model.safetensors")
+
+    with caplog.at_level(logging.WARNING, logger="recalign.training.checkpoints"):
+        resumed = train(data, samples, "tiny-t5", out, resume=True, progress=False)
+    warned = caplog.text
+    assert "checkpoint-25" in warned and "model.safetensors" in warned and "truncated" in warned
+    assert "resuming from the previous good checkpoint, checkpoint-20" in warned
+    assert resumed.steps == 30
+    assert (out / "checkpoints" / "corrupt-checkpoint-25" / "model.safetensors").is_file()
+    records = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    marker = next(r for r in records if r.get("event") == "resume")
+    assert marker["from_step"] == 20 and marker["checkpoint"] == "checkpoint-20"
+    assert "model.safetensors" in marker["skipped"][0] and marker["dropped_records"] >= 1
+    assert [r["step"] for r in records if "loss" in r] == [5, 10, 15, 20, 25, 30]
+    whole = load_run_model(t5_run.run_dir, which="last").model
+    _same_weights(whole, load_run_model(out, which="last").model)
 
 
 def test_existing_run_dir_needs_resume(shop, t5_run):
@@ -261,7 +305,8 @@ def test_trains_on_samples_stage_output(family, generated_shop, tmp_path):
     losses = _losses(result.run_dir)
     assert losses[-1] < 0.8 * losses[0], losses
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["family"] == family and manifest["item_repr"] == "title"
+    assert manifest["family"] == family and manifest["prompt"]["item_repr"] == "title"
+    assert manifest["prompt"]["tasks"] == ["retrieval", "ranking", "mim", "bpr", "mlm"]
 
 
 def test_lora_merged_saves_a_full_model(shop, tmp_path):

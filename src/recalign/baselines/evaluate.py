@@ -159,13 +159,13 @@ def write_results(
     extra: dict[str, Any] | None = None,
     cold_items: Any = None,
 ) -> dict[str, Any]:
-    """Write `predictions.jsonl` and `metrics.json` (with bootstrap intervals) through
-    the shared evaluation writer, so baselines and language models share one format.
-    `cold_items`: metrics by warm / cold held-out item as well."""
-    from recalign.evaluation.outputs import write_evaluation
+    """Write `predictions.jsonl` and `metrics.json` (with bootstrap intervals) into the
+    baseline's directory (being written: it commits it) through the shared evaluation
+    writer, so baselines and language models share one format. `cold_items`: metrics
+    by warm / cold held-out item as well."""
+    from recalign.evaluation.outputs import compute_metrics, write_evaluation_files
 
-    return write_evaluation(
-        out_dir,
+    metrics = compute_metrics(
         predictions,
         protocol=protocol,
         split=split,
@@ -174,3 +174,4 @@ def write_results(
         extra=extra,
         cold_items=cold_items,
     )
+    return write_evaluation_files(out_dir, predictions, metrics)

@@ -8,7 +8,6 @@ from typing import Any
 
 import typer
 
-from recalign.constants import MANIFEST_FILE, STATS_FILE
 from recalign.errors import ConfigError
 
 app = typer.Typer(help="Prepare datasets and inspect them.", no_args_is_help=True)
@@ -181,11 +180,12 @@ def prepare(
             )
     if cold_items:
         options.update(cold_items=cold_items, cold_seed=cold_seed)
+    from recalign.artifacts import DatasetDir
+
     prepare_dataset(name, out, source, **options)
     # Read what was written rather than recomputing: the synthetic shop may be large.
-    manifest = json.loads((out / MANIFEST_FILE).read_text())
-    stats = json.loads((out / STATS_FILE).read_text())
-    report = manifest.get("report", {})
+    manifest = DatasetDir.open(out).manifest
+    stats, report = manifest.stats, manifest.report
     console = _console()
     console.print(
         f"[bold]{name}[/bold] -> {out}: {stats['users']:,} users, {stats['items']:,} items, "

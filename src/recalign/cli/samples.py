@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from recalign.artifacts import SamplesManifest
 
 app = typer.Typer(
     help="Generate training samples (recommendation + auxiliary tasks).", no_args_is_help=True
@@ -102,12 +106,12 @@ def generate_command(
     _print_counts(manifest, out)
 
 
-def _print_counts(manifest: dict, out: Path) -> None:
-    for name, reason in manifest["skipped"].items():
+def _print_counts(manifest: SamplesManifest, out: Path) -> None:
+    for name, reason in manifest.skipped.items():
         typer.secho(f"skipped {name}: {reason}", fg=typer.colors.YELLOW)
-    for split, counts in manifest["counts"].items():
+    for split, counts in manifest.counts.items():
         detail = ", ".join(f"{task} {n:,}" for task, n in counts.items())
-        typer.echo(f"{split:5s} {manifest['totals'][split]:>10,}  ({detail})")
+        typer.echo(f"{split:5s} {manifest.totals[split]:>10,}  ({detail})")
     typer.echo(f"wrote {out}")
 
 

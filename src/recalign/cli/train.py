@@ -8,9 +8,12 @@ from pathlib import Path
 
 import typer
 
+from recalign.cli.signals import INTERRUPTED_EXIT, InterruptibleGroup
+
 models_app = typer.Typer(help="Import and inspect models.", no_args_is_help=True)
 # `python -m recalign.training` (and `accelerate launch -m recalign.training`) runs this.
 app = typer.Typer(
+    cls=InterruptibleGroup,
     help="Fine-tune a model on generated samples.",
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -66,12 +69,13 @@ def train(
     )
     if result.interrupted:
         typer.secho(
-            f"interrupted at step {result.steps}; checkpoint saved. Continue with: "
-            f"recalign train ... --out {out} --resume",
+            f"interrupted ({result.stop_signal}) at step {result.steps}; checkpoint saved in "
+            f"{out}/checkpoints. Continue with the same command and --resume "
+            f"(recalign train ... --out {out} --resume)",
             err=True,
             fg=typer.colors.YELLOW,
         )
-        raise typer.Exit(130)
+        raise typer.Exit(INTERRUPTED_EXIT)
     best = (
         f"best step {result.best_step} (eval loss {result.best_eval_loss:.4f})"
         if (result.best_eval_loss is not None)

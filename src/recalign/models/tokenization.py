@@ -393,39 +393,20 @@ def fit_prompt(
     return fit_prompts(tokenizer, family, [text], [bounds], max_length).ids[0]
 
 
-def run_max_source_length(run_dir: str | Path | None) -> int | None:
-    """The prompt budget a training run used (its `config.yaml`), or None if unknown."""
-    if run_dir is None:
-        return None
-    import yaml
-
-    path = Path(run_dir) / "config.yaml"
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    value = config.get("max_source_length") if isinstance(config, dict) else None
-    return int(value) if isinstance(value, int) else None
-
-
 def load_tokenizer(spec: str | Path) -> tuple[Any, str]:
     """The tokenizer of a run directory, a model directory or a hub name, and its family.
 
     A run directory has the tokenizer it trained with (RUN_DIR/tokenizer) and its family
     in the manifest; a model directory or hub name has a config that tells the family.
     """
+    from recalign.artifacts import RunDir, artifact_kind
     from recalign.errors import RecalignError
     from recalign.models.loading import _load_tokenizer, family_of_config
 
     path = Path(spec)
-    manifest_path = path / "manifest.json"
-    if manifest_path.is_file():
-        import json
-
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("kind") == "run":
-            where = path / "tokenizer" if (path / "tokenizer").is_dir() else path / "model"
-            return _load_tokenizer(where), str(manifest.get("family") or "seq2seq")
+    if path.is_dir() and artifact_kind(path) == "run":
+        run = RunDir.open(path)
+        return _load_tokenizer(run.tokenizer), run.manifest.family
     if str(spec) in ("tiny-t5", "tiny-causal"):
         raise RecalignError(
             f"{spec} trains its tokenizer when it is trained: pass that run's directory"

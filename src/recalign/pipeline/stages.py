@@ -56,26 +56,26 @@ def samples(config: RunConfig, data_dir: Path, out: Path) -> dict[str, Any]:
         family=model_family(config.model.spec),
         workers=config.samples.workers,
     )
-    return {"counts": manifest.get("totals", manifest.get("counts", {}))}
+    return {"counts": manifest.totals}
 
 
 def train(
     config: RunConfig, data_dir: Path, samples_dir: Path, out: Path, resume: bool
 ) -> dict[str, Any]:
+    from recalign.errors import Interrupted
     from recalign.threads import configure_threads
     from recalign.training import train as train_model
-    from recalign.training.checkpoints import last_checkpoint
     from recalign.training.config import make_config
 
     # Chosen per stage: the machine's load may have changed since the previous one.
     configure_threads()
     train_config = make_config({"seed": config.seed, **config.training}, source="training")
-    # A stage interrupted after its first checkpoint continues from it.
-    resume = resume and last_checkpoint(out) is not None
+    # A stage interrupted after its first checkpoint continues from the newest one that
+    # verifies; before the first (or with every checkpoint damaged) it starts over.
+    resume = resume and _can_resume(out)
     if not resume:
         import shutil
 
-        # An interruption before the first checkpoint leaves nothing to resume from.
         shutil.rmtree(out)
     result = train_model(
         data_dir,
@@ -86,12 +86,28 @@ def train(
         resume=resume,
         tokenizer_path=config.model.tokenizer,
     )
+    if result.interrupted:
+        raise Interrupted(
+            f"training stopped at step {result.steps} ({result.stop_signal}) with a checkpoint",
+            resumable=True,
+        )
     return {
         "steps": result.steps,
         "best_step": result.best_step,
         "best_eval_loss": result.best_eval_loss,
         "train_seconds": round(result.train_seconds, 1),
     }
+
+
+def _can_resume(out: Path) -> bool:
+    from recalign.errors import RecalignError
+    from recalign.training.checkpoints import resume_point
+
+    try:
+        return resume_point(out, move_aside=False) is not None
+    except RecalignError as error:  # every checkpoint damaged: the stage is a cache
+        log.warning("training starts over: %s", error)
+        return False
 
 
 def supported_protocols(config: RunConfig, data_dir: Path) -> list[str]:

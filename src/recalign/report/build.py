@@ -8,13 +8,13 @@ dataset and example users.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from recalign.errors import RecalignError
+from recalign.fileio import read_json_object
 from recalign.report.blocks import (
     Block,
     Bullets,
@@ -25,7 +25,13 @@ from recalign.report.blocks import (
     to_html,
     to_markdown,
 )
-from recalign.report.collect import RunEvaluations, collect_run, read_stats, read_train_log
+from recalign.report.collect import (
+    RunEvaluations,
+    collect_run,
+    read_stats,
+    read_train_log,
+    unreadable_lines,
+)
 from recalign.report.examples import example_blocks
 from recalign.report.legend import metric_legend, models_legend
 from recalign.report.plots import bar_chart, training_curves
@@ -91,7 +97,7 @@ def ablation_blocks(run_dir: Path) -> list[Block]:
     path = run_dir / "ablation.json"
     if not path.is_file():
         return []
-    table = json.loads(path.read_text())
+    table = read_json_object(path)
     header = table["header"]
     return [
         Heading("Ablation", 2),
@@ -140,6 +146,7 @@ def result_blocks(run: RunEvaluations, groups: Sequence[ResultGroup], figures: P
         blocks += [Heading("Settings", 2), Bullets(settings)]
     blocks += [
         Heading("Results", 2),
+        *_unreadable_blocks(run),
         Paragraph(
             "Means over users, with 95% bootstrap intervals in brackets. The language "
             "model's row comes first, then the baselines on its users, then the baselines "
@@ -156,6 +163,12 @@ def result_blocks(run: RunEvaluations, groups: Sequence[ResultGroup], figures: P
     return blocks
 
 
+def _unreadable_blocks(run: RunEvaluations) -> list[Block]:
+    """Evaluations that exist (or should) but cannot be read: said, never dropped."""
+    lines = unreadable_lines(run)
+    return [Heading("Missing results", 3), Bullets(lines)] if lines else []
+
+
 def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     """Write `report.md` (figures beside it) and a self-contained `report.html`."""
     run_dir = Path(run_dir)
@@ -165,11 +178,13 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     figures.mkdir(exist_ok=True)
     run = collect_run(run_dir)
     groups = result_groups(run)
-    title = f"recalign report: {run.manifest.get('name', run_dir.name)}"
+    title = f"recalign report: {run.manifest.get('name') or run_dir.name}"
     blocks: list[Block] = [Heading(title, 1), *_subtitle(run)]
     ablation = ablation_blocks(run_dir)
     if groups:
         blocks.extend(result_blocks(run, groups, figures))
+    elif run.unreadable:
+        blocks += [Heading("Results", 2), *_unreadable_blocks(run)]
     elif not ablation:
         blocks += [Heading("Results", 2), Paragraph("No evaluation has been run yet.")]
     blocks.extend(ablation)

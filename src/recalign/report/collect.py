@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from recalign import fileio
 from recalign.constants import (
-    MANIFEST_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
     STATS_FILE,
     USER_ID,
 )
+from recalign.errors import RecalignError
 from recalign.ranking import protocol_order
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,9 @@ def read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        value = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        log.warning("ignoring %s: %s", path, err)
+        value = fileio.read_json(path)
+    except RecalignError as err:  # names the file (and line)
+        log.warning("ignoring %s", err)
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -87,21 +87,53 @@ def read_evaluation(directory: Path, role: str = "") -> Evaluation:
     )
 
 
-def find_evaluations(root: Path, role: str = "") -> list[Evaluation]:
-    """Every evaluation below `root`, in a stable order: protocol (in the ranking core's
-    order, unknown names last), model, directory."""
-    found = [read_evaluation(path.parent, role) for path in sorted(root.rglob(METRICS_FILE))]
+@dataclass(frozen=True)
+class Unreadable:
+    """An evaluation the report cannot show: missing, unreadable or altered."""
+
+    directory: Path
+    reason: str
+    stage: str | None = None  # the `recalign run` stage that writes it, when known
+
+
+def _sorted(found: list[Evaluation]) -> list[Evaluation]:
     return sorted(found, key=lambda e: (*protocol_order(e.protocol), e.model, str(e.directory)))
 
 
+def find_evaluations(root: Path, role: str = "") -> list[Evaluation]:
+    """Every evaluation below `root`, in a stable order: protocol (in the ranking core's
+    order, unknown names last), model, directory. An unreadable one is an error."""
+    found = [read_evaluation(path.parent, role) for path in sorted(root.rglob(METRICS_FILE))]
+    return _sorted(found)
+
+
+def _gather(
+    directories: list[Path], role: str, stages: dict[Path, str]
+) -> tuple[list[Evaluation], list[Unreadable]]:
+    """Read each evaluation directory; those that cannot be read are listed, not dropped."""
+    from recalign.errors import RecalignError
+
+    found, unreadable = [], []
+    for directory in directories:
+        try:
+            found.append(read_evaluation(directory, role))
+        except (RecalignError, OSError, ValueError, KeyError, TypeError) as error:
+            unreadable.append(Unreadable(directory, str(error), stages.get(directory)))
+    return _sorted(found), unreadable
+
+
 def read_train_log(path: Path) -> list[dict[str, Any]]:
+    """The training log's records (resume and interrupt markers included); a damaged line
+    ends the log with a warning naming it: the report still shows what came before."""
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line:
-            records.append(json.loads(line))
+    try:
+        for _, record in fileio.iter_jsonl(path):
+            if isinstance(record, dict):
+                records.append(record)
+    except RecalignError as err:
+        log.warning("training log cut short: %s", err)
     return records
 
 
@@ -173,27 +205,86 @@ class RunEvaluations:
     llm: list[Evaluation] = field(default_factory=list)
     baselines: list[Evaluation] = field(default_factory=list)
     same_users: list[Evaluation] = field(default_factory=list)
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)  # the pipeline's, as JSON
+    unreadable: list[Unreadable] = field(default_factory=list)
 
     @property
     def all(self) -> list[Evaluation]:
         return [*self.llm, *self.baselines, *self.same_users]
 
 
+def _pipeline_manifest(run_dir: Path) -> dict[str, Any]:
+    """The run directory's pipeline manifest ({} when it has none, or it cannot be read:
+    the report then shows what it finds)."""
+    from recalign.artifacts import PipelineManifest, artifact_kind, read_manifest
+    from recalign.errors import RecalignError
+
+    if artifact_kind(run_dir) != "pipeline":
+        return {}
+    try:
+        return read_manifest(run_dir, PipelineManifest).model_dump(mode="json")
+    except RecalignError as error:
+        log.warning("%s", error)
+        return {}
+
+
+def _expected(run_dir: Path, manifest: dict[str, Any], sub: str) -> dict[Path, str]:
+    """The evaluation directories below `RUN/sub` the pipeline's stages wrote: dir -> stage."""
+    expected = {}
+    for name, stage in (manifest.get("stages") or {}).items():
+        directory = run_dir / stage["directory"]
+        if stage.get("content_hash") and directory.parts[len(run_dir.parts)] == sub:
+            expected[directory] = name
+    return expected
+
+
+def unreadable_lines(run: RunEvaluations) -> list[str]:
+    """One line per evaluation the results leave out, saying why and how to redo it."""
+    lines = []
+    for item in run.unreadable:
+        where = item.directory.relative_to(run.run_dir).as_posix()
+        redo = (
+            f"run `recalign run` again to redo stage {item.stage}"
+            if item.stage
+            else "evaluate it again"
+        )
+        lines.append(f"`{where}` is not in the tables: {item.reason} ({redo})")
+    return lines
+
+
 def collect_run(run_dir: Path) -> RunEvaluations:
-    """Read `RUN/eval` and `RUN/baselines`, label every model, re-score on the same users."""
+    """Read `RUN/eval` and `RUN/baselines`, label every model, re-score on the same users.
+
+    The directories read are those holding a `metrics.json` and those the pipeline's
+    manifest lists; one that cannot be read (missing, corrupt, altered) is kept in
+    `unreadable`, so the report says so instead of dropping its row.
+    """
+    from recalign.artifacts import PipelineDir
     from recalign.report.labels import model_label
 
-    def found(sub: str, role: str) -> list[Evaluation]:
-        root = run_dir / sub
-        evaluations = find_evaluations(root, role) if root.is_dir() else []
+    manifest = _pipeline_manifest(run_dir)
+    layout = PipelineDir(run_dir)
+    unreadable: list[Unreadable] = []
+
+    def found(root: Path, role: str) -> list[Evaluation]:
+        stages = _expected(run_dir, manifest, root.name)
+        present = [
+            p.parent
+            for p in (root.rglob(METRICS_FILE) if root.is_dir() else ())
+            # Not a writer's temporary directory (`.NAME.tmp-...`): not an evaluation yet.
+            if not any(part.startswith(".") for part in p.relative_to(root).parts)
+        ]
+        directories = sorted({*present, *stages})
+        evaluations, missing = _gather(directories, role, stages)
+        unreadable.extend(missing)
         return [replace(e, label=model_label(e, run_dir)) for e in evaluations]
 
-    llm, baselines = found("eval", LLM), found("baselines", BASELINE)
+    llm, baselines = found(layout.evaluations, LLM), found(layout.baselines, BASELINE)
     return RunEvaluations(
         run_dir=run_dir,
         llm=llm,
         baselines=baselines,
         same_users=on_same_users(llm, baselines),
-        manifest=read_json(run_dir / MANIFEST_FILE),
+        manifest=manifest,
+        unreadable=unreadable,
     )

@@ -13,8 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recalign.constants import MANIFEST_FILE
-from recalign.report.collect import BASELINE, LLM, SAME_USERS, Evaluation, read_json
+from recalign.artifacts import (
+    PipelineDir,
+    RunDir,
+    RunManifest,
+    SamplesDir,
+    SamplesManifest,
+    find_input,
+    read_manifest,
+)
+from recalign.errors import RecalignError
+from recalign.report.collect import BASELINE, LLM, SAME_USERS, Evaluation
 
 # Baseline names of `recalign.baselines.registry.BASELINES` -> what a reader calls them.
 _BASELINE_NAMES = {
@@ -58,28 +67,44 @@ class TrainedModel:
         return str(self.samples.get("preset") or "")
 
 
-def _same_data(manifest: dict[str, Any], raw: dict[str, Any]) -> bool:
-    recorded, ours = manifest.get("data_hash"), raw.get("data_hash")
+def _same_data(recorded: str | None, raw: dict[str, Any]) -> bool:
+    ours = raw.get("data_hash")
     return recorded is None or ours is None or recorded == ours
 
 
 def trained_model(evaluation: Evaluation, run_dir: Path | None = None) -> TrainedModel:
     """The training run an LLM evaluation used: the `run_dir` its metrics.json names, or,
     when that path has moved (a copied run directory), `RUN/train` if it trained on the
-    same data."""
+    same data. Only manifests are read (the report needs what they say, not the weights)."""
     candidates = []
     if evaluation.raw.get("run_dir"):
         candidates.append(Path(str(evaluation.raw["run_dir"])))
     if run_dir is not None:
-        candidates.append(run_dir / "train")
-    from recalign.run_inputs import run_samples
-
+        candidates.append(PipelineDir(run_dir).train())
     for directory in candidates:
-        manifest = read_json(directory / MANIFEST_FILE)
-        if manifest.get("kind") == "run" and _same_data(manifest, evaluation.raw):
-            samples = run_samples(directory, manifest).manifest
-            return TrainedModel(directory, manifest, samples)
+        if not RunDir.is_one(directory):
+            continue
+        try:
+            run = read_manifest(directory, RunManifest)
+        except RecalignError:
+            continue
+        manifest = run.model_dump(mode="json")
+        if _same_data(run.data_hash, evaluation.raw):
+            return TrainedModel(directory, manifest, _samples_of(directory, run))
     return TrainedModel(None, {}, {})
+
+
+def _samples_of(directory: Path, run: RunManifest) -> dict[str, Any]:
+    """What the run's samples manifest says (its mixture and counts), else the run's own
+    record of the mixture."""
+    record = run.inputs.get("samples")
+    found = None if record is None else find_input(directory, record, SamplesDir)
+    if found is not None:
+        try:
+            return read_manifest(found, SamplesManifest).model_dump(mode="json")
+        except RecalignError:
+            pass
+    return {"preset": run.prompt.preset}
 
 
 def llm_label(evaluation: Evaluation, run_dir: Path | None = None) -> str:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import polars as pl
 
+from recalign.artifacts import SamplesDir
 from recalign.constants import SPLITS
 from recalign.errors import ConfigError, RecalignError
-from recalign.manifest import read_manifest
+from recalign.fileio import parquet_errors, scan_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -21,23 +22,19 @@ EXPORT_FORMATS = ("jsonl", "hf")
 def split_path(samples_dir: str | Path, split: str) -> Path:
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose from {SPLITS}")
-    path = Path(samples_dir) / f"{split}.parquet"
-    if not path.is_file():
-        raise RecalignError(
-            f"{samples_dir} has no {split}.parquet: not a samples directory "
-            "(make one with `recalign samples generate`)"
-        )
-    return path
+    return SamplesDir.open(samples_dir).split(split)
 
 
 def read_samples(
     samples_dir: str | Path, split: str = "train", task: str | None = None
 ) -> pl.DataFrame:
     """One split of a samples directory, optionally one task only."""
-    frame = pl.scan_parquet(split_path(samples_dir, split))
+    path = split_path(samples_dir, split)
+    frame = scan_parquet(path)
     if task is not None:
         frame = frame.filter(pl.col("task") == task)
-    return frame.collect()
+    with parquet_errors(path):
+        return frame.collect()
 
 
 def export_samples(
@@ -49,7 +46,6 @@ def export_samples(
     """Write `out/{split}.jsonl` or a `datasets` DatasetDict saved to `out`."""
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose from {EXPORT_FORMATS}")
-    read_manifest(samples_dir)  # a clear error for a directory that is not ours
     paths = {split: split_path(samples_dir, split) for split in splits}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +54,8 @@ def export_samples(
         for split, path in paths.items():
             target = out / f"{split}.jsonl"
             # Streams row groups, so a large split never sits in memory at once.
-            pl.scan_parquet(path).sink_ndjson(target)
+            with parquet_errors(path):
+                scan_parquet(path).sink_ndjson(target)
             written.append(target)
         logger.info("exported %s to %s", ", ".join(paths), out)
         return written

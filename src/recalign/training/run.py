@@ -10,33 +10,47 @@ config, data and run-directory contract into it.
     RUN_DIR/checkpoints/checkpoint-N/
     RUN_DIR/tokenizer/             the tokenizer the run uses (trained, for tiny presets)
     RUN_DIR/base/                  LoRA on a tiny preset: the random-init base weights
+    RUN_DIR/templates/             the samples' template files, if any (the prompts' own)
     RUN_DIR/config.yaml            the resolved TrainConfig
-    RUN_DIR/manifest.json          kind "run", model, family, hashes, lora, best step, steps
+    RUN_DIR/manifest.json          a `RunManifest`: model, family, inputs (the content hashes
+                                   of the samples and dataset), prompt settings, lora, status,
+                                   steps, and the sha256 of every file above
     RUN_DIR/train_log.jsonl        one record per logging / evaluation step
     RUN_DIR/data-cache/            while training only: the samples' texts, memory-mapped
+
+A run is written in place for hours, so it is not staged like the other artefacts: it
+holds its output directory's lock while it trains, and commits by writing its manifest
+last — status "running" with the files so far at the start, "done" (or "interrupted",
+"stopped") with the saved model's files at the end. Readers take the best model only
+from a "done" run whose files verify. Checkpoints are not in the manifest (they rotate;
+each is checked when resumed from); a resume refuses other data or samples.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recalign.artifacts.dirs import (
+    BASE_DIR,
+    DATA_CACHE_DIR,
+    LOG_FILE,
+    MODEL_DIR,
+    TEMPLATES_DIR,
+    TOKENIZER_DIR,
+)
 from recalign.constants import CONFIG_FILE
 from recalign.errors import ConfigError, RecalignError
-from recalign.training.checkpoints import CHECKPOINTS_DIR, last_checkpoint
+from recalign.training.checkpoints import CHECKPOINTS_DIR, ResumePoint, resume_point
 from recalign.training.config import LORA_TARGETS, TrainConfig, dump_config, load_config
 
 logger = logging.getLogger(__name__)
-
-MODEL_DIR = "model"
-TOKENIZER_DIR = "tokenizer"
-BASE_DIR = "base"
-LOG_FILE = "train_log.jsonl"
-DATA_CACHE_DIR = "data-cache"
 # Settings that decide which samples a run sees: a resumed run must keep them.
 DATA_KEYS = ("max_train_samples", "max_eval_samples")
 # Tokenizer training for tiny presets reads this many sample prompts and answers, so the
@@ -54,6 +68,7 @@ class RunResult:
     train_seconds: float
     model: Any = None  # the trained (best) model in memory, for notebook use
     tokenizer: Any = None
+    stop_signal: str | None = None  # SIGINT or SIGTERM when `interrupted`
 
 
 def _precision_flags(precision: str) -> dict[str, bool]:
@@ -70,19 +85,68 @@ def _precision_flags(precision: str) -> dict[str, bool]:
     return {precision: True} if precision != "fp32" else {}
 
 
-def _prepare_run_dir(out: Path, resume: bool) -> Path | None:
-    """The checkpoint to resume from (or None); refuses to overwrite another run."""
-    checkpoint = last_checkpoint(out)
-    if resume:
-        if checkpoint is None:
-            raise RecalignError(f"--resume: {out} has no complete checkpoint to resume from")
-        return checkpoint
-    if out.exists() and any(out.iterdir()):
-        raise RecalignError(
-            f"{out} already holds files: pass --resume to continue that run, or choose "
-            "another --out"
+def _prepare_run_dir(out: Path, resume: bool) -> ResumePoint | None:
+    """Where to resume from (or None); refuses to overwrite another run.
+
+    A resume starts from the newest checkpoint that verifies (`resume_point`); newer,
+    damaged ones are reported and moved aside by the main process before the others look.
+    """
+    if not resume:
+        if out.exists() and any(out.iterdir()):
+            raise RecalignError(
+                f"{out} already holds files: pass --resume to continue that run, or choose "
+                "another --out"
+            )
+        return None
+    state = _process_state()
+    with state.main_process_first():
+        point = resume_point(out, move_aside=state.is_main_process)
+    if point is None:
+        raise RecalignError(f"--resume: {out} has no complete checkpoint to resume from")
+    return point
+
+
+# What a run writes before its first checkpoint; all of it is made again from the inputs.
+_BEFORE_FIRST_CHECKPOINT = {
+    CONFIG_FILE,
+    TOKENIZER_DIR,
+    BASE_DIR,
+    LOG_FILE,
+    DATA_CACHE_DIR,
+    CHECKPOINTS_DIR,
+    TEMPLATES_DIR,
+    "manifest.json",
+}  # checkpoints/ here holds only a first checkpoint cut short (no trainer_state.json)
+
+
+def _stopped_before_first_checkpoint(out: Path) -> bool:
+    """True (after clearing it) when `out` holds a run killed before its first checkpoint.
+
+    Operators resubmit the same `--resume` command after a kill (Slurm requeue, a
+    restarted pod); a run stopped that early, or never started, has nothing to lose, so
+    it starts over instead of failing. A folder holding anything else is left alone.
+    """
+    from recalign.training.checkpoints import checkpoint_dirs
+
+    if not out.is_dir():
+        logger.info("--resume: %s does not exist yet; starting the run", out)
+        return True
+    if checkpoint_dirs(out):  # a damaged one is resume_point's to report, not ours to clear
+        return False
+    names = {path.name for path in out.iterdir()}
+    if not names <= _BEFORE_FIRST_CHECKPOINT:
+        return False
+    if names:
+        logger.warning(
+            "--resume: %s stopped before its first checkpoint; starting the run over", out
         )
-    return None
+    for name in names:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return True
 
 
 def _resolve_config(
@@ -176,12 +240,12 @@ def add_item_tokens(loaded: Any, tokens: list[str]) -> int:
     return int(added)
 
 
-def _semantic_tokens(samples: str | Path, manifest: dict[str, Any]) -> list[str] | None:
+def _semantic_tokens(samples: str | Path, manifest: Any) -> list[str] | None:
     """The added tokens of semantic-id samples, else None."""
     from recalign.samples.representation import is_semantic
     from recalign.samples.semantic import SEMANTIC_IDS_FILE, code_tokens
 
-    if not is_semantic(str(manifest.get("item_repr"))):
+    if not is_semantic(str(manifest.item_repr)):
         return None
     import polars as pl
 
@@ -215,6 +279,23 @@ def _apply_lora(loaded: Any, cfg: TrainConfig) -> Any:
         ) from error
 
 
+def _holding_the_lock(fn: Callable[..., RunResult]) -> Callable[..., RunResult]:
+    """Run `fn(data, samples, model, out, ...)` holding `out`'s write lock (in the main
+    process): a second `recalign train --out` of the same run fails at once."""
+
+    @functools.wraps(fn)
+    def locked(data: Any, samples: Any, model: str, out: Any, **options: Any) -> RunResult:
+        from recalign.artifacts import output_lock
+
+        if not _process_state().is_main_process:
+            return fn(data, samples, model, out, **options)
+        with output_lock(out):
+            return fn(data, samples, model, out, **options)
+
+    return locked
+
+
+@_holding_the_lock
 def train(
     data: str | Path,
     samples: str | Path,
@@ -243,10 +324,8 @@ def train(
     from transformers import set_seed
 
     from recalign.data.store import load_prepared
-    from recalign.manifest import file_sha256
-    from recalign.run_inputs import recorded_path
     from recalign.training.config import eval_sample_limit
-    from recalign.training.data import Lengths, read_samples_manifest
+    from recalign.training.data import Lengths, open_samples
     from recalign.training.stream import build_text_set, choose_rows, head_texts, open_split
 
     out = Path(out)
@@ -257,10 +336,16 @@ def train(
         "max_train_samples": max_train_samples,
         "max_eval_samples": max_eval_samples,
     }
+    if resume and _stopped_before_first_checkpoint(out):
+        resume = False  # nothing to resume: the same command starts it over
+    resume_from = _prepare_run_dir(out, resume)
     cfg = _resolve_config(out, resume, config, config_path, overrides)
-    checkpoint = _prepare_run_dir(out, resume)
     dataset = load_prepared(data)
-    samples_manifest = read_samples_manifest(samples, dataset.data_hash)
+    samples_dir = open_samples(samples, dataset.data_hash)
+    inputs = {"samples": samples_dir.record_for(out), "dataset": dataset.record_for(out)}
+    if resume:
+        _check_resumed_inputs(out, inputs)
+    samples_manifest = samples_dir.manifest
     train_split = open_split(samples, "train", tasks=cfg.tasks)
     valid_split = open_split(samples, "valid", tasks=cfg.tasks)
     state = _process_state()
@@ -280,10 +365,10 @@ def train(
         )
     loaded = _load(model, cfg, out, dataset, texts, tokenizer_path, new_tokens)
     del texts
-    if samples_manifest.get("family") not in (None, loaded.family):
+    if samples_manifest.family != loaded.family:
         logger.warning(
             "samples were generated for %s models but %s is %s",
-            samples_manifest.get("family"),
+            samples_manifest.family,
             model,
             loaded.family,
         )
@@ -306,21 +391,73 @@ def train(
         manifest_fields = {
             "model": {**loaded.spec, "source": model},
             "family": loaded.family,
-            "data_hash": dataset.data_hash,
-            "samples_dir": recorded_path(samples, out),
-            "samples_manifest_sha256": file_sha256(Path(samples) / "manifest.json"),
-            "item_repr": samples_manifest.get("item_repr"),
+            "inputs": inputs,
+            "prompt": _prompt_record(samples_dir, cfg, out),
             "lora": cfg.lora.model_dump() if cfg.lora.enabled else None,
             "train_samples": len(train_set),
             "valid_samples": len(valid_set),
         }
         return _fit(
-            cfg, loaded, train_set, valid_set, out, checkpoint, manifest_fields, callbacks, progress
+            cfg,
+            loaded,
+            train_set,
+            valid_set,
+            out,
+            resume_from,
+            manifest_fields,
+            callbacks,
+            progress,
         )
     finally:
         shutil.rmtree(cache, ignore_errors=True)
         with contextlib.suppress(OSError):  # another process still has its copy there
             (out / DATA_CACHE_DIR).rmdir()
+
+
+def _check_resumed_inputs(out: Path, inputs: dict[str, Any]) -> None:
+    """A resumed run continues on the data and samples it started with, or not at all."""
+    from recalign.artifacts import RunManifest, read_manifest
+
+    recorded = read_manifest(out, RunManifest).inputs
+    for role, flag in (("dataset", "--data"), ("samples", "--samples")):
+        before, now = recorded.get(role), inputs[role]
+        if before is None or before.content_hash != now.content_hash:
+            was = "nothing" if before is None else f"{before.path} ({before.content_hash[:12]}…)"
+            raise RecalignError(
+                f"--resume: {flag} is not the {role} this run was trained on (content hash "
+                f"{now.content_hash[:12]}…; the run recorded {was}): resume with the {flag} it "
+                "was started with, or start a new run with another --out"
+            )
+
+
+def _prompt_record(samples: Any, cfg: TrainConfig, out: Path) -> Any:
+    """How the run's prompts are built (the samples' settings, the trained tasks, the
+    budget); the samples' template files are copied into the run."""
+    from recalign.artifacts import PromptRecord
+    from recalign.samples.semantic import SEMANTIC_IDS_FILE
+
+    m = samples.manifest
+    for name in m.templates:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(samples.path / name, out / name)
+    tasks = [t for t in m.tasks if cfg.tasks is None or t in cfg.tasks]
+    semantic_ids = None
+    if (samples.path / SEMANTIC_IDS_FILE).is_file():
+        # The codes travel with the run, as its templates do: evaluation and serving
+        # render items with exactly the codes the model learnt.
+        semantic_ids = SEMANTIC_IDS_FILE
+        shutil.copyfile(samples.path / SEMANTIC_IDS_FILE, out / SEMANTIC_IDS_FILE)
+    return PromptRecord(
+        semantic_ids=semantic_ids,
+        item_repr=m.item_repr,
+        max_history=m.max_history,
+        id_seed=m.id_seed,
+        separator=m.separator,
+        templates=list(m.templates),
+        tasks=tasks,
+        preset=m.preset,
+        max_source_length=cfg.max_source_length,
+    )
 
 
 def _fit(
@@ -329,7 +466,7 @@ def _fit(
     train_set: Any,
     valid_set: Any,
     out: Path,
-    checkpoint: Path | None,
+    resume_from: ResumePoint | None,
     manifest_fields: dict[str, Any],
     callbacks: list[Any] | None,
     progress: bool,
@@ -346,6 +483,8 @@ def _fit(
         EvalTimeCallback,
         InterruptCallback,
         JsonlLogCallback,
+        OwnCheckpointsCallback,
+        append_record,
     )
     from recalign.training.data import Collator, Lengths
     from recalign.training.memory import (
@@ -425,8 +564,11 @@ def _fit(
         data_collator=collator,
         processing_class=loaded.tokenizer,
         callbacks=[
-            JsonlLogCallback(out / LOG_FILE, samples_per_step),
+            JsonlLogCallback(
+                out / LOG_FILE, samples_per_step, resume_from.facts() if resume_from else None
+            ),
             interrupt,
+            OwnCheckpointsCallback(out / CHECKPOINTS_DIR),
             EvalTimeCallback(cfg.eval_fraction),
             *(callbacks or []),
         ],
@@ -454,15 +596,34 @@ def _fit(
         _write_run_manifest(out, manifest_fields, status="running", steps=0, best=None)
 
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    # Installed before train() (not only at its first callback), so a signal while the
+    # Trainer loads the checkpoint or builds its optimizer also stops it cleanly.
+    interrupt.install()
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_from.checkpoint) if resume_from else None)
+    except KeyboardInterrupt:
+        # The second Ctrl-C or SIGTERM: no checkpoint of this step; the last one stands.
+        if main:
+            _write_run_manifest(
+                out,
+                manifest_fields,
+                status="aborted",
+                steps=trainer.state.global_step,
+                best=_best_step(trainer.state),
+            )
+        raise
+    finally:
+        interrupt.restore()
     seconds = time.perf_counter() - started
     state = trainer.state
     best_step = _best_step(state)
-    stopped_early = interrupt.interrupted or state.global_step < state.max_steps
+    # A signal during the last step stops nothing: the run is done.
+    interrupted = interrupt.interrupted and state.global_step < state.max_steps
+    stopped_early = interrupted or state.global_step < state.max_steps
     if not stopped_early:
         # load_best_model_at_end has put the best weights in the model already.
         _save_final(trainer, loaded, cfg, out / MODEL_DIR)
-    status = "interrupted" if interrupt.interrupted else ("stopped" if stopped_early else "done")
+    status = "interrupted" if interrupted else ("stopped" if stopped_early else "done")
     fit = dict(collator.fit)
     if fit.get("over_budget") or fit.get("cut_without_bounds"):
         logger.warning(
@@ -484,19 +645,27 @@ def _fit(
             best_loss=state.best_metric,
             seconds=seconds,
         )
-    if interrupt.interrupted:
+    if interrupted:
+        if main:
+            append_record(
+                out / LOG_FILE,
+                {"event": "interrupt", "step": state.global_step, "signal": interrupt.signal_name},
+            )
         logger.warning(
-            "stopped at step %d; checkpoint saved; continue with --resume", state.global_step
+            "%s: stopped at step %d with a checkpoint; continue with --resume",
+            interrupt.signal_name,
+            state.global_step,
         )
     return RunResult(
         out,
         state.global_step,
         best_step,
         state.best_metric,
-        interrupt.interrupted,
+        interrupted,
         seconds,
         trainer.model,
         loaded.tokenizer,
+        interrupt.signal_name if interrupted else None,
     )
 
 
@@ -528,13 +697,18 @@ def _save_final(trainer: Any, loaded: Any, cfg: TrainConfig, target: Path) -> No
     """The best model into RUN_DIR/model: full weights, an adapter, or a merged model."""
     if not trainer.is_world_process_zero():
         return
-    if target.exists():
-        shutil.rmtree(target)
+    # Written beside, then renamed: a run killed while saving never leaves a half model
+    # directory where evaluation and serving look.
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
     model = trainer.model
     if cfg.lora.enabled and cfg.lora.save == "merged":
         model = model.merge_and_unload()
-    model.save_pretrained(target)
-    loaded.tokenizer.save_pretrained(target)
+    model.save_pretrained(partial)
+    loaded.tokenizer.save_pretrained(partial)
+    if target.exists():
+        shutil.rmtree(target)
+    partial.rename(target)
 
 
 def _write_run_manifest(
@@ -547,12 +721,11 @@ def _write_run_manifest(
     best_loss: float | None = None,
     seconds: float | None = None,
 ) -> None:
-    from recalign.manifest import build_manifest, write_manifest
+    from recalign.artifacts import RunManifest, seal
 
-    write_manifest(
+    seal(
         out,
-        build_manifest(
-            "run",
+        RunManifest(
             **fields,
             status=status,
             steps_done=steps,
