@@ -177,3 +177,40 @@ def test_by_group_survives_recompute_and_merge(tmp_path):
     write_evaluation(tmp_path / "b", rows[2:], **common, cold_items=[9], n_boot=20)
     merged = merge_evaluations([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
     assert merged["by_group"] == written["by_group"]
+
+
+def test_pipeline_runs_semantic_ids_on_cold_items(tmp_path):
+    """`recalign run` with semantic ids (the hashing embedder, no extra needed) on a
+    dataset with cold items: every stage, by_group in the LLM's and a baseline's metrics."""
+    from recalign.pipeline.config import parse_config
+    from recalign.pipeline.run import run_pipeline
+
+    config = {
+        "name": "semantic-cold",
+        "data": {
+            "name": "synthetic",
+            "options": {"users": 100, "items": 120, "cold_items": 0.05},
+        },
+        "samples": {
+            "max_history": 4,
+            "item_repr": "semantic",
+            "config": {"semantic": {"embedder": "hashing", "codebook_size": 8}},
+        },
+        "training": {
+            "max_steps": 3,
+            "eval_steps": 3,
+            "batch_size": 8,
+            "max_eval_samples": 8,
+            "vocab_size": 300,
+            "model_overrides": TINY_OVERRIDES["seq2seq"],
+        },
+        "evaluation": {"protocols": ["retrieval"], "num_beams": 5, "batch_size": 8},
+        "baselines": {"models": ["pop"]},
+    }
+    run_pipeline(parse_config(config), tmp_path / "pipe")
+    metrics = json.loads((tmp_path / "pipe" / "eval" / "retrieval" / "metrics.json").read_text())
+    assert metrics["item_repr"] == "semantic"
+    assert metrics["prompt"]["codes_file"].endswith("semantic_ids.parquet")
+    assert metrics["by_group"]["cold"]["users"] >= 1
+    pop = json.loads((tmp_path / "pipe" / "baselines" / "pop" / "metrics.json").read_text())
+    assert pop["by_group"]["cold"]["users"] == metrics["by_group"]["cold"]["users"]
