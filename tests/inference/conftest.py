@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pytest
 
-from tests.tiny import TINY_OVERRIDES
+from tests.factories import write_dataset as write_dataset_files
+from tests.factories import write_llm_run
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -63,7 +62,8 @@ def texts() -> list[str]:
     return catalogue()
 
 
-def _tokenizer(texts: list[str], family: str):
+def tiny_tokenizer(texts: list[str], family: str):
+    """A tokenizer trained on the catalogue's texts and a prompt's words."""
     from recalign.models.tiny import train_tokenizer
 
     return train_tokenizer([*texts, "user bought next item"] * 2, vocab_size=300, family=family)
@@ -93,13 +93,13 @@ def _model(tokenizer, family: str, seed: int = 0):
 @pytest.fixture(scope="session", params=["seq2seq", "causal"])
 def lm(request, texts):
     """(model, tokenizer, family) for both model families."""
-    tokenizer = _tokenizer(texts, request.param)
+    tokenizer = tiny_tokenizer(texts, request.param)
     return _model(tokenizer, request.param), tokenizer, request.param
 
 
 @pytest.fixture(scope="session")
 def t5(texts):
-    tokenizer = _tokenizer(texts, "seq2seq")
+    tokenizer = tiny_tokenizer(texts, "seq2seq")
     return _model(tokenizer, "seq2seq"), tokenizer, "seq2seq"
 
 
@@ -137,24 +137,8 @@ SEQUENCES = [
 
 
 def write_dataset(out: Path, texts: list[str], *, ratings: bool = True) -> Path:
-    from recalign.data import write_prepared
-
-    columns = {"user_id": list(range(1, len(SEQUENCES) + 1)), "items": SEQUENCES}
-    schema = {"user_id": pl.Int64, "items": pl.List(pl.Int64)}
-    if ratings:
-        columns["ratings"] = [
-            [float(1 + (u + i) % 5) for i in seq] for u, seq in enumerate(SEQUENCES)
-        ]
-        schema["ratings"] = pl.List(pl.Float64)
-    sequences = pl.DataFrame(columns, schema=schema)
-    items = pl.DataFrame(
-        {
-            "item_id": list(range(1, len(texts) + 1)),
-            "source_id": [f"S{i}" for i in range(1, len(texts) + 1)],
-            "text": texts,
-        }
-    )
-    write_prepared(out, "fixture", sequences, items)
+    rated = [[float(1 + (u + i) % 5) for i in seq] for u, seq in enumerate(SEQUENCES)]
+    write_dataset_files(out, SEQUENCES, texts, ratings=rated if ratings else None)
     return out
 
 
@@ -165,38 +149,7 @@ def data_dir(tmp_path, texts) -> Path:
 
 def make_run(run_dir: Path, data_dir: Path, family: str = "seq2seq") -> Path:
     """A run directory with a tiny random-init model and the samples' item catalogue."""
-    from recalign.data import load_prepared
-    from recalign.models.loading import build_tiny
-    from recalign.samples.generate import ITEM_TEXTS_FILE
-
-    torch.manual_seed(0)
-    dataset = load_prepared(data_dir)
-    preset = "tiny-t5" if family == "seq2seq" else "tiny-causal"
-    overrides = TINY_OVERRIDES[family]
-    loaded = build_tiny(preset, dataset=dataset, vocab_size=300, overrides=overrides)
-    loaded.model.save_pretrained(run_dir / "model")
-    loaded.tokenizer.save_pretrained(run_dir / "model")
-    samples = run_dir.parent / f"{run_dir.name}-samples"
-    samples.mkdir(parents=True)
-    (samples / "manifest.json").write_text(
-        json.dumps({"kind": "samples", "item_repr": "title", "id_seed": 0, "max_history": 20})
-    )
-    pl.DataFrame(
-        {"item_id": dataset.items["item_id"], "text": dataset.items["text"]}
-    ).write_parquet(samples / ITEM_TEXTS_FILE)
-    (run_dir / "manifest.json").write_text(
-        json.dumps(
-            {
-                "kind": "run",
-                "family": loaded.family,
-                "model": {"source": preset, "preset": preset},
-                "data_hash": dataset.data_hash,
-                "samples_dir": str(samples),
-                "item_repr": "title",
-            }
-        )
-    )
-    return run_dir
+    return write_llm_run(run_dir, data_dir, family, samples=True, record_data_dir=False)
 
 
 @pytest.fixture

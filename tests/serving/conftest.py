@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pytest
 
-from recalign.data import write_prepared
 from recalign.serving import ItemCatalog, Recommender
-from tests.tiny import TINY_OVERRIDES
+from tests.factories import write_dataset, write_llm_run, write_run_manifest
 
 TEXTS = [
     "Red Velvet Lipstick",
@@ -40,18 +37,7 @@ SEQUENCES = [
 
 def make_data_dir(out: Path) -> Path:
     """Write the fixture's prepared dataset to `out`."""
-    sequences = pl.DataFrame(
-        {"user_id": list(range(1, len(SEQUENCES) + 1)), "items": SEQUENCES},
-        schema={"user_id": pl.Int64, "items": pl.List(pl.Int64)},
-    )
-    items = pl.DataFrame(
-        {
-            "item_id": list(range(1, len(TEXTS) + 1)),
-            "source_id": [f"S{i}" for i in range(1, len(TEXTS) + 1)],
-            "text": TEXTS,
-        }
-    )
-    write_prepared(out, "fixture", sequences, items)
+    write_dataset(out, SEQUENCES, TEXTS)
     return out
 
 
@@ -103,36 +89,9 @@ def fake_rec() -> Recommender:
     return Recommender(FakeLLMBackend(len(TEXTS)), catalog)
 
 
-def write_run_manifest(run_dir: Path, **fields) -> Path:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "manifest.json").write_text(json.dumps(fields))
-    return run_dir
-
-
 def make_llm_run(run_dir: Path, data_dir: Path, family: str = "seq2seq", seed: int = 0) -> Path:
     """A run directory holding a tiny random-init model (no training: serving only reads it)."""
-    import torch
-
-    from recalign.data import load_prepared
-    from recalign.models.loading import build_tiny
-
-    torch.manual_seed(seed)
-    dataset = load_prepared(data_dir)
-    preset = "tiny-t5" if family == "seq2seq" else "tiny-causal"
-    overrides = TINY_OVERRIDES[family]
-    loaded = build_tiny(preset, dataset=dataset, vocab_size=300, overrides=overrides)
-    loaded.model.save_pretrained(run_dir / "model")
-    loaded.tokenizer.save_pretrained(run_dir / "model")
-    write_run_manifest(
-        run_dir,
-        kind="run",
-        family=loaded.family,
-        model={"source": preset, "preset": preset},
-        data_dir=str(data_dir),
-        data_hash=dataset.data_hash,
-        item_repr="title",
-    )
-    return run_dir
+    return write_llm_run(run_dir, data_dir, family, seed=seed)
 
 
 def make_pipeline_dir(root: Path, baselines: tuple[str, ...] = ("pop",)) -> Path:
