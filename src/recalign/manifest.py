@@ -13,8 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from recalign import __version__
 from recalign.constants import MANIFEST_FILE
+from recalign.version import __version__
 
 _TRACKED_PACKAGES = (
     "numpy",

@@ -38,6 +38,7 @@ from recalign.evaluation.metrics import (
     summarize,
     target_ranks,
 )
+from recalign.jsonlines import read_objects
 from recalign.manifest import write_json
 from recalign.ranking import (
     RANKED_RECORD_KEYS,
@@ -240,21 +241,12 @@ def read_predictions(path_or_dir: str | Path) -> list[dict]:
     """Read `predictions.jsonl` (a file or an evaluation directory)."""
     path = _evaluation_file(path_or_dir, PREDICTIONS_FILE)
     records = []
-    with open(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(
-                    f"not valid JSON ({err.msg})", path=path, line=line_no
-                ) from None
-            if not isinstance(record, dict) or USER_ID not in record:
-                raise DataFormatError(
-                    f"expected a JSON object with {USER_ID!r}", path=path, line=line_no
-                )
-            records.append(record)
+    for line_no, record in read_objects(path, f"a JSON object with {USER_ID!r}"):
+        if USER_ID not in record:
+            raise DataFormatError(
+                f"expected a JSON object with {USER_ID!r}", path=path, line=line_no
+            )
+        records.append(record)
     return records
 
 

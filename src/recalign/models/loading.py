@@ -89,6 +89,34 @@ def _load_tokenizer(path: str | Path) -> Any:
         raise RecalignError(f"cannot load a tokenizer from {path}: {error}") from error
 
 
+def load_tokenizer(spec: str | Path) -> tuple[Any, str]:
+    """The tokenizer of a run directory, a model directory or a hub name, and its family.
+
+    A run directory has the tokenizer it trained with (RUN_DIR/tokenizer) and its family
+    in the manifest; a model directory or hub name has a config that tells the family.
+    """
+    path = Path(spec)
+    manifest_path = path / "manifest.json"
+    if manifest_path.is_file():
+        import json
+
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("kind") == "run":
+            where = path / "tokenizer" if (path / "tokenizer").is_dir() else path / "model"
+            return _load_tokenizer(where), str(manifest.get("family") or "seq2seq")
+    if str(spec) in ("tiny-t5", "tiny-causal"):
+        raise RecalignError(
+            f"{spec} trains its tokenizer when it is trained: pass that run's directory"
+        )
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(spec))
+    except (OSError, ValueError) as error:
+        raise RecalignError(f"cannot read a model config from {spec}: {error}") from error
+    return _load_tokenizer(spec), family_of_config(config)
+
+
 def build_tiny(
     preset: str,
     *,

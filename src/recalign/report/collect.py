@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recalign.constants import (
-    MANIFEST_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
     STATS_FILE,
@@ -178,22 +177,3 @@ class RunEvaluations:
     @property
     def all(self) -> list[Evaluation]:
         return [*self.llm, *self.baselines, *self.same_users]
-
-
-def collect_run(run_dir: Path) -> RunEvaluations:
-    """Read `RUN/eval` and `RUN/baselines`, label every model, re-score on the same users."""
-    from recalign.report.labels import model_label
-
-    def found(sub: str, role: str) -> list[Evaluation]:
-        root = run_dir / sub
-        evaluations = find_evaluations(root, role) if root.is_dir() else []
-        return [replace(e, label=model_label(e, run_dir)) for e in evaluations]
-
-    llm, baselines = found("eval", LLM), found("baselines", BASELINE)
-    return RunEvaluations(
-        run_dir=run_dir,
-        llm=llm,
-        baselines=baselines,
-        same_users=on_same_users(llm, baselines),
-        manifest=read_json(run_dir / MANIFEST_FILE),
-    )

@@ -4,17 +4,27 @@ The raw `model` string of an evaluation is an identifier (`train:tiny-t5`, `sasr
 newcomer reads "tiny-t5 (trained from scratch, paper mixture)" or "SASRec (BCE loss)". Labels are derived from the records beside the evaluation — the baseline's
 config, the training run's and the samples' manifests — never parsed out of the raw
 string, so a change to that string only changes the fallback: when nothing is known,
-the label is the raw string itself.
+the label is the raw string itself. `collect_run` reads a run's evaluations with their
+labels.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from recalign.constants import MANIFEST_FILE
-from recalign.report.collect import BASELINE, LLM, SAME_USERS, Evaluation, read_json
+from recalign.report.collect import (
+    BASELINE,
+    LLM,
+    SAME_USERS,
+    Evaluation,
+    RunEvaluations,
+    find_evaluations,
+    on_same_users,
+    read_json,
+)
 
 # Baseline names of `recalign.baselines.registry.BASELINES` -> what a reader calls them.
 _BASELINE_NAMES = {
@@ -119,3 +129,21 @@ def baseline_description(evaluation: Evaluation) -> str:
     config = evaluation.raw.get("config") or {}
     spec = BASELINES.get(str(config.get("baseline") or evaluation.raw.get("model")))
     return spec.help if spec else ""
+
+
+def collect_run(run_dir: Path) -> RunEvaluations:
+    """Read `RUN/eval` and `RUN/baselines`, label every model, re-score on the same users."""
+
+    def found(sub: str, role: str) -> list[Evaluation]:
+        root = run_dir / sub
+        evaluations = find_evaluations(root, role) if root.is_dir() else []
+        return [replace(e, label=model_label(e, run_dir)) for e in evaluations]
+
+    llm, baselines = found("eval", LLM), found("baselines", BASELINE)
+    return RunEvaluations(
+        run_dir=run_dir,
+        llm=llm,
+        baselines=baselines,
+        same_users=on_same_users(llm, baselines),
+        manifest=read_json(run_dir / MANIFEST_FILE),
+    )
