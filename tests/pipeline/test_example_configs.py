@@ -6,7 +6,6 @@ import pytest
 
 from recalign.baselines.registry import create_baseline
 from recalign.pipeline.config import load_config
-from recalign.training.config import make_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 
@@ -20,7 +19,7 @@ def test_there_are_example_configs():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_example_config_is_valid_for_every_stage(path):
-    config = load_config(path)
-    make_config(config.training, source=str(path))
+    config = load_config(path)  # every section is checked here, whole
+    config.training.for_run(config.seed)
     for name in config.baselines.models:
-        create_baseline(name, config.baselines.options.get(name))
+        create_baseline(name, config.baselines.options_for(name, config.seed))

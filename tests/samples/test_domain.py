@@ -144,7 +144,7 @@ def test_undeclared_domain_word_is_an_error(tmp_path):
         "  - id: my-1\n    version: 1\n"
         '    input: "The user {{ verb_past }} {{ history }}."\n    target: "{{ target }}"\n'
     )
-    from recalign.samples.templates import load_template_file
+    from recalign.samples.tasks import load_template_file
 
     with pytest.raises(ConfigError, match=r"undeclared placeholder\(s\) \['verb_past'\]"):
         load_template_file(path)

@@ -11,9 +11,9 @@ import pytest
 
 from recalign.data.domain import NEUTRAL
 from recalign.samples import generate_samples
+from recalign.samples.tasks import load_templates
 from recalign.samples.tasks.base import format_rating
 from recalign.samples.tasks.mlm import Words, assemble, hidden_spans
-from recalign.samples.templates import load_templates
 from tests.factories import write_dataset
 
 from .conftest import SEQUENCES, item_text, make_dataset

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,63 +35,19 @@ import polars as pl
 
 from recalign.constants import ITEM_ID, MANIFEST_FILE, TARGET_ITEM, TEXT, USER_ID
 from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignError
+from recalign.evaluation.options import EvalOptions
 from recalign.ranking import (
     CATALOGUE,
-    FULL_RANKING,
     banned_items,
     get_protocol,
     prediction_record,
 )
 from recalign.run_inputs import PromptSettings, RunSamples
+from recalign.sharding import shard_users
 
 logger = logging.getLogger(__name__)
 
 _SAMPLED_STREAM = 0x5A3  # salt of the sampled-candidates rng, independent of other streams
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    """How to evaluate; every field is recorded in `metrics.json` (`options`)."""
-
-    protocol: str = FULL_RANKING
-    split: str = "test"
-    max_users: int | None = None
-    template: str = "default"
-    exclude_history: bool = True
-    k: int = 20
-    num_beams: int = 20
-    batch_size: int = 16
-    decoder: str = "fast"  # "fast" or "reference" (generate + prefix_allowed_tokens_fn)
-    length_penalty: float = 0.0
-    num_candidates: int = 20  # ranking prompt
-    num_negatives: int = 99  # sampled protocol
-    length_normalize: bool = False
-    greedy_rating: bool = False
-    seed: int = 0
-    shard: int | None = None
-    num_shards: int | None = None
-    which: str = "best"
-    n_boot: int = 1000
-    # Prompt budget in the model's tokens (whole history items are dropped to fit).
-    # None: the budget the run was trained with; a zero-shot model is not fitted.
-    max_source_length: int | None = None
-
-    def validate(self) -> None:
-        get_protocol(self.protocol)
-        if self.split not in ("test", "valid"):
-            raise ConfigError(f"split must be 'test' or 'valid', got {self.split!r}")
-        if self.max_users is not None and self.max_users < 1:
-            raise ConfigError(f"--max-users must be at least 1, got {self.max_users}")
-        if self.decoder not in ("fast", "reference"):
-            raise ConfigError(f"decoder must be 'fast' or 'reference', got {self.decoder!r}")
-        if self.num_negatives < 1:
-            raise ConfigError(f"the sampled protocol needs >= 1 negative, got {self.num_negatives}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
-        if self.max_source_length is not None and self.max_source_length < 8:
-            raise ConfigError(
-                f"--max-source-length must be at least 8 tokens, got {self.max_source_length}"
-            )
 
 
 def check_catalogue(
@@ -219,7 +175,6 @@ def evaluate_run(
     from recalign.samples.representation import item_representations
 
     options = options or EvalOptions()
-    options.validate()
     run = _open_run(run_dir, data_dir)
     run_dir, manifest, samples = run.run_dir, run.manifest, run.samples
     if not (run_dir / "model").is_dir() and options.which == "best":
@@ -317,7 +272,6 @@ def _evaluate_model(
     from recalign.samples.representation import item_representations
 
     options = options or EvalOptions()
-    options.validate()
     if options.which != "best":
         raise ConfigError(
             f"which={options.which!r} picks a checkpoint of a training run; {spec} is a model"
@@ -470,7 +424,6 @@ def _eval_samples(
 ) -> pl.DataFrame:
     """The evaluation prompts of this shard's users."""
     from recalign.samples.evaluation import build_eval_samples
-    from recalign.samples.generate import shard_users
 
     protocol = get_protocol(options.protocol)
     if protocol.ranks == CATALOGUE and options.k > num_items:
@@ -533,7 +486,7 @@ def _run_protocol(
         bar.close()
     seconds = time.perf_counter() - started
     extra = {
-        "options": {k: v for k, v in asdict(options).items() if k not in ("shard", "num_shards")},
+        "options": options.model_dump(exclude={"shard", "num_shards"}),
         **extra,
         "prompt": prompt.to_dict(),
         "dataset": dataset.name,

@@ -22,7 +22,7 @@ from recalign.errors import RecalignError
 from recalign.manifest import build_manifest, write_manifest
 from recalign.pipeline import stages, work
 from recalign.pipeline.cache import StageResult, is_complete, run_stage, stage_key
-from recalign.pipeline.config import RunConfig
+from recalign.pipeline.config import RunConfig, checked
 from recalign.pipeline.eta import Work, announce, format_seconds
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,7 @@ def run_pipeline(
     on_stage: Callable[[str], None] | None = None,
 ) -> PipelineResult:
     """Run every stage of `config` into `run_dir`, reusing what is up to date."""
+    config = checked(config)  # the whole config is valid before any stage writes a file
     started = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

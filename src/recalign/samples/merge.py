@@ -79,14 +79,15 @@ def merge_samples(
     **extra: Any,
 ) -> dict[str, Any]:
     """Write `out_dir` as if the generation had run unsharded; returns its manifest."""
-    from recalign.samples.generate import ITEM_TEXTS_FILE, _SplitWriters
+    from recalign.samples.generate import ITEM_TEXTS_FILE
+    from recalign.samples.writers import SplitWriters
 
     shards = _read_shards(shard_dirs)
     out = Path(out_dir)
     if any(out.resolve() == directory.resolve() for directory, _ in shards):
         raise ConfigError(f"{out} is one of the shards: merge into a new directory")
     out.mkdir(parents=True, exist_ok=True)
-    writers = _SplitWriters(out, compression)
+    writers = SplitWriters(out, compression)
     ok = False
     try:
         for split in SPLITS:
