@@ -1,12 +1,26 @@
 """Exceptions with messages a user can act on.
 
 Every error the library raises on bad input is a `RecalignError`; the CLI prints its
-message (no traceback) and exits with status 2.
+message (no traceback) and exits with status 2. An operator's Ctrl-C or SIGTERM ends a
+command with `Interrupted` (exit 130).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+
+class Interrupted(KeyboardInterrupt):
+    """An operator stopped a command (Ctrl-C or SIGTERM); the message says what was kept.
+
+    A `KeyboardInterrupt`, not a `RecalignError`: it passes through `except Exception`
+    like Ctrl-C does. The CLI prints its message and exits 130. `resumable`: whether
+    running the same command again continues from a checkpoint rather than starting over.
+    """
+
+    def __init__(self, message: str, *, resumable: bool = False) -> None:
+        super().__init__(message)
+        self.resumable = resumable
 
 
 class RecalignError(Exception):

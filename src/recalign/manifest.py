@@ -109,4 +109,6 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         raise RecalignError(
             f"{directory} has no {MANIFEST_FILE}: not a recalign artefact directory"
         )
-    return json.loads(path.read_text())
+    from recalign.fileio import read_json_object
+
+    return read_json_object(path)

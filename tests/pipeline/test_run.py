@@ -131,7 +131,9 @@ def test_rerun_reuses_and_an_evaluation_change_only_reevaluates(small_run):
     result = run_pipeline(parse_config(changed), run_dir)
     reused = {s.name for s in result.stages if s.reused}
     assert {"data", "samples", "train"} <= reused
-    assert "eval-retrieval" not in reused and "baseline-pop" not in reused
+    assert "eval-retrieval" not in reused
+    # The baselines rank every user: a different LLM user sample does not refit them.
+    assert "baseline-pop" in reused
     assert _metrics(run_dir / "eval" / "retrieval")["users"] == 5
     # A new run estimates from the rates the first run recorded on this machine.
     record = json.loads((run_dir / "eval" / ".retrieval.stage.json").read_text())
@@ -158,3 +160,44 @@ def test_a_pipeline_run_directory_can_be_served(small_run):
     result = recommender.recommend([1, 2], k=3)
     ids = [item.item_id for item in result.items]
     assert len(ids) == 3 and not {1, 2} & set(ids)
+
+
+def test_a_zero_shot_row_reuses_every_other_stage(small_run, tmp_path):
+    """`evaluation.zero_shot` adds the model before fine-tuning (here a tiny preset's
+    random init, asked for explicitly) on the same users; nothing else is redone."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(small_run[0], run_dir)
+    run_pipeline(parse_config(SMALL), run_dir)  # as SMALL left it (other tests change it)
+    config = {**SMALL, "evaluation": {**SMALL["evaluation"], "zero_shot": ["retrieval"]}}
+    result = run_pipeline(parse_config(config), run_dir)
+    redone = [s.name for s in result.stages if not s.reused]
+    assert redone == ["eval-retrieval-zero-shot"]
+    zero_shot = _metrics(run_dir / "eval" / "zero-shot" / "retrieval")
+    assert zero_shot["model_info"]["adaptation"] == "zero-shot"
+    assert zero_shot["model"] == "tiny-t5 zero-shot (random init)"
+    users = [
+        [json.loads(line)["user_id"] for line in (d / "predictions.jsonl").open()]
+        for d in (run_dir / "eval" / "retrieval", run_dir / "eval" / "zero-shot" / "retrieval")
+    ]
+    assert users[0] == users[1]
+    summary = (run_dir / "report.md").read_text().split("## Summary")[1].split("##")[0]
+    assert any("zero-shot" in line and "paper mixture" in line for line in summary.splitlines())
+
+
+def test_zero_shot_rows_default_to_pretrained_models_only():
+    from recalign.pipeline.stages import zero_shot_protocols
+
+    protocols = ["retrieval", "sampled"]
+    assert zero_shot_protocols(parse_config(SMALL), protocols) == []  # tiny preset
+    pretrained = parse_config({**SMALL, "model": {"spec": "models/smollm2"}})
+    assert zero_shot_protocols(pretrained, protocols) == protocols
+    chosen = {
+        **SMALL,
+        "model": {"spec": "models/smollm2"},
+        "evaluation": {"zero_shot": ["sampled"]},
+    }
+    assert zero_shot_protocols(parse_config(chosen), protocols) == ["sampled"]
+    off = {**SMALL, "model": {"spec": "models/smollm2"}, "evaluation": {"zero_shot": []}}
+    assert zero_shot_protocols(parse_config(off), protocols) == []

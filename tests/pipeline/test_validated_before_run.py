@@ -35,6 +35,10 @@ BAD = [
     ("samples:\n  tasks:\n    rankin: {}\n", "samples.tasks.rankin: unknown task 'rankin'"),
     ("samples:\n  preset: paperr\n", "unknown preset 'paperr' (did you mean 'paper'?)"),
     ("evaluation:\n  k: 0\n", "evaluation.k: expected >= 1, got 0"),
+    (
+        "evaluation:\n  zero_shot: [retrival]\n",
+        "evaluation.zero_shot.0: expected 'retrieval', 'ranking', 'sampled' or 'rating'",
+    ),
     ("data:\n  name: beautyy\n", "data.name: unknown dataset 'beautyy'"),
 ]
 

@@ -15,6 +15,7 @@ from transformers import TrainerCallback
 from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignError
 from recalign.models.loading import load_run_model
 from recalign.training.callbacks import StopAtStepCallback
+from recalign.training.checkpoints import checkpoint_dirs
 from recalign.training.config import make_config
 from recalign.training.run import train
 
@@ -123,6 +124,47 @@ def test_resume_matches_uninterrupted(stop, shop, t5_run, tmp_path):
     whole = load_run_model(t5_run.run_dir, which="last").model
     again = load_run_model(out, which="last").model
     _same_weights(whole, again)
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_resume_skips_a_damaged_checkpoint_and_matches_uninterrupted(
+    shop, t5_run, tmp_path, caplog
+):
+    """A kill while saving leaves a truncated model.safetensors in the newest checkpoint:
+    the resume says so, starts from the previous one, and still ends where one run does."""
+    data, samples = shop
+    out = tmp_path / "run"
+    cfg = _config("seq2seq")
+    train(
+        data,
+        samples,
+        "tiny-t5",
+        out,
+        config=cfg,
+        progress=False,
+        callbacks=[StopAtStepCallback(25)],
+    )
+    assert [s for s, _ in checkpoint_dirs(out)] == [10, 20, 25]
+    _truncate(out / "checkpoints" / "checkpoint-25" / "model.safetensors")
+
+    with caplog.at_level(logging.WARNING, logger="recalign.training.checkpoints"):
+        resumed = train(data, samples, "tiny-t5", out, resume=True, progress=False)
+    warned = caplog.text
+    assert "checkpoint-25" in warned and "model.safetensors" in warned and "truncated" in warned
+    assert "resuming from the previous good checkpoint, checkpoint-20" in warned
+    assert resumed.steps == 30
+    assert (out / "checkpoints" / "corrupt-checkpoint-25" / "model.safetensors").is_file()
+    records = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    marker = next(r for r in records if r.get("event") == "resume")
+    assert marker["from_step"] == 20 and marker["checkpoint"] == "checkpoint-20"
+    assert "model.safetensors" in marker["skipped"][0] and marker["dropped_records"] >= 1
+    assert [r["step"] for r in records if "loss" in r] == [5, 10, 15, 20, 25, 30]
+    whole = load_run_model(t5_run.run_dir, which="last").model
+    _same_weights(whole, load_run_model(out, which="last").model)
 
 
 def test_existing_run_dir_needs_resume(shop, t5_run):

@@ -172,4 +172,6 @@ def read_model_meta(path: Path) -> dict[str, Any]:
     meta_path = Path(path) / MODEL_FILE
     if not meta_path.is_file():
         raise RecalignError(f"{path} has no {MODEL_FILE}: not a saved baseline model")
-    return json.loads(meta_path.read_text())
+    from recalign.fileio import read_json_object
+
+    return read_json_object(meta_path)

@@ -10,17 +10,17 @@ Errors a user can cause never end in a traceback:
   exceptions are not `click.ClickException`s, so catching those here would depend on
   the typer version; standalone mode works with both.
 - a `RecalignError` (bad input found by the library) prints `error: ...`, exit 2;
-- Ctrl-C exits 130 (`_RootGroup`: older typer would print "Aborted!" and exit 1).
+- Ctrl-C or SIGTERM exits 130 with a message (`cli/signals.py`: SIGTERM is made to
+  stop a command the way Ctrl-C does, so temporary files are cleaned up and training
+  saves a checkpoint).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 import typer
-from typer.core import TyperGroup
 
 from recalign.cli import baseline as baseline_cli
 from recalign.cli import data as data_cli
@@ -30,24 +30,18 @@ from recalign.cli import pipeline as pipeline_cli
 from recalign.cli import samples as samples_cli
 from recalign.cli import serve as serve_cli
 from recalign.cli import train as train_cli
+from recalign.cli.signals import (
+    INTERRUPTED_EXIT,
+    InterruptibleGroup,
+    interrupted_message,
+    sigterm_as_ctrl_c,
+)
 from recalign.errors import RecalignError
 from recalign.threads import THREADS_ENV, export_request
 
-
-class _RootGroup(TyperGroup):
-    """The root command: Ctrl-C inside any sub-command exits 130, whatever typer's version."""
-
-    def invoke(self, ctx: typer.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
-
-
 app = typer.Typer(
     name="recalign",
-    cls=_RootGroup,
+    cls=InterruptibleGroup,
     help="Align language models with recommendation knowledge.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -92,12 +86,13 @@ def _root(
 
 
 def main() -> None:
-    """Entry point: usage errors exit 2 (click), a `RecalignError` 2, Ctrl-C 130."""
+    """Entry point: usage errors exit 2 (click), a `RecalignError` 2, Ctrl-C or SIGTERM 130."""
+    sigterm_as_ctrl_c()
     try:
         app()
     except RecalignError as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         sys.exit(2)
-    except KeyboardInterrupt:  # outside a command (while parsing, importing)
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as stop:  # outside a command (while parsing, importing)
+        typer.echo(interrupted_message(stop), err=True)
+        sys.exit(INTERRUPTED_EXIT)

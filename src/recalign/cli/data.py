@@ -172,8 +172,10 @@ def prepare(
             )
     prepare_dataset(name, out, source, **options)
     # Read what was written rather than recomputing: the synthetic shop may be large.
-    manifest = json.loads((out / MANIFEST_FILE).read_text())
-    stats = json.loads((out / STATS_FILE).read_text())
+    from recalign.fileio import read_json_object
+
+    manifest = read_json_object(out / MANIFEST_FILE)
+    stats = read_json_object(out / STATS_FILE)
     report = manifest.get("report", {})
     console = _console()
     console.print(

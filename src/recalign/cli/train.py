@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from recalign.cli.options import field_option, override_option
+from recalign.cli.signals import INTERRUPTED_EXIT
 from recalign.pipeline.config import ModelSection
 from recalign.training.config import LoraConfig, TrainConfig
 
@@ -70,12 +71,13 @@ def train(
     )
     if result.interrupted:
         typer.secho(
-            f"interrupted at step {result.steps}; checkpoint saved. Continue with: "
-            f"recalign train ... --out {out} --resume",
+            f"interrupted ({result.stop_signal}) at step {result.steps}; checkpoint saved in "
+            f"{out}/checkpoints. Continue with the same command and --resume "
+            f"(recalign train ... --out {out} --resume)",
             err=True,
             fg=typer.colors.YELLOW,
         )
-        raise typer.Exit(130)
+        raise typer.Exit(INTERRUPTED_EXIT)
     best = (
         f"best step {result.best_step} (eval loss {result.best_eval_loss:.4f})"
         if (result.best_eval_loss is not None)

@@ -8,7 +8,6 @@ DIR/manifest.json       source, options, input file hashes, versions, data_hash,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -35,6 +34,14 @@ from recalign.data.domain import NEUTRAL, Domain, domain_of_manifest
 from recalign.data.split import LeaveOneOut, leave_one_out
 from recalign.data.stats import compute_stats
 from recalign.errors import DataFormatError, MissingColumnError, RecalignError
+from recalign.fileio import (
+    parquet_errors,
+    parquet_file,
+    read_json_object,
+    read_parquet,
+    record_batches,
+    scan_parquet,
+)
 from recalign.manifest import build_manifest, file_sha256, files_sha256, write_json
 
 
@@ -60,7 +67,7 @@ class PreparedDataset:
             return self.frame
         if self.path is None:
             raise RecalignError(f"dataset {self.name!r} has neither sequences nor a directory")
-        return pl.read_parquet(self.path / SEQUENCES_FILE)
+        return read_parquet(self.path / SEQUENCES_FILE)
 
     def _in_memory(self) -> pl.DataFrame | None:
         """The sequences if they are in memory (given, or read by `sequences` already)."""
@@ -147,9 +154,7 @@ def _file_batches(
 ) -> Iterator[pl.DataFrame]:
     """Rows `[start, stop)` of a Parquet file re-cut into batches of exactly `size` rows
     (the last one shorter), so batch boundaries never depend on the file's row groups."""
-    import pyarrow.parquet as pq
-
-    file = pq.ParquetFile(path)
+    file = parquet_file(path)
     groups, skip, offset = [], 0, 0
     for index in range(file.metadata.num_row_groups):
         rows = file.metadata.row_group(index).num_rows
@@ -161,7 +166,8 @@ def _file_batches(
     remaining = max(0, stop - start)
     pending: list[pl.DataFrame] = []
     pending_rows = 0
-    for batch in file.iter_batches(batch_size=size, row_groups=groups, columns=columns):
+    batches = file.iter_batches(size, row_groups=groups, columns=columns)
+    for batch in record_batches(path, batches):
         frame = pl.from_arrow(batch)
         if skip:
             dropped = min(skip, frame.height)
@@ -437,10 +443,12 @@ def load_prepared(path: str | Path) -> PreparedDataset:
                 f"{path} has no {required}: not a prepared dataset "
                 "(make one with `recalign data prepare`)"
             )
-    items = pl.read_parquet(path / ITEMS_FILE)
-    validate_tables(pl.scan_parquet(path / SEQUENCES_FILE), items, where=str(path))
+    items = read_parquet(path / ITEMS_FILE)
+    sequences = scan_parquet(path / SEQUENCES_FILE)
+    with parquet_errors(path / SEQUENCES_FILE):  # the scan reads every page once
+        validate_tables(sequences, items, where=str(path))
     manifest_path = path / MANIFEST_FILE
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest = read_json_object(manifest_path) if manifest_path.is_file() else {}
     if "data_hash" not in manifest:
         manifest["data_hash"] = files_sha256([path / SEQUENCES_FILE, path / ITEMS_FILE])
     return PreparedDataset(

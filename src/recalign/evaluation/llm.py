@@ -36,6 +36,7 @@ import polars as pl
 from recalign.constants import ITEM_ID, MANIFEST_FILE, TARGET_ITEM, TEXT, USER_ID
 from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignError
 from recalign.evaluation.options import EvalOptions
+from recalign.fileio import read_parquet
 from recalign.ranking import (
     CATALOGUE,
     banned_items,
@@ -188,7 +189,7 @@ def evaluate_run(
     item_ids = dataset.items.get_column(ITEM_ID).to_list()
     trained_items = None
     if samples.directory is not None and (samples.directory / ITEM_TEXTS_FILE).is_file():
-        trained_items = pl.read_parquet(samples.directory / ITEM_TEXTS_FILE)
+        trained_items = read_parquet(samples.directory / ITEM_TEXTS_FILE)
     check_catalogue(
         trained_items,
         {i: reprs[i] for i in item_ids},

@@ -38,7 +38,7 @@ from recalign.evaluation.metrics import (
     summarize,
     target_ranks,
 )
-from recalign.jsonlines import read_objects
+from recalign.fileio import iter_jsonl, read_json
 from recalign.manifest import write_json
 from recalign.ranking import (
     RANKED_RECORD_KEYS,
@@ -241,8 +241,8 @@ def read_predictions(path_or_dir: str | Path) -> list[dict]:
     """Read `predictions.jsonl` (a file or an evaluation directory)."""
     path = _evaluation_file(path_or_dir, PREDICTIONS_FILE)
     records = []
-    for line_no, record in read_objects(path, f"a JSON object with {USER_ID!r}"):
-        if USER_ID not in record:
+    for line_no, record in iter_jsonl(path):
+        if not isinstance(record, dict) or USER_ID not in record:
             raise DataFormatError(
                 f"expected a JSON object with {USER_ID!r}", path=path, line=line_no
             )
@@ -253,10 +253,7 @@ def read_predictions(path_or_dir: str | Path) -> list[dict]:
 def read_metrics(path_or_dir: str | Path) -> dict:
     """Read `metrics.json` (a file or an evaluation directory), under today's protocol names."""
     path = _evaluation_file(path_or_dir, METRICS_FILE)
-    try:
-        metrics = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataFormatError(f"not valid JSON ({err.msg})", path=path, line=err.lineno) from None
+    metrics = read_json(path)
     if isinstance(metrics, dict) and "protocol" in metrics:
         # The one place a legacy protocol name (`full`) is read: every reader sees today's.
         metrics["protocol"] = canonical_protocol(metrics["protocol"])

@@ -98,9 +98,9 @@ def load_tokenizer(spec: str | Path) -> tuple[Any, str]:
     path = Path(spec)
     manifest_path = path / "manifest.json"
     if manifest_path.is_file():
-        import json
+        from recalign.fileio import read_json_object
 
-        manifest = json.loads(manifest_path.read_text())
+        manifest = read_json_object(manifest_path)
         if manifest.get("kind") == "run":
             where = path / "tokenizer" if (path / "tokenizer").is_dir() else path / "model"
             return _load_tokenizer(where), str(manifest.get("family") or "seq2seq")
@@ -210,11 +210,11 @@ def peft_checkpointing_warning_silenced() -> Iterator[None]:
 
 def _load_adapter(path: Path, *, dtype: Any, base: str | Path | None = None) -> LoadedModel:
     """A LoRA adapter directory: the base from `base` (or the adapter config), then peft."""
-    import json
-
     from peft import PeftModel
 
-    config = json.loads((path / ADAPTER_CONFIG).read_text())
+    from recalign.fileio import read_json_object
+
+    config = read_json_object(path / ADAPTER_CONFIG)
     base_source = str(base) if base is not None else config.get("base_model_name_or_path")
     if not base_source:
         raise RecalignError(f"{path} is a LoRA adapter without a known base model")
@@ -344,6 +344,9 @@ def load_run_model(
             f"{run_dir} is not a training run directory (manifest kind {manifest.get('kind')!r})"
         )
     target = resolve_run_weights(run_dir, which)
+    from recalign.training.checkpoints import verify_model_files
+
+    verify_model_files(target)
     if (target / ADAPTER_CONFIG).is_file():
         base = (
             run_dir / BASE_DIR

@@ -9,7 +9,6 @@ means the difference is not resampling noise.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,8 +30,9 @@ ABLATION_KEYS = (ndcg_at(10), hit_at(10))
 
 def _per_user(predictions: Path) -> dict[int, dict[str, float]]:
     from recalign.evaluation.metrics import per_user_ranking_metrics, target_ranks
+    from recalign.evaluation.outputs import read_predictions
 
-    records = [json.loads(line) for line in predictions.read_text().splitlines() if line.strip()]
+    records = read_predictions(predictions)
     ranks = target_ranks([r["ranked"] for r in records], [r["target"] for r in records])
     metrics = per_user_ranking_metrics(ranks)
     return {

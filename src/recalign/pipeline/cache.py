@@ -52,7 +52,8 @@ def _read_state(directory: Path) -> dict[str, Any] | None:
         return None
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):  # damaged: the stage runs again
+        log.warning("%s is damaged: running the stage again", path)
         return None
 
 
@@ -60,6 +61,21 @@ def is_complete(directory: Path, key: str) -> bool:
     """Whether `directory` holds the finished result of the stage with this key."""
     state = _read_state(directory)
     return bool(state and state.get("key") == key and state.get("complete"))
+
+
+def mark_interrupted(name: str, directory: Path, key: str, *, resumable: bool) -> None:
+    """Record that an operator stopped the stage: incomplete, so the next run with the same
+    key hands it back with `resume=True` (training continues from its checkpoint)."""
+    write_json(
+        state_path(directory),
+        {
+            "stage": name,
+            "key": key,
+            "complete": False,
+            "status": "interrupted",
+            "resumable": resumable,
+        },
+    )
 
 
 def run_stage(

@@ -109,6 +109,11 @@ class EvaluationSection(EvalSettings):
 
     protocols: list[ProtocolName] = Field(default_factory=lambda: list(PROTOCOL_NAMES))
     """Protocols to run; those the data cannot support (rating without ratings) are skipped."""
+    zero_shot: list[ProtocolName] | None = None
+    """Protocols on which the model *before* fine-tuning is evaluated too (its row reads
+    "zero-shot"; the report compares it with the fine-tuned model on the same users).
+    null: every protocol for a pretrained model, none for the tiny presets (a random
+    init is no baseline); [] turns it off."""
 
 
 def _every_baseline() -> list[str]:

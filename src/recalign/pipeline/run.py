@@ -3,7 +3,9 @@
 Every stage writes its own sub-directory of the run directory and is cached by a hash
 of its configuration and of the stages it reads (see `cache.py`), so a re-run after a
 change to the evaluation only re-evaluates. A failing stage leaves the earlier stages'
-caches intact; the error says which stage failed and that re-running resumes.
+caches intact; the error says which stage failed and that re-running resumes. Ctrl-C or
+SIGTERM marks the running stage interrupted (training first saves a checkpoint), and
+the same command continues it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,16 @@ from typing import Any
 import yaml
 
 from recalign.constants import CONFIG_FILE
-from recalign.errors import RecalignError
+from recalign.errors import Interrupted, RecalignError
 from recalign.manifest import build_manifest, write_manifest
 from recalign.pipeline import stages, work
-from recalign.pipeline.cache import StageResult, is_complete, run_stage, stage_key
+from recalign.pipeline.cache import (
+    StageResult,
+    is_complete,
+    mark_interrupted,
+    run_stage,
+    stage_key,
+)
 from recalign.pipeline.config import RunConfig, checked
 from recalign.pipeline.eta import Work, announce, format_seconds
 
@@ -104,6 +112,16 @@ class _Stages:
             record, probe = self._before(name, planned)
         try:
             outcome = run_stage(name, directory, key, fn, record=record)
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (see recalign.cli.signals)
+            resumable = isinstance(stop, Interrupted) and stop.resumable
+            mark_interrupted(name, directory, key, resumable=resumable)
+            how = "resume it from its checkpoint" if resumable else "run it again"
+            detail = f" ({stop})" if str(stop) else ""
+            raise Interrupted(
+                f"stage {name!r} interrupted{detail}.\nEarlier stages are cached in "
+                f"{self.run_dir}; run the same command again to {how}.",
+                resumable=resumable,
+            ) from None
         except RecalignError as error:
             raise StageFailed(
                 f"stage {name!r} failed: {error}\nEarlier stages are cached in {self.run_dir}; "
@@ -144,8 +162,14 @@ def run_pipeline(
         lambda: work.data_work(config),
     )
     train = _train_variant(step, config, resolved, data.directory, run_dir, "")
-    for protocol in stages.supported_protocols(config, data.directory):
+    protocols = stages.supported_protocols(config, data.directory)
+    for protocol in protocols:
         _evaluate(step, config, resolved, data.directory, run_dir, train.directory, protocol, "")
+    for protocol in stages.zero_shot_protocols(config, protocols):
+        _evaluate(
+            step, config, resolved, data.directory, run_dir, train.directory,
+            protocol, ZERO_SHOT,
+        )  # fmt: skip
     for preset in config.compare:
         variant = config.model_copy(deep=True)
         variant.samples.preset = preset
@@ -159,7 +183,9 @@ def run_pipeline(
         base_cfg = {
             "name": name,
             "options": resolved["baselines"]["options"].get(name, {}),
-            "evaluation": resolved["evaluation"],
+            # Only what a baseline's evaluation reads: LLM decoding settings, user samples
+            # and zero-shot rows must not refit it.
+            "evaluation": {k: resolved["evaluation"][k] for k in ("split", "exclude_history")},
             "seed": config.seed,
         }
         step(
@@ -193,6 +219,10 @@ def run_pipeline(
         )
     _announce(on_stage, f"run finished in {format_seconds(time.perf_counter() - started)}")
     return result
+
+
+# The variant name of the model before fine-tuning: its rows live in eval/zero-shot/.
+ZERO_SHOT = "zero-shot"
 
 
 def _suffix(preset: str) -> str:
@@ -240,17 +270,24 @@ def _evaluate(
     protocol: str,
     preset: str,
 ) -> StageResult:
-    """One protocol on the main model (eval/<protocol>/) or on a compare preset's
-    (eval/<preset>/<protocol>/)."""
+    """One protocol on the main model (eval/<protocol>/), on a compare preset's
+    (eval/<preset>/<protocol>/), or on the main model before fine-tuning
+    (`preset` ZERO_SHOT: eval/zero-shot/<protocol>/, with the main run's prompts)."""
     suffix = _suffix(preset)
+    zero_shot = preset == ZERO_SHOT
     eval_cfg = resolved["evaluation"] | {"protocol": protocol, "seed": config.seed}
     eval_cfg.pop("protocols")
+    eval_cfg.pop("zero_shot")  # which protocols get a zero-shot row is not this row's input
     out = run_dir / "eval" / preset / protocol if preset else run_dir / "eval" / protocol
+    trained_by = "train" if zero_shot else f"train{suffix}"
+    samples_dir = run_dir / ("samples" if zero_shot else f"samples{suffix}")
     return step(
         f"eval-{protocol}{suffix}",
         out,
         eval_cfg,
-        [f"train{suffix}"],
-        lambda d, _resume: stages.evaluate(config, data_dir, train_dir, protocol, d),
-        lambda: work.eval_work(config, data_dir, run_dir / f"samples{suffix}", protocol),
+        [trained_by],
+        lambda d, _resume: stages.evaluate(
+            config, data_dir, train_dir, protocol, d, zero_shot=zero_shot
+        ),
+        lambda: work.eval_work(config, data_dir, samples_dir, protocol),
     )

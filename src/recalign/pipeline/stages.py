@@ -56,19 +56,19 @@ def samples(config: RunConfig, data_dir: Path, out: Path) -> dict[str, Any]:
 def train(
     config: RunConfig, data_dir: Path, samples_dir: Path, out: Path, resume: bool
 ) -> dict[str, Any]:
+    from recalign.errors import Interrupted
     from recalign.threads import configure_threads
     from recalign.training import train as train_model
-    from recalign.training.checkpoints import last_checkpoint
 
     # Chosen per stage: the machine's load may have changed since the previous one.
     configure_threads()
     train_config = config.training.for_run(config.seed)
-    # A stage interrupted after its first checkpoint continues from it.
-    resume = resume and last_checkpoint(out) is not None
+    # A stage interrupted after its first checkpoint continues from the newest one that
+    # verifies; before the first (or with every checkpoint damaged) it starts over.
+    resume = resume and _can_resume(out)
     if not resume:
         import shutil
 
-        # An interruption before the first checkpoint leaves nothing to resume from.
         shutil.rmtree(out)
     result = train_model(
         data_dir,
@@ -79,12 +79,28 @@ def train(
         resume=resume,
         tokenizer_path=config.model.tokenizer,
     )
+    if result.interrupted:
+        raise Interrupted(
+            f"training stopped at step {result.steps} ({result.stop_signal}) with a checkpoint",
+            resumable=True,
+        )
     return {
         "steps": result.steps,
         "best_step": result.best_step,
         "best_eval_loss": result.best_eval_loss,
         "train_seconds": round(result.train_seconds, 1),
     }
+
+
+def _can_resume(out: Path) -> bool:
+    from recalign.errors import RecalignError
+    from recalign.training.checkpoints import resume_point
+
+    try:
+        return resume_point(out, move_aside=False) is not None
+    except RecalignError as error:  # every checkpoint damaged: the stage is a cache
+        log.warning("training starts over: %s", error)
+        return False
 
 
 def supported_protocols(config: RunConfig, data_dir: Path) -> list[str]:
@@ -100,17 +116,37 @@ def supported_protocols(config: RunConfig, data_dir: Path) -> list[str]:
     return chosen
 
 
+def zero_shot_protocols(config: RunConfig, protocols: list[str]) -> list[str]:
+    """The protocols the model before fine-tuning is evaluated on (see
+    `EvaluationSection.zero_shot`): by default all of them for a pretrained model."""
+    from recalign.models import TINY_PRESETS
+
+    chosen = config.evaluation.zero_shot
+    if chosen is None:
+        return [] if config.model.spec in TINY_PRESETS else list(protocols)
+    return [p for p in protocols if p in chosen]
+
+
 def evaluate(
-    config: RunConfig, data_dir: Path, run_dir: Path, protocol: str, out: Path
+    config: RunConfig,
+    data_dir: Path,
+    run_dir: Path,
+    protocol: str,
+    out: Path,
+    *,
+    zero_shot: bool = False,
 ) -> dict[str, Any]:
-    from recalign.evaluation.llm import evaluate_run
+    """One protocol on the fine-tuned model of `run_dir`, or (`zero_shot`) on the model
+    it started from, with the same prompts, options and users."""
+    from recalign.evaluation.llm import evaluate_run, evaluate_zero_shot
     from recalign.evaluation.options import EvalOptions
     from recalign.threads import configure_threads
 
     configure_threads()
-    settings = config.evaluation.model_dump(exclude={"protocols"})
+    settings = config.evaluation.model_dump(exclude={"protocols", "zero_shot"})
     options = EvalOptions(**settings, protocol=protocol, seed=config.seed)
-    metrics = evaluate_run(run_dir, data_dir, out, options, show_progress=True)
+    evaluate_fn = evaluate_zero_shot if zero_shot else evaluate_run
+    metrics = evaluate_fn(run_dir, data_dir, out, options, show_progress=True)
     return {"users": metrics.get("users"), "metrics": metrics.get("metrics", {})}
 
 

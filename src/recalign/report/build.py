@@ -8,13 +8,13 @@ dataset and example users.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from recalign.errors import RecalignError
+from recalign.fileio import read_json_object
 from recalign.report.blocks import (
     Block,
     Bullets,
@@ -92,7 +92,7 @@ def ablation_blocks(run_dir: Path) -> list[Block]:
     path = run_dir / "ablation.json"
     if not path.is_file():
         return []
-    table = json.loads(path.read_text())
+    table = read_json_object(path)
     header = table["header"]
     return [
         Heading("Ablation", 2),

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recalign import fileio
 from recalign.constants import (
     METRICS_FILE,
     PREDICTIONS_FILE,
     STATS_FILE,
     USER_ID,
 )
+from recalign.errors import RecalignError
 from recalign.ranking import protocol_order
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,9 @@ def read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        value = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        log.warning("ignoring %s: %s", path, err)
+        value = fileio.read_json(path)
+    except RecalignError as err:  # names the file (and line)
+        log.warning("ignoring %s", err)
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -94,13 +95,17 @@ def find_evaluations(root: Path, role: str = "") -> list[Evaluation]:
 
 
 def read_train_log(path: Path) -> list[dict[str, Any]]:
+    """The training log's records (resume and interrupt markers included); a damaged line
+    ends the log with a warning naming it: the report still shows what came before."""
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line:
-            records.append(json.loads(line))
+    try:
+        for _, record in fileio.iter_jsonl(path):
+            if isinstance(record, dict):
+                records.append(record)
+    except RecalignError as err:
+        log.warning("training log cut short: %s", err)
     return records
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from recalign.constants import ITEMS_FILE
+from recalign.fileio import read_parquet
 from recalign.report.blocks import Block, Heading, Paragraph, Table
 from recalign.report.collect import Evaluation
 
@@ -60,9 +61,8 @@ def choose_examples(
 
 
 def _item_texts(data_dir: Path) -> dict[int, str]:
-    import polars as pl
 
-    items = pl.read_parquet(data_dir / ITEMS_FILE, columns=["item_id", "text"])
+    items = read_parquet(data_dir / ITEMS_FILE, columns=["item_id", "text"])
     return dict(zip(items["item_id"].to_list(), items["text"].to_list(), strict=True))
 
 

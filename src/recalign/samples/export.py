@@ -11,6 +11,7 @@ import polars as pl
 
 from recalign.constants import SPLITS
 from recalign.errors import ConfigError, RecalignError
+from recalign.fileio import parquet_errors, scan_parquet
 from recalign.manifest import read_manifest
 
 logger = logging.getLogger(__name__)
@@ -34,10 +35,12 @@ def read_samples(
     samples_dir: str | Path, split: str = "train", task: str | None = None
 ) -> pl.DataFrame:
     """One split of a samples directory, optionally one task only."""
-    frame = pl.scan_parquet(split_path(samples_dir, split))
+    path = split_path(samples_dir, split)
+    frame = scan_parquet(path)
     if task is not None:
         frame = frame.filter(pl.col("task") == task)
-    return frame.collect()
+    with parquet_errors(path):
+        return frame.collect()
 
 
 def export_samples(
@@ -58,7 +61,8 @@ def export_samples(
         for split, path in paths.items():
             target = out / f"{split}.jsonl"
             # Streams row groups, so a large split never sits in memory at once.
-            pl.scan_parquet(path).sink_ndjson(target)
+            with parquet_errors(path):
+                scan_parquet(path).sink_ndjson(target)
             written.append(target)
         logger.info("exported %s to %s", ", ".join(paths), out)
         return written

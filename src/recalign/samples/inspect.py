@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from recalign.constants import HISTORY_BOUNDS, INPUT, SPLITS, TASK
+from recalign.fileio import parquet_file, read_parquet
 from recalign.samples.export import split_path
 
 logger = logging.getLogger(__name__)
@@ -43,10 +44,10 @@ def inspect_fit(
     has_bounds = True
     for split in splits:
         path = split_path(samples_dir, split)
-        columns = pl.scan_parquet(path).collect_schema().names()
+        columns = parquet_file(path).schema_arrow.names
         wanted = [TASK, INPUT, *([HISTORY_BOUNDS] if HISTORY_BOUNDS in columns else [])]
         has_bounds = has_bounds and HISTORY_BOUNDS in columns
-        frame = pl.read_parquet(path, columns=wanted)
+        frame = read_parquet(path, columns=wanted)
         if max_samples is not None and frame.height > max_samples:
             rows = np.random.default_rng(seed).choice(frame.height, max_samples, replace=False)
             frame = frame[np.sort(rows)]

@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from recalign.constants import SPLITS
 from recalign.errors import ConfigError
+from recalign.fileio import parquet_errors, parquet_file
 from recalign.manifest import build_manifest, read_manifest, write_manifest
 
 # What every shard of one generation must agree on.
@@ -92,9 +91,12 @@ def merge_samples(
     try:
         for split in SPLITS:
             for directory, _ in shards:
-                part = pq.ParquetFile(directory / f"{split}.parquet")
+                path = directory / f"{split}.parquet"
+                part = parquet_file(path)
                 for group in range(part.metadata.num_row_groups):
-                    writers.write(split, part.read_row_group(group))
+                    with parquet_errors(path):
+                        table = part.read_row_group(group)
+                    writers.write(split, table)
         ok = True
     finally:
         writers.close(ok)

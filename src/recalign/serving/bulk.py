@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from recalign.errors import DataFormatError, RecalignError
-from recalign.jsonlines import read_objects
+from recalign.fileio import iter_jsonl
 from recalign.serving.recommender import Recommender
 from recalign.serving.resolve import UnknownItemsError
 
@@ -35,8 +35,8 @@ def read_users(path: Path) -> list[UserHistory]:
     if not path.is_file():
         raise RecalignError(f"{path} does not exist (expected JSON lines with user_id and history)")
     users = []
-    for number, row in read_objects(path, 'an object with a "history" list'):
-        if not isinstance(row.get("history"), list):
+    for number, row in iter_jsonl(path):
+        if not isinstance(row, dict) or not isinstance(row.get("history"), list):
             raise DataFormatError(
                 'expected an object with a "history" list', path=path, line=number, field="history"
             )

@@ -27,7 +27,7 @@ from typing import Any
 
 from recalign.constants import CONFIG_FILE
 from recalign.errors import ConfigError, RecalignError
-from recalign.training.checkpoints import CHECKPOINTS_DIR, last_checkpoint
+from recalign.training.checkpoints import CHECKPOINTS_DIR, ResumePoint, resume_point
 from recalign.training.config import LORA_TARGETS, TrainConfig, dump_config, load_config
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class RunResult:
     train_seconds: float
     model: Any = None  # the trained (best) model in memory, for notebook use
     tokenizer: Any = None
+    stop_signal: str | None = None  # SIGINT or SIGTERM when `interrupted`
 
 
 def _precision_flags(precision: str) -> dict[str, bool]:
@@ -70,19 +71,25 @@ def _precision_flags(precision: str) -> dict[str, bool]:
     return {precision: True} if precision != "fp32" else {}
 
 
-def _prepare_run_dir(out: Path, resume: bool) -> Path | None:
-    """The checkpoint to resume from (or None); refuses to overwrite another run."""
-    checkpoint = last_checkpoint(out)
-    if resume:
-        if checkpoint is None:
-            raise RecalignError(f"--resume: {out} has no complete checkpoint to resume from")
-        return checkpoint
-    if out.exists() and any(out.iterdir()):
-        raise RecalignError(
-            f"{out} already holds files: pass --resume to continue that run, or choose "
-            "another --out"
-        )
-    return None
+def _prepare_run_dir(out: Path, resume: bool) -> ResumePoint | None:
+    """Where to resume from (or None); refuses to overwrite another run.
+
+    A resume starts from the newest checkpoint that verifies (`resume_point`); newer,
+    damaged ones are reported and moved aside by the main process before the others look.
+    """
+    if not resume:
+        if out.exists() and any(out.iterdir()):
+            raise RecalignError(
+                f"{out} already holds files: pass --resume to continue that run, or choose "
+                "another --out"
+            )
+        return None
+    state = _process_state()
+    with state.main_process_first():
+        point = resume_point(out, move_aside=state.is_main_process)
+    if point is None:
+        raise RecalignError(f"--resume: {out} has no complete checkpoint to resume from")
+    return point
 
 
 def _resolve_config(
@@ -219,7 +226,7 @@ def train(
         "max_eval_samples": max_eval_samples,
     }
     cfg = _resolve_config(out, resume, config, config_path, overrides)
-    checkpoint = _prepare_run_dir(out, resume)
+    resume_from = _prepare_run_dir(out, resume)
     dataset = load_prepared(data)
     samples_manifest = read_samples_manifest(samples, dataset.data_hash)
     train_split = open_split(samples, "train", tasks=cfg.tasks)
@@ -269,7 +276,15 @@ def train(
             "valid_samples": len(valid_set),
         }
         return _fit(
-            cfg, loaded, train_set, valid_set, out, checkpoint, manifest_fields, callbacks, progress
+            cfg,
+            loaded,
+            train_set,
+            valid_set,
+            out,
+            resume_from,
+            manifest_fields,
+            callbacks,
+            progress,
         )
     finally:
         shutil.rmtree(cache, ignore_errors=True)
@@ -283,7 +298,7 @@ def _fit(
     train_set: Any,
     valid_set: Any,
     out: Path,
-    checkpoint: Path | None,
+    resume_from: ResumePoint | None,
     manifest_fields: dict[str, Any],
     callbacks: list[Any] | None,
     progress: bool,
@@ -300,6 +315,8 @@ def _fit(
         EvalTimeCallback,
         InterruptCallback,
         JsonlLogCallback,
+        OwnCheckpointsCallback,
+        append_record,
     )
     from recalign.training.data import Collator, Lengths
     from recalign.training.memory import (
@@ -379,8 +396,11 @@ def _fit(
         data_collator=collator,
         processing_class=loaded.tokenizer,
         callbacks=[
-            JsonlLogCallback(out / LOG_FILE, samples_per_step),
+            JsonlLogCallback(
+                out / LOG_FILE, samples_per_step, resume_from.facts() if resume_from else None
+            ),
             interrupt,
+            OwnCheckpointsCallback(out / CHECKPOINTS_DIR),
             EvalTimeCallback(cfg.eval_fraction),
             *(callbacks or []),
         ],
@@ -408,15 +428,34 @@ def _fit(
         _write_run_manifest(out, manifest_fields, status="running", steps=0, best=None)
 
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    # Installed before train() (not only at its first callback), so a signal while the
+    # Trainer loads the checkpoint or builds its optimizer also stops it cleanly.
+    interrupt.install()
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_from.checkpoint) if resume_from else None)
+    except KeyboardInterrupt:
+        # The second Ctrl-C or SIGTERM: no checkpoint of this step; the last one stands.
+        if main:
+            _write_run_manifest(
+                out,
+                manifest_fields,
+                status="aborted",
+                steps=trainer.state.global_step,
+                best=_best_step(trainer.state),
+            )
+        raise
+    finally:
+        interrupt.restore()
     seconds = time.perf_counter() - started
     state = trainer.state
     best_step = _best_step(state)
-    stopped_early = interrupt.interrupted or state.global_step < state.max_steps
+    # A signal during the last step stops nothing: the run is done.
+    interrupted = interrupt.interrupted and state.global_step < state.max_steps
+    stopped_early = interrupted or state.global_step < state.max_steps
     if not stopped_early:
         # load_best_model_at_end has put the best weights in the model already.
         _save_final(trainer, loaded, cfg, out / MODEL_DIR)
-    status = "interrupted" if interrupt.interrupted else ("stopped" if stopped_early else "done")
+    status = "interrupted" if interrupted else ("stopped" if stopped_early else "done")
     fit = dict(collator.fit)
     if fit.get("over_budget") or fit.get("cut_without_bounds"):
         logger.warning(
@@ -438,19 +477,27 @@ def _fit(
             best_loss=state.best_metric,
             seconds=seconds,
         )
-    if interrupt.interrupted:
+    if interrupted:
+        if main:
+            append_record(
+                out / LOG_FILE,
+                {"event": "interrupt", "step": state.global_step, "signal": interrupt.signal_name},
+            )
         logger.warning(
-            "stopped at step %d; checkpoint saved; continue with --resume", state.global_step
+            "%s: stopped at step %d with a checkpoint; continue with --resume",
+            interrupt.signal_name,
+            state.global_step,
         )
     return RunResult(
         out,
         state.global_step,
         best_step,
         state.best_metric,
-        interrupt.interrupted,
+        interrupted,
         seconds,
         trainer.model,
         loaded.tokenizer,
+        interrupt.signal_name if interrupted else None,
     )
 
 
@@ -482,13 +529,18 @@ def _save_final(trainer: Any, loaded: Any, cfg: TrainConfig, target: Path) -> No
     """The best model into RUN_DIR/model: full weights, an adapter, or a merged model."""
     if not trainer.is_world_process_zero():
         return
-    if target.exists():
-        shutil.rmtree(target)
+    # Written beside, then renamed: a run killed while saving never leaves a half model
+    # directory where evaluation and serving look.
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
     model = trainer.model
     if cfg.lora.enabled and cfg.lora.save == "merged":
         model = model.merge_and_unload()
-    model.save_pretrained(target)
-    loaded.tokenizer.save_pretrained(target)
+    model.save_pretrained(partial)
+    loaded.tokenizer.save_pretrained(partial)
+    if target.exists():
+        shutil.rmtree(target)
+    partial.rename(target)
 
 
 def _write_run_manifest(

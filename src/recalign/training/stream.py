@@ -26,10 +26,10 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from recalign.constants import HISTORY_BOUNDS, INPUT, TARGET, TASK
 from recalign.errors import DataFormatError, MissingColumnError, RecalignError
+from recalign.fileio import parquet_errors, parquet_file, record_batches
 from recalign.training.data import Lengths, encode_batch, sequence_lengths
 
 logger = logging.getLogger(__name__)
@@ -79,10 +79,7 @@ def open_split(
     path = Path(samples_dir) / f"{split}.parquet"
     if not path.is_file():
         raise RecalignError(f"{path} does not exist: the samples directory has no {split} split")
-    try:
-        parquet = pq.ParquetFile(path, **READ_OPTIONS)
-    except (pa.ArrowInvalid, OSError) as error:
-        raise DataFormatError(f"not a readable Parquet file ({error})", path=path) from None
+    parquet = parquet_file(path, **READ_OPTIONS)
     names = parquet.schema_arrow.names
     for column in (INPUT, TARGET):
         if column not in names:
@@ -92,10 +89,11 @@ def open_split(
         rows = parquet.metadata.num_rows
     else:
         wanted = pa.array(chosen, pa.string())
-        rows = sum(
-            pc.sum(pc.is_in(batch.column(TASK), value_set=wanted)).as_py() or 0
-            for batch in parquet.iter_batches(READ_ROWS, columns=[TASK])
-        )
+        with parquet_errors(path):
+            rows = sum(
+                pc.sum(pc.is_in(batch.column(TASK), value_set=wanted)).as_py() or 0
+                for batch in parquet.iter_batches(READ_ROWS, columns=[TASK])
+            )
     if rows == 0:
         raise RecalignError(f"{path} has no samples" + (f" for tasks {tasks}" if tasks else ""))
     has_bounds = HISTORY_BOUNDS in names
@@ -123,12 +121,12 @@ def iter_texts(
 ) -> Iterator[pa.Table]:
     """The texts (`input`, `target`, and `history_bounds` when the samples have them) of
     the chosen rows (numbered after the task filter), in order."""
-    parquet = pq.ParquetFile(split.path, **READ_OPTIONS)
+    parquet = parquet_file(split.path, **READ_OPTIONS)
     columns = split.text_columns + ([TASK] if split.tasks is not None else [])
     wanted = pa.array(split.tasks, pa.string()) if split.tasks is not None else None
     file_row = 0  # rows of the file read so far
     seen = 0  # rows that passed the task filter so far
-    for batch in parquet.iter_batches(batch_rows, columns=columns):
+    for batch in record_batches(split.path, parquet.iter_batches(batch_rows, columns=columns)):
         table = pa.Table.from_batches([batch])
         positions = np.arange(file_row, file_row + table.num_rows)
         file_row += table.num_rows

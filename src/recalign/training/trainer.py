@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,9 @@ def checkpoint_keys(folder: Path) -> set[str]:
         with safe_open(str(single), framework="pt") as handle:
             return set(handle.keys())
     if index.is_file():
-        return set(json.loads(index.read_text()).get("weight_map", {}))
+        from recalign.fileio import read_json_object
+
+        return set(read_json_object(index).get("weight_map", {}))
     return set()
 
 
