@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from recalign.errors import RecalignError
-from recalign.training.callbacks import mark_resume
-from recalign.training.checkpoints import (
+from recalign.checkpoints import (
     CorruptCheckpointError,
     checkpoint_dirs,
     checkpoint_problem,
@@ -21,6 +19,8 @@ from recalign.training.checkpoints import (
     resume_point,
     verify_checkpoint,
 )
+from recalign.errors import RecalignError
+from recalign.training.callbacks import mark_resume
 from recalign.training.config import make_config
 from recalign.training.run import train
 

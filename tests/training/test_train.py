@@ -12,10 +12,10 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
+from recalign.checkpoints import checkpoint_dirs
 from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignError
 from recalign.models.loading import load_run_model
 from recalign.training.callbacks import StopAtStepCallback
-from recalign.training.checkpoints import checkpoint_dirs
 from recalign.training.config import make_config
 from recalign.training.run import train
 
@@ -151,7 +151,7 @@ def test_resume_skips_a_damaged_checkpoint_and_matches_uninterrupted(
     assert [s for s, _ in checkpoint_dirs(out)] == [10, 20, 25]
     _truncate(out / "checkpoints" / "checkpoint-25" / "model.safetensors")
 
-    with caplog.at_level(logging.WARNING, logger="recalign.training.checkpoints"):
+    with caplog.at_level(logging.WARNING, logger="recalign.checkpoints"):
         resumed = train(data, samples, "tiny-t5", out, resume=True, progress=False)
     warned = caplog.text
     assert "checkpoint-25" in warned and "model.safetensors" in warned and "truncated" in warned

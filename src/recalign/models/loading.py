@@ -344,7 +344,7 @@ def load_run_model(
             f"{run_dir} is not a training run directory (manifest kind {manifest.get('kind')!r})"
         )
     target = resolve_run_weights(run_dir, which)
-    from recalign.training.checkpoints import verify_model_files
+    from recalign.checkpoints import verify_model_files
 
     verify_model_files(target)
     if (target / ADAPTER_CONFIG).is_file():
@@ -390,7 +390,7 @@ def recorded_model_source(run_dir: str | Path, source: str) -> str:
 
 def resolve_run_weights(run_dir: Path, which: str) -> Path:
     """The directory holding the weights `which` names inside a run directory."""
-    from recalign.training.checkpoints import checkpoint_dirs
+    from recalign.checkpoints import checkpoint_dirs
 
     if which == "best":
         target = run_dir / "model"

@@ -93,8 +93,8 @@ def train(
 
 
 def _can_resume(out: Path) -> bool:
+    from recalign.checkpoints import resume_point
     from recalign.errors import RecalignError
-    from recalign.training.checkpoints import resume_point
 
     try:
         return resume_point(out, move_aside=False) is not None

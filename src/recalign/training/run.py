@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recalign.checkpoints import CHECKPOINTS_DIR, ResumePoint, resume_point
 from recalign.constants import CONFIG_FILE
 from recalign.errors import ConfigError, RecalignError
-from recalign.training.checkpoints import CHECKPOINTS_DIR, ResumePoint, resume_point
 from recalign.training.config import LORA_TARGETS, TrainConfig, dump_config, load_config
 
 logger = logging.getLogger(__name__)
