@@ -217,6 +217,24 @@ class Rendered(NamedTuple):
     target: Texts
     offset: np.ndarray | None  # int64 byte offset of `locate` in each input (or a code)
 
+    def rows(
+        self,
+        task: str,
+        cases: Cases,
+        shown: Ragged,
+        bounds: Bounds,
+        *,
+        target_item: np.ndarray | None = None,
+        candidates: Ragged | None = None,
+    ) -> TaskRows:
+        """The task's rows made of these renderings; no `target_item`: no target is one
+        item (NULL_ITEM in every row)."""
+        if target_item is None:
+            target_item = np.full(len(self.ids), NULL_ITEM, dtype=np.int64)
+        return TaskRows(
+            task, cases, self.ids, self.input, self.target, target_item, candidates, shown, bounds
+        )
+
 
 def _lengths(values: list[bytes]) -> np.ndarray:
     return np.fromiter(map(len, values), dtype=np.int64, count=len(values))
