@@ -225,6 +225,8 @@ def evaluate_model(
     dtype: str | None = None,
     device: str | None = None,
     show_progress: bool = False,
+    overrides: dict[str, Any] | None = None,
+    facts: dict[str, Any] | None = None,
 ) -> dict:
     """Evaluate a model zero-shot (no fine-tuning) on `data_dir`; write `out_dir`.
 
@@ -235,37 +237,10 @@ def evaluate_model(
     `PromptSettings.from_samples_dir(SAMPLES)` to match a samples directory (e.g. the one
     a fine-tuned run of the same model trained on); default: the samples stage's
     defaults. With the same `options`, the users (and sampled candidates) are those a
-    fine-tuned run's evaluation scores, so the two rows compare. Returns metrics.json.
+    fine-tuned run's evaluation scores, so the two rows compare. `overrides` resize a
+    tiny preset; `facts` override what `model_info` says about the model. Returns
+    metrics.json.
     """
-    return _evaluate_model(
-        spec,
-        data_dir,
-        out_dir,
-        options,
-        prompt=prompt,
-        tokenizer=tokenizer,
-        dtype=dtype,
-        device=device,
-        show_progress=show_progress,
-    )
-
-
-def _evaluate_model(
-    spec: str | Path,
-    data_dir: str | Path,
-    out_dir: str | Path,
-    options: EvalOptions | None,
-    *,
-    prompt: PromptSettings | None,
-    tokenizer: str | Path | None,
-    device: str | None,
-    show_progress: bool,
-    dtype: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    facts: dict[str, Any] | None = None,
-) -> dict:
-    """`evaluate_model`; `overrides` resize a tiny preset, `facts` override what
-    `model_info` says about the model."""
     from recalign.data.store import load_prepared
     from recalign.evaluation.targets import describe_model, model_label
     from recalign.models import TINY_PRESETS
@@ -362,7 +337,7 @@ def evaluate_zero_shot(
     }
     if source in TINY_PRESETS:
         facts.update(model_preset=source, random_init=True)
-    return _evaluate_model(
+    return evaluate_model(
         spec,
         run.data_dir,
         out_dir,
