@@ -11,7 +11,7 @@ from recalign.cli.options import default
 from recalign.evaluation.options import EvalOptions
 from recalign.pipeline.config import ModelSection, SamplesSection
 from recalign.samples.mixture import DEFAULT_MAX_HISTORY, MixtureConfig
-from recalign.serving.limits import ServeLimits
+from recalign.serving.limits import ServeCapacity, ServeLimits
 from recalign.training.config import TrainConfig
 
 
@@ -44,6 +44,13 @@ SAME_DEFAULT = [
     (("serve",), "--max-history", ServeLimits, "max_history"),
     (("serve",), "--max-k", ServeLimits, "max_k"),
     (("serve",), "--max-fuzzy-texts", ServeLimits, "max_fuzzy_texts"),
+    (("serve",), "--batch-window-ms", ServeCapacity, "batch_window_ms"),
+    (("serve",), "--max-batch", ServeCapacity, "max_batch"),
+    (("serve",), "--max-queue", ServeCapacity, "max_queue"),
+    (("serve",), "--request-timeout", ServeCapacity, "request_timeout_s"),
+    (("serve",), "--read-timeout", ServeCapacity, "read_timeout_s"),
+    (("serve",), "--keep-alive", ServeCapacity, "keep_alive_s"),
+    (("serve",), "--max-connections", ServeCapacity, "max_connections"),
 ]
 
 
@@ -77,6 +84,7 @@ def test_bounds_come_from_the_model():
     assert _option(_command("evaluate", "run"), "--max-source-length").min == 8
     assert _option(_command("samples", "generate"), "--max-history").min == 1
     assert _option(_command("serve"), "--max-body-bytes").min == 256
+    assert _option(_command("serve"), "--request-timeout").min == 0.001
 
 
 def test_the_history_length_is_the_one_default():
@@ -90,3 +98,28 @@ def test_the_baseline_help_names_every_registered_baseline():
     help_text = _command("baseline").params[0].help
     named = [part.split(" ")[0].strip(".") for part in help_text.split(", ")]
     assert named == list(BASELINES)
+
+
+def test_the_server_and_the_app_default_to_the_same_capacity():
+    """`create_app`, `ServerLimits` and the micro-batcher take their defaults from
+    `ServeCapacity` too, so a library caller gets what `recalign serve` gives."""
+    import inspect
+
+    from recalign.serving.app import create_app
+    from recalign.serving.batching import MicroBatcher
+    from recalign.serving.server import ServerLimits
+
+    capacity = ServeCapacity()
+    app_defaults = inspect.signature(create_app).parameters
+    for name in ("batch_window_ms", "max_batch", "max_queue", "request_timeout_s"):
+        assert app_defaults[name].default == getattr(capacity, name)
+    assert app_defaults["read_timeout_s"].default == capacity.read_timeout_s
+    batcher = inspect.signature(MicroBatcher).parameters
+    assert batcher["max_batch"].default == capacity.max_batch
+    assert batcher["window_ms"].default == capacity.batch_window_ms
+    server = ServerLimits()
+    assert (server.max_connections, server.keep_alive_s, server.header_timeout_s) == (
+        capacity.max_connections,
+        capacity.keep_alive_s,
+        capacity.read_timeout_s,
+    )

@@ -21,7 +21,7 @@ import typer
 
 from recalign.cli.options import field_option
 from recalign.errors import RecalignError
-from recalign.serving.limits import ServeLimits
+from recalign.serving.limits import ServeCapacity, ServeLimits
 
 logger = logging.getLogger(__name__)
 
@@ -171,24 +171,14 @@ def serve(
     max_body_bytes: int = field_option(
         ServeLimits, "max_body_bytes", "--max-body-bytes", help=_LIMIT_HELP["max_body_bytes"]
     ),
-    batch_window_ms: float = typer.Option(
-        2.0, "--batch-window-ms", min=0.0, help="How long to gather concurrent requests."
-    ),
-    max_batch: int = typer.Option(32, "--max-batch", min=1, help="Requests per model call."),
+    batch_window_ms: float = field_option(ServeCapacity, "batch_window_ms", "--batch-window-ms"),
+    max_batch: int = field_option(ServeCapacity, "max_batch", "--max-batch"),
     model: str | None = typer.Option(None, "--model", help=_MODEL_HELP),
-    max_queue: int = typer.Option(
-        64, "--max-queue", min=1, help="Requests in progress at once; more get 503 + Retry-After."
-    ),
-    request_timeout: float = typer.Option(
-        30.0, "--request-timeout", min=0.001, help="Seconds to answer a request, else 503/504."
-    ),
-    read_timeout: float = typer.Option(
-        10.0, "--read-timeout", min=0.001, help="Seconds a client has to send headers and body."
-    ),
-    keep_alive: int = typer.Option(5, "--keep-alive", min=1, help="Idle seconds per connection."),
-    max_connections: int = typer.Option(
-        256, "--max-connections", min=1, help="Open connections; beyond it requests get 503."
-    ),
+    max_queue: int = field_option(ServeCapacity, "max_queue", "--max-queue"),
+    request_timeout: float = field_option(ServeCapacity, "request_timeout_s", "--request-timeout"),
+    read_timeout: float = field_option(ServeCapacity, "read_timeout_s", "--read-timeout"),
+    keep_alive: int = field_option(ServeCapacity, "keep_alive_s", "--keep-alive"),
+    max_connections: int = field_option(ServeCapacity, "max_connections", "--max-connections"),
     max_fuzzy_texts: int = field_option(ServeLimits, "max_fuzzy_texts", "--max-fuzzy-texts"),
 ) -> None:
     """Serve a run over HTTP: /recommend, /rank, /rate, /items, /health, a page at /."""

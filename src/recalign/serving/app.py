@@ -47,7 +47,7 @@ from recalign.errors import RecalignError
 from recalign.serving.admission import AdmissionGate, DeadlineExceeded, Overloaded
 from recalign.serving.batching import MicroBatcher
 from recalign.serving.inputs import StrictJSONRoute, check_text, printable
-from recalign.serving.limits import ServeLimits
+from recalign.serving.limits import CAPACITY, ServeLimits
 from recalign.serving.recommender import Recommender
 from recalign.serving.resolve import FuzzyBudget, UnknownItemsError
 from recalign.version import __version__
@@ -224,11 +224,11 @@ def create_app(
     recommender: Recommender,
     limits: ServeLimits | None = None,
     *,
-    batch_window_ms: float = 2.0,
-    max_batch: int = 32,
-    max_queue: int = 64,
-    request_timeout_s: float = 30.0,
-    read_timeout_s: float = 10.0,
+    batch_window_ms: float = CAPACITY.batch_window_ms,
+    max_batch: int = CAPACITY.max_batch,
+    max_queue: int = CAPACITY.max_queue,
+    request_timeout_s: float = CAPACITY.request_timeout_s,
+    read_timeout_s: float = CAPACITY.read_timeout_s,
     retry_after_s: int = 1,
 ) -> FastAPI:
     """Build the FastAPI app serving `recommender` under `limits`.
