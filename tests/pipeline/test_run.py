@@ -184,6 +184,11 @@ def test_a_zero_shot_row_reuses_every_other_stage(small_run, tmp_path):
     assert users[0] == users[1]
     summary = (run_dir / "report.md").read_text().split("## Summary")[1].split("##")[0]
     assert any("zero-shot" in line and "paper mixture" in line for line in summary.splitlines())
+    report = (run_dir / "report.md").read_text()
+    protocols = next(line for line in report.splitlines() if "Protocols:" in line)
+    assert protocols.count("retrieval —") == 1  # two LLM rows, one protocol described once
+    legend = next(line for line in report.splitlines() if line.startswith("- tiny-t5 zero-shot"))
+    assert "before any training: random weights" in legend
 
 
 def test_zero_shot_rows_default_to_pretrained_models_only():

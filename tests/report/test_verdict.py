@@ -74,7 +74,9 @@ def test_a_small_difference_is_called_noise(tmp_path):
     comparison = compare(llm, rival, "ndcg@10")
     assert comparison.winner is rival and comparison.margin == pytest.approx(0.05)
     assert not comparison.significant
-    assert "includes zero: the data cannot tell them apart" in comparison_sentence(comparison)
+    sentence = comparison_sentence(comparison)
+    assert "includes zero: the data cannot tell them apart" in sentence
+    assert " is ahead of " in sentence and " beats " not in sentence  # no win within noise
     # The same predictions tie.
     tie = compare(llm, llm, "ndcg@10")
     assert comparison_sentence(tie).endswith("tie on ndcg@10 (0.5000) over the same 20 users.")

@@ -40,6 +40,16 @@ SHORT_LEGEND = (
 )
 
 
+def llm_description(e: Evaluation) -> str:
+    """What an LLM row is: the model before fine-tuning reads only its pretraining."""
+    info = e.raw.get("model_info") or {}
+    if info.get("adaptation") == "zero-shot":
+        if info.get("random_init"):
+            return "the language model (LLM) before any training: random weights, a floor"
+        return "the language model (LLM) as it was pretrained, before any recommendation task"
+    return "the language model (LLM) trained on the recommendation tasks"
+
+
 def _family(key: str) -> str:
     return key.split("@")[0] + "@K" if "@" in key else key
 
@@ -78,11 +88,7 @@ def models_legend(evaluations: Sequence[Evaluation], *, short: bool = False) -> 
         if short:
             lines.append(f"{e.base_name} = {e.model}")
             continue
-        what = (
-            "the language model (LLM) trained on the recommendation tasks"
-            if e.role == LLM
-            else baseline_description(e)
-        )
+        what = llm_description(e) if e.role == LLM else baseline_description(e)
         fit = e.raw.get("fit") or {}
         if int(fit.get("epochs") or 0) > 1:
             what += f"; trained {fit['epochs']} epochs, kept epoch {fit.get('best_epoch')} (best on validation)"

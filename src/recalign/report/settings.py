@@ -142,7 +142,9 @@ def protocols_sentence(run: RunEvaluations, groups: Sequence[ResultGroup]) -> st
     if not llm:
         return None
     num_items = read_stats(run.run_dir / "data").get("items")
-    return "Protocols: " + "; ".join(_protocol_words(e, num_items) for e in llm) + "."
+    # A protocol with several LLM rows (compare presets, zero-shot) is described once.
+    phrases = dict.fromkeys(_protocol_words(e, num_items) for e in llm)
+    return "Protocols: " + "; ".join(phrases) + "."
 
 
 def history_words(protocol: str, rule: Any) -> str:

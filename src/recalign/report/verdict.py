@@ -100,8 +100,10 @@ def comparison_sentence(c: Comparison) -> str:
             f"({c.winner_value:.4f}) over the same {c.users:,} users."
         )
     direction = "lower (better)" if c.metric in LOWER_IS_BETTER else "higher"
+    # "beats" only when the gap is not resampling noise; otherwise it is only ahead.
+    verb = "beats" if c.significant else "is ahead of"
     return (
-        f"{c.winner.base_name} beats {c.loser.base_name} on {c.metric}: {c.winner_value:.4f} vs "
+        f"{c.winner.base_name} {verb} {c.loser.base_name} on {c.metric}: {c.winner_value:.4f} vs "
         f"{c.loser_value:.4f} over the same {c.users:,} users, {c.margin:.4f} {direction}; "
         f"{_noise(c)}."
     )

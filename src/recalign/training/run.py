@@ -92,6 +92,48 @@ def _prepare_run_dir(out: Path, resume: bool) -> ResumePoint | None:
     return point
 
 
+# What a run writes before its first checkpoint; all of it is made again from the inputs.
+_BEFORE_FIRST_CHECKPOINT = {
+    CONFIG_FILE,
+    TOKENIZER_DIR,
+    BASE_DIR,
+    LOG_FILE,
+    DATA_CACHE_DIR,
+    CHECKPOINTS_DIR,
+    "manifest.json",
+}  # checkpoints/ here holds only a first checkpoint cut short (no trainer_state.json)
+
+
+def _stopped_before_first_checkpoint(out: Path) -> bool:
+    """True (after clearing it) when `out` holds a run killed before its first checkpoint.
+
+    Operators resubmit the same `--resume` command after a kill (Slurm requeue, a
+    restarted pod); a run stopped that early, or never started, has nothing to lose, so
+    it starts over instead of failing. A folder holding anything else is left alone.
+    """
+    from recalign.training.checkpoints import checkpoint_dirs
+
+    if not out.is_dir():
+        logger.info("--resume: %s does not exist yet; starting the run", out)
+        return True
+    if checkpoint_dirs(out):  # a damaged one is resume_point's to report, not ours to clear
+        return False
+    names = {path.name for path in out.iterdir()}
+    if not names <= _BEFORE_FIRST_CHECKPOINT:
+        return False
+    if names:
+        logger.warning(
+            "--resume: %s stopped before its first checkpoint; starting the run over", out
+        )
+    for name in names:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return True
+
+
 def _resolve_config(
     out: Path, resume: bool, config: TrainConfig | None, config_path: Any, overrides: dict
 ) -> TrainConfig:
@@ -225,8 +267,10 @@ def train(
         "max_train_samples": max_train_samples,
         "max_eval_samples": max_eval_samples,
     }
-    cfg = _resolve_config(out, resume, config, config_path, overrides)
+    if resume and _stopped_before_first_checkpoint(out):
+        resume = False  # nothing to resume: the same command starts it over
     resume_from = _prepare_run_dir(out, resume)
+    cfg = _resolve_config(out, resume, config, config_path, overrides)
     dataset = load_prepared(data)
     samples_manifest = read_samples_manifest(samples, dataset.data_hash)
     train_split = open_split(samples, "train", tasks=cfg.tasks)
