@@ -111,7 +111,7 @@ def _stopped_before_first_checkpoint(out: Path) -> bool:
     restarted pod); a run stopped that early, or never started, has nothing to lose, so
     it starts over instead of failing. A folder holding anything else is left alone.
     """
-    from recalign.training.checkpoints import checkpoint_dirs
+    from recalign.checkpoints import checkpoint_dirs
 
     if not out.is_dir():
         logger.info("--resume: %s does not exist yet; starting the run", out)
