@@ -95,8 +95,8 @@ def load_workload(n_users: int, seed: int) -> dict:
 
 def load_dataset_workload(data_dir: Path, n_users: int, seed: int) -> dict:
     """A prepared dataset's catalogue and its test users' retrieval evaluation prompts."""
+    from recalign.artifacts import PromptSettings
     from recalign.data.store import load_prepared
-    from recalign.run_inputs import PromptSettings
     from recalign.samples.evaluation import build_eval_samples
     from recalign.samples.representation import item_representations
 

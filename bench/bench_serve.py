@@ -57,8 +57,8 @@ def build_run(work: Path, items: int, users: int) -> tuple[Path, list[str]]:
     """A prepared synthetic shop and a tiny-t5 run directory over it."""
     import torch
 
+    from recalign.artifacts import PromptRecord, PromptSettings, RunManifest, seal
     from recalign.data.prepare import prepare_dataset
-    from recalign.manifest import build_manifest, write_manifest
     from recalign.models.loading import build_tiny
 
     torch.manual_seed(0)
@@ -67,15 +67,24 @@ def build_run(work: Path, items: int, users: int) -> tuple[Path, list[str]]:
     run = work / "run"
     loaded.model.save_pretrained(run / "model")
     loaded.tokenizer.save_pretrained(run / "model")
-    manifest = build_manifest(
-        "run",
-        model=loaded.spec,
-        family=loaded.family,
-        data_dir=str(work / "data"),
-        data_hash=dataset.data_hash,
-        item_repr="title",
+    prompt = PromptSettings()  # the samples stage's defaults
+    seal(
+        run,
+        RunManifest(
+            model=dict(loaded.spec),
+            family=loaded.family,
+            inputs={"dataset": dataset.record_for(run)},
+            prompt=PromptRecord(
+                item_repr="title",
+                max_history=prompt.max_history,
+                id_seed=prompt.id_seed,
+                separator=prompt.separator,
+                tasks=["retrieval", "ranking", "rating"],
+                max_source_length=512,
+            ),
+            status="done",
+        ),
     )
-    write_manifest(run, manifest)
     return run, dataset.items.get_column("text").to_list()
 
 

@@ -1,13 +1,13 @@
 """Test data, written the way the stages write it: one place for every test package.
 
 - prepared datasets (`write_dataset`): sequences and item texts through `write_prepared`;
-- samples directories in the samples-stage contract (`write_retrieval_samples`);
-- run directories holding a tiny random-init model (`write_llm_run`, `write_run_manifest`);
 - source files in the exact formats the readers accept (`write_s3rec`, `write_raw_amazon`,
   `write_ml100k`, `write_ml1m`, `write_recbole`).
 
 The conftests keep what is particular to their tests (the sequences, the texts, the
-sizes); how such data becomes files is here.
+sizes); how such data becomes files is here. Samples, run and pipeline directories with
+their manifests are made by `tests/artifacts/helpers.py` (`fake_samples`, `fake_run`,
+`fake_pipeline`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from typing import Any
 import polars as pl
 
 from recalign.data.store import PreparedDataset, write_prepared
-from recalign.manifest import build_manifest, write_manifest
-from tests.tiny import TINY_OVERRIDES
 
 
 # --- prepared datasets -------------------------------------------------------------------
@@ -58,123 +56,6 @@ def write_dataset(
         }
     )
     return write_prepared(out, name, pl.DataFrame(frame, schema=schema), items, **options)
-
-
-# --- samples -----------------------------------------------------------------------------
-_SAMPLES_SCHEMA = {
-    "task": pl.String,
-    "template": pl.String,
-    "user_id": pl.Int64,
-    "input": pl.String,
-    "target": pl.String,
-    "target_item": pl.Int64,
-    "candidates": pl.List(pl.Int64),
-    "history_bounds": pl.List(pl.Int32),
-}
-
-
-def _retrieval_rows(dataset: PreparedDataset, split: str) -> list[dict]:
-    texts = dataset.item_texts
-    rows = []
-    for user, items in dataset.sequences.select("user_id", "items").iter_rows():
-        if split == "train":
-            ends = range(1, len(items) - 2)
-        else:
-            ends = [len(items) - 2] if split == "valid" else [len(items) - 1]
-        for end in ends:
-            shown = [texts[i] for i in items[max(0, end - 5) : end]]
-            prefix = "The user bought: "
-            # history_bounds as the generator writes them: item starts, end, resume point
-            starts, at = [], len(prefix)
-            for text in shown:
-                starts.append(at)
-                at += len(text.encode("utf-8")) + len(", ")
-            end_of_history = at - len(", ")
-            rows.append(
-                {
-                    "task": "retrieval",
-                    "template": "retrieval-1",
-                    "user_id": user,
-                    "input": f"{prefix}{', '.join(shown)}. What will the user buy next?",
-                    "target": texts[items[end]],
-                    "target_item": items[end],
-                    "candidates": None,
-                    "history_bounds": [*starts, end_of_history, end_of_history],
-                }
-            )
-    return rows
-
-
-def write_retrieval_samples(
-    dataset: PreparedDataset, out: Path, family: str = "seq2seq", data_hash: str | None = None
-) -> Path:
-    """A samples directory of retrieval samples only (the last five items as history),
-    written without the generator: what training reads, with a manifest."""
-    out.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "valid", "test"):
-        frame = pl.DataFrame(_retrieval_rows(dataset, split), schema=_SAMPLES_SCHEMA)
-        frame.write_parquet(out / f"{split}.parquet")
-    write_manifest(
-        out,
-        build_manifest(
-            "samples", data_hash=data_hash or dataset.data_hash, family=family, item_repr="title"
-        ),
-    )
-    return out
-
-
-# --- run directories ---------------------------------------------------------------------
-def write_run_manifest(run_dir: Path, **fields: Any) -> Path:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "manifest.json").write_text(json.dumps(fields))
-    return run_dir
-
-
-def write_llm_run(
-    run_dir: Path,
-    data_dir: Path,
-    family: str = "seq2seq",
-    *,
-    seed: int = 0,
-    samples: bool = False,
-    record_data_dir: bool = True,
-) -> Path:
-    """A run directory holding a tiny random-init model and its tokenizer (no training:
-    evaluation and serving only read it). With `samples`, a samples directory beside it
-    (`<run>-samples`: its manifest and item catalogue) that the run records; with
-    `record_data_dir`, the manifest records the dataset too."""
-    import torch
-
-    from recalign.data import load_prepared
-    from recalign.models.loading import build_tiny
-    from recalign.samples.generate import ITEM_TEXTS_FILE
-
-    torch.manual_seed(seed)
-    dataset = load_prepared(data_dir)
-    preset = "tiny-t5" if family == "seq2seq" else "tiny-causal"
-    loaded = build_tiny(preset, dataset=dataset, vocab_size=300, overrides=TINY_OVERRIDES[family])
-    loaded.model.save_pretrained(run_dir / "model")
-    loaded.tokenizer.save_pretrained(run_dir / "model")
-    fields: dict[str, Any] = {
-        "kind": "run",
-        "family": loaded.family,
-        "model": {"source": preset, "preset": preset},
-    }
-    if record_data_dir:
-        fields["data_dir"] = str(data_dir)
-    fields["data_hash"] = dataset.data_hash
-    if samples:
-        directory = run_dir.parent / f"{run_dir.name}-samples"
-        directory.mkdir(parents=True)
-        (directory / "manifest.json").write_text(
-            json.dumps({"kind": "samples", "item_repr": "title", "id_seed": 0, "max_history": 20})
-        )
-        pl.DataFrame(
-            {"item_id": dataset.items["item_id"], "text": dataset.items["text"]}
-        ).write_parquet(directory / ITEM_TEXTS_FILE)
-        fields["samples_dir"] = str(directory)
-    fields["item_repr"] = "title"
-    return write_run_manifest(run_dir, **fields)
 
 
 # --- source files, in the formats the readers accept -------------------------------------

@@ -85,6 +85,20 @@ def wait_for_file(process: subprocess.Popen, path: Path, timeout: float = 240) -
     raise AssertionError(f"no {path} after {timeout}s")
 
 
+def wait_for_glob(
+    process: subprocess.Popen, root: Path, pattern: str, timeout: float = 240
+) -> None:
+    """Wait until a file matching `pattern` exists under `root` (a temporary name)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _alive(process, f"{root}/{pattern}")
+        if any(root.glob(pattern)):
+            return
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"no {root}/{pattern} after {timeout}s")
+
+
 def finish(process: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
     """(exit status, stderr) once the process has ended."""
     _, err = process.communicate(timeout=timeout)

@@ -175,7 +175,7 @@ def test_only_the_cli_imports_the_cli():
 
 def test_models_do_not_import_training():
     """Building and loading models is below training: training uses models, not back
-    (checkpoint discovery, which both need, is `recalign.checkpoints`)."""
+    (checkpoint discovery, which both need, is `recalign.artifacts.checkpoints`)."""
     found = [
         f"{edge.source}:{edge.line} imports {edge.target}"
         for edge in imports()

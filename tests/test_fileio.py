@@ -97,7 +97,8 @@ def test_a_prepared_dataset_with_a_truncated_file(prepared, name):
     from recalign.data.store import load_prepared
 
     _truncate(prepared / name)
-    with pytest.raises(DataFormatError, match="not a readable Parquet file") as error:
+    # Its size is not the one the manifest records: refused before it is parsed.
+    with pytest.raises(DataFormatError, match="not the file this dataset was written") as error:
         load_prepared(prepared)
     assert error.value.path == prepared / name
 
@@ -132,20 +133,20 @@ def test_cli_reports_a_truncated_dataset_file_without_a_traceback(prepared, tmp_
         [sys.executable, "-m", "recalign", *command], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 2, done.stderr
-    assert "items.parquet: not a readable Parquet file" in done.stderr
+    assert "items.parquet: not the file this dataset was written with" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_evaluation_outputs_and_manifests_name_damage(tmp_path):
+    from recalign.artifacts import read_manifest
     from recalign.evaluation.outputs import read_metrics, read_predictions
-    from recalign.manifest import read_manifest
 
     (tmp_path / "predictions.jsonl").write_text('{"user_id": 1, "target": 2, "ranked": [2]}\n{"us')
     with pytest.raises(DataFormatError, match="line 2"):
-        read_predictions(tmp_path)
+        read_predictions(tmp_path / "predictions.jsonl")  # a file outside an artefact
     (tmp_path / "metrics.json").write_text('{"protocol": ')
     with pytest.raises(DataFormatError, match=r"metrics\.json"):
-        read_metrics(tmp_path)
+        read_metrics(tmp_path / "metrics.json")
     (tmp_path / "manifest.json").write_text(json.dumps({"kind": "run"})[:-3])
     with pytest.raises(DataFormatError, match=r"manifest\.json"):
         read_manifest(tmp_path)

@@ -1,19 +1,19 @@
-"""`manifest.json` for every artefact directory: what made it, from what, with what."""
+"""What every manifest records about how it was made (versions, git revision), config
+hashes, and atomic JSON writes. The manifests themselves are in `recalign.artifacts`."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import secrets
 import subprocess
-import sys
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from recalign.constants import MANIFEST_FILE
 from recalign.version import __version__
 
 _TRACKED_PACKAGES = (
@@ -26,22 +26,6 @@ _TRACKED_PACKAGES = (
     "peft",
     "accelerate",
 )
-
-
-def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def files_sha256(paths: Iterable[str | Path]) -> str:
-    """One hash over several files, in the given order, names excluded."""
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(file_sha256(path).encode())
-    return digest.hexdigest()
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -76,39 +60,13 @@ def git_revision() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def build_manifest(kind: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": package_versions(),
-        "git_revision": git_revision(),
-        "command": " ".join(sys.argv) if sys.argv else None,
-        **fields,
-    }
-
-
 def write_json(path: str | Path, payload: Any) -> None:
-    """Write JSON atomically, so a killed process never leaves half a file."""
+    """Write JSON atomically, so a killed process never leaves half a file; the temporary
+    name is unique, so two writers never write into one temporary file."""
     path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
-    tmp.replace(path)
-
-
-def write_manifest(directory: str | Path, manifest: Mapping[str, Any]) -> Path:
-    path = Path(directory) / MANIFEST_FILE
-    write_json(path, dict(manifest))
-    return path
-
-
-def read_manifest(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / MANIFEST_FILE
-    if not path.is_file():
-        from recalign.errors import RecalignError
-
-        raise RecalignError(
-            f"{directory} has no {MANIFEST_FILE}: not a recalign artefact directory"
-        )
-    from recalign.fileio import read_json_object
-
-    return read_json_object(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp")
+    try:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from recalign.constants import SEQUENCES_FILE
 from recalign.data.store import load_prepared, write_prepared
 from recalign.errors import DataFormatError
+from tests.artifacts.helpers import reseal
 
 USERS = 57
 
@@ -35,6 +36,7 @@ def prepared(tmp_path_factory):
     write_prepared(out, "rowgroups", sequences, items)
     # Re-write the file with row groups of 8 users, as a large streamed file would have.
     pq.write_table(pq.read_table(out / SEQUENCES_FILE), out / SEQUENCES_FILE, row_group_size=8)
+    reseal(out)
     assert pq.ParquetFile(out / SEQUENCES_FILE).metadata.num_row_groups == 8
     return out, sequences
 
@@ -76,6 +78,7 @@ def test_scan_validation_names_unknown_items(prepared, tmp_path):
     sequences.with_columns(pl.col("items").list.concat(pl.lit([42]))).write_parquet(
         bad / SEQUENCES_FILE
     )
+    reseal(bad)
     with pytest.raises(
         DataFormatError, match=r"1 item id\(s\) in sequences are not in items, e.g. \[42\]"
     ):

@@ -12,6 +12,7 @@ from recalign.cli.metrics import app
 from recalign.constants import METRICS_FILE
 from recalign.errors import IncompatibleArtifactError
 from recalign.evaluation.outputs import read_metrics, write_evaluation
+from tests.artifacts.helpers import reseal
 
 OPTIONS = {"protocol": "ranking", "split": "test", "model": "tiny-t5", "exclude_history": True}
 runner = CliRunner()
@@ -60,10 +61,15 @@ def test_recompute_detects_edits(shards):
     stored = read_metrics(directory)
     stored["metrics"]["hit@10"] = 0.99  # a hand-edited or stale metrics.json
     (directory / METRICS_FILE).write_text(json.dumps(stored))
+    # The manifest no longer vouches for the file: refused, naming it.
+    result = runner.invoke(app, ["recompute", str(directory)])
+    assert result.exit_code != 0 and "metrics.json: not the file" in str(result.exception)
+    reseal(directory)  # recorded as it is now: recompute sees the edit
     result = runner.invoke(app, ["recompute", str(directory)])
     assert result.exit_code == 1 and "hit@10" in result.output
     assert runner.invoke(app, ["recompute", str(directory), "--write"]).exit_code == 0
     assert runner.invoke(app, ["recompute", str(directory)]).exit_code == 0
+    assert read_metrics(directory)["metrics"]["hit@10"] != 0.99
 
 
 def _legacy(directory):
@@ -72,6 +78,7 @@ def _legacy(directory):
     path = directory / METRICS_FILE
     stored = json.loads(path.read_text())
     path.write_text(json.dumps({**stored, "protocol": "full"}))
+    reseal(directory)
     return stored
 
 

@@ -169,10 +169,14 @@ def test_bad_predictions_are_clear_errors(tmp_path):
 
 
 def test_malformed_predictions_file_names_the_line(tmp_path):
-    (tmp_path / PREDICTIONS_FILE).write_text('{"user_id": 1, "target": 1, "ranked": [1]}\n{oops\n')
+    path = tmp_path / PREDICTIONS_FILE
+    path.write_text('{"user_id": 1, "target": 1, "ranked": [1]}\n{oops\n')
     with pytest.raises(DataFormatError, match="line 2"):
-        read_predictions(tmp_path)
+        read_predictions(path)  # a file named directly (an outside tool's) is read as it is
+    with pytest.raises(RecalignError, match=r"no manifest\.json: not an evaluation"):
+        read_predictions(tmp_path)  # a directory is read only as an artefact
+    path.write_text('{"user_id": 1, "target": 1, "ranked": [1]}\n')
     with pytest.raises(RecalignError, match="pass protocol, split, model"):
-        metrics_from_predictions(tmp_path)
+        metrics_from_predictions(path)
     with pytest.raises(RecalignError, match=r"no predictions\.jsonl"):
         read_predictions(tmp_path / "missing")

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from recalign.artifacts import ModelManifest, PromptSettings, seal
 from recalign.cli.evaluate import app
 from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignError
 from recalign.evaluation.llm import EvalOptions, evaluate, evaluate_model, evaluate_zero_shot
 from recalign.evaluation.outputs import read_predictions
 from recalign.evaluation.targets import describe_model, model_label, model_name
-from recalign.manifest import file_sha256
-from recalign.run_inputs import PromptSettings
 from recalign.validation import validate
+from tests.artifacts.helpers import fake_pipeline, fake_samples
 from tests.inference.conftest import catalogue, make_run, write_dataset
 from tests.tiny import TINY_OVERRIDES
 
@@ -66,17 +66,12 @@ def save_model(out: Path, data_dir: Path, family: str, *, chat: bool = False) ->
     return out
 
 
-def make_pipeline(root: Path, texts: list[str]) -> Path:
-    """A `recalign run` directory: data/, samples/, train/ (samples recorded as ../samples)."""
+def make_pipeline(root: Path, texts: list[str], **prompt) -> Path:
+    """A `recalign run` directory: data/, samples/, train/ (its inputs recorded as
+    ../samples and ../data)."""
     data = write_dataset(root / "data", texts[:20])
-    train = make_run(root / "train", data)
-    (root / "train-samples").rename(root / "samples")
-    manifest = json.loads((train / "manifest.json").read_text())
-    manifest["samples_dir"] = str(Path("..") / "samples")
-    manifest["samples_manifest_sha256"] = file_sha256(root / "samples" / "manifest.json")
-    (train / "manifest.json").write_text(json.dumps(manifest))
-    (root / "manifest.json").write_text(json.dumps({"kind": "pipeline", "name": "test"}))
-    return root
+    make_run(root / "train", data, samples_dir=root / "samples", **prompt)
+    return fake_pipeline(root, name="test")
 
 
 # --- zero-shot -------------------------------------------------------------------------
@@ -130,10 +125,8 @@ def test_cli_zero_shot_with_prompt_flags(tmp_path, texts):
 
 def test_cli_zero_shot_with_the_prompts_of_a_samples_directory(data_dir, tmp_path):
     model = save_model(tmp_path / "model", data_dir, "causal")
-    samples = tmp_path / "samples"
-    samples.mkdir()
-    (samples / "manifest.json").write_text(
-        json.dumps({"kind": "samples", "item_repr": "id+title", "max_history": 3, "id_seed": 5})
+    samples = fake_samples(
+        data_dir, tmp_path / "samples", item_repr="id+title", max_history=3, id_seed=5
     )
     result = CliRunner().invoke(
         app,
@@ -163,10 +156,13 @@ def test_zero_shot_row_of_a_run_scores_the_same_users(tmp_path, texts):
     options = EvalOptions(protocol="sampled", num_negatives=9, max_users=4)
     tuned = evaluate(pipeline, None, tmp_path / "tuned", options)
     base = evaluate_zero_shot(pipeline, None, tmp_path / "base", options)
-    assert tuned["model"] == "tiny-t5 trained from scratch"
+    assert tuned["model"] == "tiny-t5 trained from scratch (rec-only)"
     assert base["model"] == "tiny-t5 zero-shot (random init)"
     assert base["model_info"]["run_dir"] == str(pipeline / "train")
-    assert base["prompt"] == tuned["prompt"]
+    # The run's prompts; only the budget is the fine-tuned model's alone (zero-shot
+    # prompts are not fitted).
+    assert tuned["prompt"]["max_source_length"] == 256
+    assert base["prompt"] == {**tuned["prompt"], "max_source_length": None}
     tuned_rows = read_predictions(tmp_path / "tuned")
     base_rows = read_predictions(tmp_path / "base")
     assert [r["user_id"] for r in tuned_rows] == [r["user_id"] for r in base_rows]
@@ -210,38 +206,11 @@ def test_a_moved_pipeline_keeps_its_catalogue_check(tmp_path, texts, caplog):
         evaluate(new, other, tmp_path / "ev2", EvalOptions(k=5, num_beams=5))
 
 
-def test_legacy_relative_samples_path_from_another_working_directory(
-    tmp_path, texts, monkeypatch, caplog
-):
-    """A run made before paths were recorded against the run: `runs/demo/samples`
-    relative to the directory training started in."""
-    pipeline = make_pipeline(tmp_path / "runs" / "demo", texts)
-    manifest = json.loads((pipeline / "train" / "manifest.json").read_text())
-    manifest["samples_dir"] = "runs/demo/samples"
-    (pipeline / "train" / "manifest.json").write_text(json.dumps(manifest))
-    monkeypatch.chdir(pipeline / "data")
-    with caplog.at_level(logging.WARNING):
-        evaluate(
-            pipeline / "train", pipeline / "data", tmp_path / "ev", EvalOptions(k=5, num_beams=5)
-        )
-    assert not caplog.records
-    changed = list(texts[:20])
-    changed[3] = "a completely different product"
-    other = write_dataset(tmp_path / "other", changed)
-    with pytest.raises(IncompatibleArtifactError, match=r"item 4 is 'a completely different"):
-        evaluate(pipeline / "train", other, tmp_path / "ev2", EvalOptions(k=5, num_beams=5))
-
-
-def test_serving_reads_the_same_samples(tmp_path, texts, monkeypatch, caplog):
+def test_serving_reads_the_prompts_the_run_recorded(tmp_path, texts, monkeypatch, caplog):
     from recalign.serving.recommender import Recommender
 
-    pipeline = make_pipeline(tmp_path / "runs" / "demo", texts)
-    samples_manifest = json.loads((pipeline / "samples" / "manifest.json").read_text())
-    samples_manifest["max_history"] = 3
-    (pipeline / "samples" / "manifest.json").write_text(json.dumps(samples_manifest))
-    manifest = json.loads((pipeline / "train" / "manifest.json").read_text())
-    manifest["samples_manifest_sha256"] = file_sha256(pipeline / "samples" / "manifest.json")
-    (pipeline / "train" / "manifest.json").write_text(json.dumps(manifest))
+    pipeline = make_pipeline(tmp_path / "runs" / "demo", texts, max_history=3)
+    shutil.rmtree(pipeline / "samples")  # the run's own record is enough
     monkeypatch.chdir(tmp_path)
     with caplog.at_level(logging.WARNING):
         rec = Recommender.load("runs/demo")
@@ -277,9 +246,7 @@ def test_refusals(tmp_path, texts, data_dir):
 def test_labels_say_what_was_evaluated(tmp_path):
     imported = tmp_path / "smollm2-135m"
     imported.mkdir()
-    (imported / "manifest.json").write_text(
-        json.dumps({"kind": "model", "source": {"gguf": "/x/SmolLM2-135M-Instruct.Q4_1.gguf"}})
-    )
+    seal(imported, ModelManifest(source={"gguf": "/x/SmolLM2-135M-Instruct.Q4_1.gguf"}))
     assert model_name(str(imported)) == "SmolLM2-135M-Instruct.Q4_1"
     assert model_name("HuggingFaceTB/SmolLM2-135M") == "HuggingFaceTB/SmolLM2-135M"
     assert model_name("./models/flan.gguf") == "flan"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
-from tests.factories import write_dataset as write_dataset_files
-from tests.factories import write_llm_run
+from tests.tiny import TINY_OVERRIDES
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -62,8 +62,7 @@ def texts() -> list[str]:
     return catalogue()
 
 
-def tiny_tokenizer(texts: list[str], family: str):
-    """A tokenizer trained on the catalogue's texts and a prompt's words."""
+def _tokenizer(texts: list[str], family: str):
     from recalign.models.tiny import train_tokenizer
 
     return train_tokenizer([*texts, "user bought next item"] * 2, vocab_size=300, family=family)
@@ -93,13 +92,13 @@ def _model(tokenizer, family: str, seed: int = 0):
 @pytest.fixture(scope="session", params=["seq2seq", "causal"])
 def lm(request, texts):
     """(model, tokenizer, family) for both model families."""
-    tokenizer = tiny_tokenizer(texts, request.param)
+    tokenizer = _tokenizer(texts, request.param)
     return _model(tokenizer, request.param), tokenizer, request.param
 
 
 @pytest.fixture(scope="session")
 def t5(texts):
-    tokenizer = tiny_tokenizer(texts, "seq2seq")
+    tokenizer = _tokenizer(texts, "seq2seq")
     return _model(tokenizer, "seq2seq"), tokenizer, "seq2seq"
 
 
@@ -137,8 +136,24 @@ SEQUENCES = [
 
 
 def write_dataset(out: Path, texts: list[str], *, ratings: bool = True) -> Path:
-    rated = [[float(1 + (u + i) % 5) for i in seq] for u, seq in enumerate(SEQUENCES)]
-    write_dataset_files(out, SEQUENCES, texts, ratings=rated if ratings else None)
+    from recalign.data import write_prepared
+
+    columns = {"user_id": list(range(1, len(SEQUENCES) + 1)), "items": SEQUENCES}
+    schema = {"user_id": pl.Int64, "items": pl.List(pl.Int64)}
+    if ratings:
+        columns["ratings"] = [
+            [float(1 + (u + i) % 5) for i in seq] for u, seq in enumerate(SEQUENCES)
+        ]
+        schema["ratings"] = pl.List(pl.Float64)
+    sequences = pl.DataFrame(columns, schema=schema)
+    items = pl.DataFrame(
+        {
+            "item_id": list(range(1, len(texts) + 1)),
+            "source_id": [f"S{i}" for i in range(1, len(texts) + 1)],
+            "text": texts,
+        }
+    )
+    write_prepared(out, "fixture", sequences, items)
     return out
 
 
@@ -147,9 +162,27 @@ def data_dir(tmp_path, texts) -> Path:
     return write_dataset(tmp_path / "data", texts[:20])
 
 
-def make_run(run_dir: Path, data_dir: Path, family: str = "seq2seq") -> Path:
-    """A run directory with a tiny random-init model and the samples' item catalogue."""
-    return write_llm_run(run_dir, data_dir, family, samples=True, record_data_dir=False)
+def make_run(
+    run_dir: Path,
+    data_dir: Path,
+    family: str = "seq2seq",
+    samples_dir: Path | None = None,
+    **prompt,
+) -> Path:
+    """A run directory with a tiny random-init model, made from samples (without samples:
+    their catalogue and prompt settings, `prompt`) in `samples_dir`, else `RUN-samples`."""
+    from recalign.data import load_prepared
+    from recalign.models.loading import build_tiny
+    from tests.artifacts.helpers import fake_run, fake_samples
+
+    torch.manual_seed(0)
+    dataset = load_prepared(data_dir)
+    preset = "tiny-t5" if family == "seq2seq" else "tiny-causal"
+    overrides = TINY_OVERRIDES[family]
+    loaded = build_tiny(preset, dataset=dataset, vocab_size=300, overrides=overrides)
+    samples = samples_dir or run_dir.parent / f"{run_dir.name}-samples"
+    fake_samples(data_dir, samples, family=family, **prompt)
+    return fake_run(run_dir, data_dir, samples, loaded, model={"source": preset, "preset": preset})
 
 
 @pytest.fixture

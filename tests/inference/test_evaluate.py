@@ -181,9 +181,9 @@ def test_cli_evaluate_and_merge(run_dir, data_dir, tmp_path):
 # --- bad input -------------------------------------------------------------------------
 def test_run_dir_without_a_model(run_dir, data_dir, tmp_path):
     shutil.rmtree(run_dir / "model")
-    with pytest.raises(RecalignError, match="has no trained model"):
+    with pytest.raises(RecalignError, match=r"model/config\.json: missing"):
         evaluate_run(run_dir, data_dir, tmp_path / "ev")
-    with pytest.raises(RecalignError, match="not a training run directory"):
+    with pytest.raises(RecalignError, match="holds a 'dataset' artefact, not a run directory"):
         evaluate_run(data_dir, data_dir, tmp_path / "ev")
     with pytest.raises(RecalignError, match=r"no manifest\.json"):
         evaluate_run(tmp_path, data_dir, tmp_path / "ev")

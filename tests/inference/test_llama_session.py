@@ -7,7 +7,7 @@ import pytest
 
 from recalign.inference.llama_session import LlamaSession, supports_prefix_sharing
 from recalign.inference.session import CausalSession, open_session
-from tests.inference.conftest import prompts_for, tiny_tokenizer
+from tests.inference.conftest import _tokenizer, prompts_for
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -34,7 +34,7 @@ def _model(kind: str, vocab: int, **extra):
 
 @pytest.fixture(scope="module")
 def tokenizer(texts):
-    return tiny_tokenizer(texts, "causal")
+    return _tokenizer(texts, "causal")
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import yaml
 
 from recalign.pipeline.config import parse_config
 from recalign.pipeline.run import run_pipeline
-from tests.signals import finish, start, wait_for_file, wait_for_step
+from tests.signals import finish, start, wait_for_glob, wait_for_step
 
 RUN = {
     "name": "signals",
@@ -82,12 +82,14 @@ def test_sigterm_during_samples_generation_leaves_no_split_behind(tmp_path):
         slow=slow_writes,
         delay=0.5,
     )
-    wait_for_file(process, out / ".train.parquet.tmp")
+    # The samples are written in a temporary sibling of `out`, renamed into place at the end.
+    wait_for_glob(process, tmp_path, ".samples.tmp-*/.train.parquet.tmp")
     time.sleep(0.3)
     process.send_signal(signal.SIGTERM)
     code, err = finish(process)
 
     assert code == 130, err[-3000:]
     assert "interrupted" in err and "Traceback" not in err
-    left = sorted(p.name for p in out.iterdir())
-    assert left == [], left  # no split, no temporary file, no manifest a reader could accept
+    assert not out.exists()  # no split and no manifest a reader could accept
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".samples"))
+    assert left == [], left  # no temporary directory, no lock file

@@ -15,10 +15,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import yaml
 
+from recalign.artifacts import PromptRecord, RunManifest, SamplesDir, seal
+from recalign.data import write_prepared
 from recalign.evaluation.outputs import write_evaluation
-from tests.factories import write_dataset
+from tests.artifacts.helpers import fake_pipeline, fake_samples
 
 HAIR = ["Red Shampoo", "Red Conditioner", "Red Hair Mask", "Blue Shampoo", "Blue Conditioner",
         "Blue Hair Mask"]  # fmt: skip
@@ -27,7 +30,6 @@ SHAVE = ["Cedar Shaving Cream", "Cedar Beard Oil", "Cedar Aftershave", "Pine Sha
 USERS = list(range(1, 41))
 LLM_USERS = USERS[:20]
 LLM_LABEL = "tiny-t5 (trained from scratch, paper mixture)"
-DATA_HASH = "fixture-hash"
 
 
 def sequence(user: int) -> list[int]:
@@ -45,16 +47,24 @@ def others(user: int, n: int = 5) -> list[int]:
     return [base + k for k in range(n)]
 
 
-def _data(run: Path) -> None:
-    write_dataset(
-        run / "data",
-        [sequence(u) for u in USERS],
-        HAIR + SHAVE,
-        ratings=[[4.0] * 5 for _ in USERS],
-        name="fixture-shop",
-        source_prefix="s",
-        item_columns={"text_source": ["title"] * 12, "disambiguated": [False] * 12},
+def _data(run: Path) -> str:
+    sequences = pl.DataFrame(
+        {
+            "user_id": USERS,
+            "items": [sequence(u) for u in USERS],
+            "ratings": [[4.0] * 5 for _ in USERS],
+        }
     )
+    items = pl.DataFrame(
+        {
+            "item_id": list(range(1, 13)),
+            "source_id": [f"s{i}" for i in range(1, 13)],
+            "text": HAIR + SHAVE,
+            "text_source": ["title"] * 12,
+            "disambiguated": [False] * 12,
+        }
+    )
+    return write_prepared(run / "data", "fixture-shop", sequences, items).data_hash
 
 
 def _ranking(users, rank_of) -> list[dict]:
@@ -68,7 +78,7 @@ def _ranking(users, rank_of) -> list[dict]:
     return records
 
 
-def _llm(run: Path, protocol: str, records: list[dict], **options) -> None:
+def _llm(run: Path, data_hash: str, protocol: str, records: list[dict], **options) -> None:
     write_evaluation(
         run / "eval" / protocol,
         records,
@@ -79,13 +89,15 @@ def _llm(run: Path, protocol: str, records: list[dict], **options) -> None:
         extra={
             "options": {"protocol": protocol, "max_users": 20, "k": 5, **options},
             "run_dir": str(run / "train"),
-            "data_hash": DATA_HASH,
+            "data_hash": data_hash,
             "family": "seq2seq",
         },
     )
 
 
-def _baseline(run: Path, name: str, protocol: str, records: list[dict], **config) -> None:
+def _baseline(
+    run: Path, data_hash: str, name: str, protocol: str, records: list[dict], **config
+) -> None:
     write_evaluation(
         run / "baselines" / name,
         records,
@@ -93,7 +105,7 @@ def _baseline(run: Path, name: str, protocol: str, records: list[dict], **config
         split="test",
         model=name,
         exclude_history=None if protocol == "rating" else True,
-        extra={"config": {"baseline": name, "k": 5, **config}, "data_hash": DATA_HASH},
+        extra={"config": {"baseline": name, "k": 5, **config}, "data_hash": data_hash},
     )
 
 
@@ -104,35 +116,50 @@ def _rating(users, error: float) -> list[dict]:
 
 
 def _training(run: Path) -> None:
+    """A finished training run (its manifest, config, log; no weights: the report reads
+    none) made from `run/samples`."""
+    fake_samples(
+        run / "data",
+        run / "samples",
+        preset="paper",
+        counts={"retrieval": 200, "ranking": 200, "rating": 200, "mim": 200},
+    )
     (run / "train").mkdir(parents=True)
-    manifest = {
-        "kind": "run",
-        "model": {"source": "tiny-t5", "preset": "tiny-t5"},
-        "family": "seq2seq",
-        "data_hash": DATA_HASH,
-        "samples_dir": str(run / "samples"),
-        "lora": None,
-        "train_samples": 800,
-        "steps_done": 50,
-        "world_size": 1,
-    }
-    (run / "train" / "manifest.json").write_text(json.dumps(manifest))
     (run / "train" / "config.yaml").write_text(yaml.safe_dump({"batch_size": 8, "grad_accum": 1}))
     (run / "train" / "train_log.jsonl").write_text(
         "\n".join(json.dumps({"step": s, "loss": 3.0 / s}) for s in range(1, 6))
     )
-    (run / "samples").mkdir()
-    samples = {
-        "kind": "samples",
-        "preset": "paper",
-        "counts": {"train": {"retrieval": 200, "ranking": 200, "rating": 200, "mim": 200}},
-    }
-    (run / "samples" / "manifest.json").write_text(json.dumps(samples))
+    samples = SamplesDir.open(run / "samples")
+    seal(
+        run / "train",
+        RunManifest(
+            model={"source": "tiny-t5", "preset": "tiny-t5"},
+            family="seq2seq",
+            inputs={
+                "samples": samples.record_for(run / "train"),
+                "dataset": samples.manifest.inputs["dataset"].model_copy(
+                    update={"path": "../data"}
+                ),
+            },
+            prompt=PromptRecord(
+                item_repr="title",
+                max_history=20,
+                id_seed=0,
+                separator="; ",
+                tasks=list(samples.manifest.tasks),
+                preset="paper",
+                max_source_length=256,
+            ),
+            train_samples=800,
+            steps_done=50,
+            status="done",
+        ),
+    )
 
 
 def make_run(run: Path, llm_users: list[int] = LLM_USERS) -> Path:
     """Write the fixture run directory at `run` and return it (the LLM on `llm_users`)."""
-    _data(run)
+    data_hash = _data(run)
     _training(run)
     config = {
         "name": "fixture",
@@ -142,14 +169,20 @@ def make_run(run: Path, llm_users: list[int] = LLM_USERS) -> Path:
         "samples": {"preset": "paper"},
         "evaluation": {"max_users": 20, "split": "test"},
     }
-    (run / "manifest.json").write_text(
-        json.dumps({"kind": "pipeline", "name": "fixture", "config": config})
+    fake_pipeline(run, name="fixture", config=config)
+    _llm(
+        run, data_hash, "retrieval", _ranking(llm_users, lambda u: 1 if u <= 10 else 0), num_beams=4
     )
-    _llm(run, "retrieval", _ranking(llm_users, lambda u: 1 if u <= 10 else 0), num_beams=4)
-    _llm(run, "ranking", _ranking(llm_users, lambda u: 1 if u <= 10 else 5), num_candidates=20)
-    _llm(run, "rating", _rating(llm_users, 1.0))
-    _baseline(run, "sasrec", "retrieval", _ranking(USERS, lambda u: 1), loss="bce")
-    _baseline(run, "pop", "retrieval", _ranking(USERS, lambda u: 2))
-    _baseline(run, "biased-mf", "rating", _rating(USERS, 0.5))
-    _baseline(run, "global-mean", "rating", _rating(USERS, -1.0))
+    _llm(
+        run,
+        data_hash,
+        "ranking",
+        _ranking(llm_users, lambda u: 1 if u <= 10 else 5),
+        num_candidates=20,
+    )
+    _llm(run, data_hash, "rating", _rating(llm_users, 1.0))
+    _baseline(run, data_hash, "sasrec", "retrieval", _ranking(USERS, lambda u: 1), loss="bce")
+    _baseline(run, data_hash, "pop", "retrieval", _ranking(USERS, lambda u: 2))
+    _baseline(run, data_hash, "biased-mf", "rating", _rating(USERS, 0.5))
+    _baseline(run, data_hash, "global-mean", "rating", _rating(USERS, -1.0))
     return run

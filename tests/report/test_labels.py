@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import replace
 
 import pytest
 
+from recalign.artifacts import read_manifest
 from recalign.report.collect import BASELINE, LLM, read_evaluation
 from recalign.report.labels import collect_run, model_label
+from tests.artifacts.helpers import reseal
 
 from .fixture import LLM_LABEL, make_run
 
@@ -41,8 +42,9 @@ def test_llm_label_survives_a_new_model_string_and_a_moved_run(tmp_path):
 
 def test_llm_label_ignores_a_training_run_on_other_data(tmp_path):
     run = make_run(tmp_path / "run")
-    manifest = json.loads((run / "train" / "manifest.json").read_text())
-    (run / "train" / "manifest.json").write_text(json.dumps({**manifest, "data_hash": "other"}))
+    inputs = read_manifest(run / "train").inputs
+    other = inputs["dataset"].model_copy(update={"content_hash": "other"})
+    reseal(run / "train", inputs={**inputs, "dataset": other})
     evaluation = read_evaluation(run / "eval" / "retrieval", LLM)
     assert model_label(evaluation, run) == "train:tiny-t5"
 
@@ -57,12 +59,9 @@ def test_llm_label_ignores_a_training_run_on_other_data(tmp_path):
 )  # fmt: skip
 def test_llm_label_says_how_the_model_was_trained(tmp_path, model, lora, preset, expected):
     run = make_run(tmp_path / "run")
-    manifest = json.loads((run / "train" / "manifest.json").read_text())
-    (run / "train" / "manifest.json").write_text(
-        json.dumps({**manifest, "model": model, "lora": lora})
-    )
-    samples = run / "samples" / "manifest.json"
-    samples.write_text(json.dumps({"kind": "samples", **({"preset": preset} if preset else {})}))
+    prompt = read_manifest(run / "train").prompt.model_copy(update={"preset": preset})
+    reseal(run / "train", model=model, lora=lora, prompt=prompt)
+    shutil.rmtree(run / "samples")  # the mixture is the run's own record
     evaluation = read_evaluation(run / "eval" / "retrieval", LLM)
     assert model_label(evaluation, run) == expected
 

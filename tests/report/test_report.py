@@ -3,15 +3,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import polars as pl
-import pytest
 
+from recalign.artifacts import EvaluationManifest, seal
 from recalign.data import write_prepared
-from recalign.errors import DataFormatError
 from recalign.report import build_report
 from recalign.report.build import format_value
+from tests.artifacts.helpers import reseal
 
 from .fixture import LLM_LABEL, make_run
 
@@ -30,6 +31,17 @@ def _metrics(directory, model, protocol, values, users=3):
         "intervals": {k: [v * 0.5, min(1.0, v * 1.5)] for k, v in values.items()},
     }
     (directory / "metrics.json").write_text(json.dumps(payload))
+
+
+def _seal(run):
+    """Commit every evaluation directory written by hand below `run` (predictions are
+    part of the contract: an empty file where a test writes none)."""
+    for path in run.rglob("metrics.json"):
+        (path.parent / "predictions.jsonl").touch()
+        seal(
+            path.parent, EvaluationManifest(protocol="retrieval", split="test", model="x", users=0)
+        )
+    return run
 
 
 def _dataset(path):
@@ -161,6 +173,7 @@ def test_a_run_written_before_full_ranking_had_one_name_gives_the_same_report(tm
     for name in ("sasrec", "pop"):
         path = run / "baselines" / name / "metrics.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), "protocol": "full"}))
+        reseal(path.parent)
     md = build_report(run)[0].read_text()
     assert md == GOLDEN.read_text()
 
@@ -178,7 +191,7 @@ def test_report_without_manifests_falls_back_to_raw_ids(tmp_path):
     (run / "train" / "train_log.jsonl").write_text(
         "\n".join(json.dumps({"step": s, "loss": 3.0 / s}) for s in range(1, 6))
     )
-    md_path, html_path = build_report(run)
+    md_path, html_path = build_report(_seal(run))
     md = md_path.read_text()
     assert "| tiny-t5 | 3 |" in md  # no training manifest: the raw id
     assert "0.2500 [0.1250, 0.3750]" in md  # value and its interval
@@ -191,11 +204,28 @@ def test_report_without_manifests_falls_back_to_raw_ids(tmp_path):
     assert "<table>" in html_path.read_text()
 
 
-def test_a_broken_metrics_file_is_named(tmp_path):
+def test_a_broken_or_missing_evaluation_is_a_line_not_a_dropped_row(tmp_path):
     run = make_run(tmp_path / "run")
     (run / "baselines" / "pop" / "metrics.json").write_text("{not json")
-    with pytest.raises(DataFormatError, match=r"baselines/pop/metrics.json"):
-        build_report(run)
+    md = build_report(run)[0].read_text()
+    missing = _section(md, "### Missing results")
+    assert "`baselines/pop` is not in the tables" in missing
+    assert "baselines/pop/metrics.json: not the file" in missing  # altered since written
+    reseal(run / "baselines" / "pop")  # recorded as it is: still unreadable JSON
+    md = build_report(run)[0].read_text()
+    assert "baselines/pop/metrics.json, line 1: not valid JSON" in _section(
+        md, "### Missing results"
+    )
+    # A stage the pipeline's manifest lists whose directory is gone is named too.
+    stages = {"eval-ranking": {"directory": "eval/ranking", "key": "k", "reused": False,
+                               "content_hash": "c", "kind": "evaluation"}}  # fmt: skip
+    reseal(run, stages=stages)
+    shutil.rmtree(run / "eval" / "ranking")
+    md = build_report(run)[0].read_text()
+    line = next(x for x in md.splitlines() if x.startswith("- `eval/ranking`"))
+    assert "eval/ranking not found" in line
+    assert "redo stage eval-ranking" in line
+    assert "| popularity |" not in md and "Ranking candidates" not in md
 
 
 def test_report_without_evaluations_says_so(tmp_path):
@@ -232,6 +262,7 @@ def test_baselines_are_also_scored_on_the_llms_users(tmp_path):
     # Its metrics.json is an older one, from before full ranking had one name ("full").
     _metrics(run / "baselines" / "pop", "pop", "full", {"hit@1": 2 / 3}, users=3)
     _predictions(run / "baselines" / "pop", [(1, 4, [4, 1]), (2, 4, [1, 2]), (3, 3, [3, 1])])
+    _seal(run)
 
     llm, baselines = find_evaluations(run / "eval"), find_evaluations(run / "baselines")
     [same] = on_same_users(llm, baselines)
@@ -242,4 +273,5 @@ def test_baselines_are_also_scored_on_the_llms_users(tmp_path):
     # No extra rows when the LLM was evaluated on every user.
     _metrics(run / "eval2" / "retrieval", "tiny-t5", "retrieval", {"hit@1": 0.5}, users=3)
     _predictions(run / "eval2" / "retrieval", [(1, 4, [4]), (2, 4, [4]), (3, 3, [3])])
+    _seal(run / "eval2")
     assert on_same_users(find_evaluations(run / "eval2"), baselines) == []

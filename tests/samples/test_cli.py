@@ -4,8 +4,10 @@ import json
 
 from typer.testing import CliRunner
 
+from recalign.artifacts import PromptRecord, RunManifest, seal
 from recalign.cli.samples import app
 from recalign.errors import ConfigError
+from tests.artifacts.helpers import reseal
 
 
 def test_generate_show_export(tiny, tmp_path):
@@ -107,7 +109,7 @@ def test_generate_with_config_and_own_templates(tiny, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["templates"]["retrieval"] == {"mine-1": 3}
+    assert manifest["template_versions"]["retrieval"] == {"mine-1": 3}
     assert manifest["max_history"] == 2
     assert manifest["config"]["tasks"]["ranking"]["num_candidates"] == 4
     bad = tmp_path / "bad.yaml"
@@ -144,7 +146,15 @@ def _run_dir_with_tokenizer(tmp_path, family="seq2seq"):
     run = tmp_path / "run"
     corpus = [item_text(i) for i in range(1, 41)] + ["A user has interacted with these items"]
     train_tokenizer(corpus * 3, vocab_size=200, family=family).save_pretrained(run / "tokenizer")
-    (run / "manifest.json").write_text(json.dumps({"kind": "run", "family": family}))
+    prompt = PromptRecord(
+        item_repr="title",
+        max_history=20,
+        id_seed=0,
+        separator="; ",
+        tasks=["retrieval"],
+        max_source_length=40,
+    )
+    seal(run, RunManifest(model={"source": "tiny-t5"}, family=family, prompt=prompt))
     return run
 
 
@@ -181,6 +191,7 @@ def test_inspect_old_samples_and_bad_model(tiny, tmp_path):
     for split in ("train", "valid", "test"):  # as written before prompts carried bounds
         path = out / f"{split}.parquet"
         pl.read_parquet(path).drop("history_bounds").write_parquet(path)
+    reseal(out)
     run = _run_dir_with_tokenizer(tmp_path)
     args = ["inspect", str(out), "--model", str(run), "--max-source-length", "40"]
     result = CliRunner().invoke(app, args)

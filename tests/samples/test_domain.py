@@ -118,7 +118,7 @@ def _every_template(tasks) -> dict:
 def test_movie_prompts_speak_of_movies(tmp_path):
     dataset = _movie_dataset(tmp_path)
     manifest = generate_samples(dataset, tmp_path / "s", config={"tasks": _every_template(TASKS)})
-    assert manifest["domain"] == DOMAINS["movies"].to_dict()
+    assert manifest.domain == DOMAINS["movies"].to_dict()
     for split in ("train", "valid", "test"):
         inputs = pl.read_parquet(tmp_path / "s" / f"{split}.parquet").get_column("input")
         text = "\n".join(inputs.to_list())

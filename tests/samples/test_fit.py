@@ -278,22 +278,20 @@ def test_training_fits_prompts_and_keeps_the_frame(samples):
         _frame_ok(tok, "causal", ids)
 
 
-def test_evaluation_fits_to_the_runs_budget(tiny, tmp_path):
+def test_evaluation_fits_to_the_budget(tiny, tmp_path):
+    """Prompts are fitted to `max_source_length` (a run's own, from its manifest, unless
+    one is given: `_run_protocol`), and left whole without one."""
     from types import SimpleNamespace
 
     from recalign.evaluation.llm import EvalOptions, _prompts
-    from recalign.models.tokenization import run_max_source_length
 
     tok = _tiny("seq2seq")
     samples = build_eval_samples(tiny, "ranking", "test", num_candidates=3)
     budget, fitted = _roomy_budget(tok, "seq2seq", samples)
-    (tmp_path / "config.yaml").write_text(f"max_source_length: {budget}\nbatch_size: 4\n")
-    assert run_max_source_length(tmp_path) == budget and run_max_source_length(None) is None
-    loaded = SimpleNamespace(tokenizer=tok, family="seq2seq", spec={"run_dir": str(tmp_path)})
-    assert _prompts(loaded, samples, EvalOptions()) == fitted.ids
-    unlimited = SimpleNamespace(tokenizer=tok, family="seq2seq", spec={})
+    loaded = SimpleNamespace(tokenizer=tok, family="seq2seq", spec={})
+    assert _prompts(loaded, samples, EvalOptions(max_source_length=budget)) == fitted.ids
     texts = samples.get_column("input").to_list()
-    assert _prompts(unlimited, samples, EvalOptions()) == encode_prompts(tok, "seq2seq", texts)
+    assert _prompts(loaded, samples, EvalOptions()) == encode_prompts(tok, "seq2seq", texts)
 
 
 def test_serving_fits_like_evaluation(tiny, monkeypatch, tmp_path):

@@ -32,15 +32,15 @@ def test_output_contract(tiny, tmp_path):
         "candidates",
     ]
     assert str(schema.field("target_item").type) == "int64"
-    assert manifest["data_hash"] == tiny.data_hash
-    assert manifest["preset"] == "paper" and manifest["seed"] == 1
-    assert manifest["family"] == "seq2seq" and manifest["item_repr"] == "title"
-    assert manifest["templates"]["retrieval"]["retrieval-1"] == 2
-    assert manifest["domain"]["items"] == "items"  # the fixture is custom data: neutral
+    assert manifest.data_hash == tiny.data_hash
+    assert manifest.preset == "paper" and manifest.seed == 1
+    assert manifest.family == "seq2seq" and manifest.item_repr == "title"
+    assert manifest.template_versions["retrieval"]["retrieval-1"] == 2
+    assert manifest.domain["items"] == "items"  # the fixture is custom data: neutral
     for split in SPLITS:
         frame = read(tmp_path / "o", split)
         counts = dict(frame.group_by("task").len().iter_rows())
-        assert counts == manifest["counts"][split]
+        assert counts == manifest.counts[split]
         # Canonical order: users ascending, then tasks in registry order.
         assert frame["user_id"].is_sorted()
     valid = read(tmp_path / "o", "valid")
@@ -82,7 +82,7 @@ def test_shard_union_equals_unsharded(tiny, tmp_path, num_shards):
         m = generate_samples(
             tiny, tmp_path / f"s{shard}", seed=5, shard=shard, num_shards=num_shards
         )
-        assert m["shard"] == shard and m["num_shards"] == num_shards
+        assert m.shard == shard and m.num_shards == num_shards
     for split in SPLITS:
         union = pl.concat([read(tmp_path / f"s{i}", split) for i in range(num_shards)])
         assert union.equals(read(tmp_path / "full", split))
@@ -109,7 +109,7 @@ def test_adding_a_task_keeps_the_others(tiny, tmp_path):
 )
 def test_presets(tiny, tmp_path, preset, tasks):
     manifest = generate_samples(tiny, tmp_path / "o", preset=preset)
-    assert set(manifest["counts"]["train"]) == tasks
+    assert set(manifest.counts["train"]) == tasks
 
 
 def test_config_ratio_count_and_cap(tiny, tmp_path):
@@ -118,7 +118,7 @@ def test_config_ratio_count_and_cap(tiny, tmp_path):
         "tasks": {"ranking": {"num_candidates": 5, "max_per_user": 1}, "rating": {"ratio": 0}},
     }
     manifest = generate_samples(tiny, tmp_path / "o", config=config)
-    assert set(manifest["counts"]["train"]) == {"retrieval", "ranking"}
+    assert set(manifest.counts["train"]) == {"retrieval", "ranking"}
     train = read(tmp_path / "o", "train")
     ranking = train.filter(pl.col("task") == "ranking")
     assert ranking.group_by("user_id").len()["len"].max() == 1
@@ -128,7 +128,7 @@ def test_config_ratio_count_and_cap(tiny, tmp_path):
     manifest = generate_samples(
         tiny, tmp_path / "p", config={"tasks": {"retrieval": {"count": total}}}
     )
-    assert manifest["counts"]["train"]["retrieval"] == total
+    assert manifest.counts["train"]["retrieval"] == total
 
 
 def test_config_file_and_key_errors(tmp_path):
@@ -156,8 +156,8 @@ def test_unknown_preset_and_preset_with_unknown_task():
 
 def test_rating_is_skipped_from_a_preset_without_ratings(tiny_no_ratings, tmp_path, caplog):
     manifest = generate_samples(tiny_no_ratings, tmp_path / "o", preset="paper")
-    assert "rating" not in manifest["counts"]["train"]
-    assert "no ratings" in manifest["skipped"]["rating"]
+    assert "rating" not in manifest.counts["train"]
+    assert "no ratings" in manifest.skipped["rating"]
     assert "skipping task 'rating'" in caplog.text
 
 

@@ -32,16 +32,17 @@ def assert_same_samples(a, b):
     for name in (*SPLITS, "item_texts"):
         assert read(a, name).equals(read(b, name)), name
     ma, mb = (json.loads((d / "manifest.json").read_text()) for d in (a, b))
-    for key in ("users", "counts", "totals", "tasks", "config_hash", "data_hash", "shard"):
+    for key in ("users", "counts", "totals", "tasks", "config_hash", "shard"):
         assert ma[key] == mb[key], key
+    assert ma["inputs"]["dataset"]["content_hash"] == mb["inputs"]["dataset"]["content_hash"]
 
 
 def test_merged_shards_equal_the_unsharded_run(tiny, tmp_path):
     generate_samples(tiny, tmp_path / "full", seed=4)
     dirs = shards(tiny, tmp_path, 4)
     manifest = merge_samples(list(reversed(dirs)), tmp_path / "merged")  # any order
-    assert manifest["users"] == len(SEQUENCES)
-    assert manifest["merged_from"] == [str(d) for d in dirs]
+    assert manifest.users == len(SEQUENCES)
+    assert manifest.merged_from == [str(d) for d in dirs]
     assert_same_samples(tmp_path / "merged", tmp_path / "full")
 
 
@@ -65,7 +66,7 @@ def test_merge_refuses_incomplete_or_foreign_shards(tiny, tmp_path):
 def test_workers_give_the_single_process_samples(tiny, tmp_path):
     generate_samples(tiny.path, tmp_path / "one", seed=4, preset="paper")
     manifest = generate_samples(tiny.path, tmp_path / "two", seed=4, preset="paper", workers=2)
-    assert manifest["workers"] == 2 and "merged_from" not in manifest
+    assert manifest.workers == 2 and manifest.merged_from is None
     assert_same_samples(tmp_path / "two", tmp_path / "one")
     # Workers also split a shard's blocks (one user per block here: several in flight).
     generate_samples(tiny.path, tmp_path / "s1", seed=4, shard=1, num_shards=2)

@@ -42,9 +42,9 @@ def movielens(real_data_dir, tmp_path_factory):
 
 def test_beauty_paper_preset(beauty, tmp_path):
     manifest = generate_samples(beauty, tmp_path / "o", preset="paper")
-    assert set(manifest["counts"]["train"]) == {"retrieval", "ranking", "mim", "bpr", "mlm"}
-    assert "rating" in manifest["skipped"]
-    assert manifest["totals"]["valid"] == manifest["totals"]["test"] == 2 * USERS
+    assert set(manifest.counts["train"]) == {"retrieval", "ranking", "mim", "bpr", "mlm"}
+    assert "rating" in manifest.skipped
+    assert manifest.totals["valid"] == manifest.totals["test"] == 2 * USERS
     train = pl.read_parquet(tmp_path / "o" / "train.parquet")
     sequences = dict(
         zip(beauty.sequences["user_id"], beauty.sequences["items"].to_list(), strict=True)
@@ -72,8 +72,8 @@ def test_beauty_eval_samples(beauty):
 
 def test_movielens_has_rating(movielens, tmp_path):
     manifest = generate_samples(movielens, tmp_path / "o", preset="rec-only")
-    assert manifest["counts"]["train"]["rating"] > 0
-    assert manifest["counts"]["test"]["rating"] == 100
+    assert manifest.counts["train"]["rating"] > 0
+    assert manifest.counts["test"]["rating"] == 100
     test = pl.read_parquet(tmp_path / "o" / "test.parquet").filter(pl.col("task") == "rating")
     assert set(test["target"]) <= {"1", "2", "3", "4", "5"}
     ratings = (

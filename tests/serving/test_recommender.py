@@ -7,10 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from recalign.artifacts import InputRecord, PromptRecord, RunManifest, read_manifest, seal
 from recalign.errors import IncompatibleArtifactError, RecalignError
 from recalign.serving import InvalidRequestError, Recommender, UnknownItemsError
 from recalign.serving.backends import UnsupportedOperationError
-from tests.serving.conftest import TEXTS, write_run_manifest
+from tests.artifacts.helpers import fake_samples
+from tests.serving.conftest import TEXTS
 from tests.tolerances import assert_same_ranking
 
 
@@ -100,36 +102,57 @@ def test_load_corrupt_manifest(tmp_path):
         Recommender.load(tmp_path)
 
 
-def test_load_unknown_kind(tmp_path):
-    write_run_manifest(tmp_path, kind="samples")
+def test_load_unknown_kind(tmp_path, data_dir):
+    fake_samples(data_dir, tmp_path / "samples")
     with pytest.raises(RecalignError, match="cannot be served"):
-        Recommender.load(tmp_path)
+        Recommender.load(tmp_path / "samples")
+
+
+def _run(run_dir, **fields):
+    """A training run's manifest (no weights: these runs are refused before loading)."""
+    prompt = PromptRecord(
+        item_repr="title",
+        max_history=20,
+        id_seed=0,
+        separator="; ",
+        tasks=["retrieval"],
+        max_source_length=64,
+    )
+    run_dir.mkdir(parents=True)
+    seal(
+        run_dir, RunManifest(model={"source": "tiny-t5"}, family="seq2seq", prompt=prompt, **fields)
+    )
+    return run_dir
+
+
+def _dataset_input(path, content_hash):
+    return {"dataset": InputRecord(kind="dataset", path=str(path), content_hash=content_hash)}
 
 
 def test_run_without_data_dir_asks_for_it(tmp_path):
-    write_run_manifest(tmp_path / "run", kind="run", family="seq2seq")
-    with pytest.raises(RecalignError, match="--data"):
+    _run(tmp_path / "run")
+    with pytest.raises(RecalignError, match="does not record its dataset: pass it with --data"):
         Recommender.load(tmp_path / "run")
 
 
 def test_run_whose_data_moved(tmp_path):
-    write_run_manifest(tmp_path / "run", kind="run", data_dir=str(tmp_path / "gone"))
-    with pytest.raises(RecalignError, match="missing"):
+    _run(tmp_path / "run", inputs=_dataset_input(tmp_path / "gone", "0" * 64))
+    with pytest.raises(RecalignError, match=r"cannot find the dataset .* pass it with --data"):
         Recommender.load(tmp_path / "run")
 
 
 def test_run_on_other_data_is_refused(tmp_path, data_dir):
-    write_run_manifest(tmp_path / "run", kind="run", data_dir=str(data_dir), data_hash="0" * 64)
-    with pytest.raises(IncompatibleArtifactError, match="trained on data"):
+    _run(tmp_path / "run", inputs=_dataset_input(data_dir, "0" * 64))
+    with pytest.raises(IncompatibleArtifactError, match=r"is not the dataset .* was made from"):
         Recommender.load(tmp_path / "run")
+    with pytest.raises(IncompatibleArtifactError, match="was made from data 000000000000"):
+        Recommender.load(tmp_path / "run", data_dir=data_dir)
 
 
-def test_llm_run_without_model_dir(tmp_path, data_dir):
-    manifest = json.loads((data_dir / "manifest.json").read_text())
-    write_run_manifest(
-        tmp_path / "run", kind="run", data_dir=str(data_dir), data_hash=manifest["data_hash"]
-    )
-    with pytest.raises(RecalignError, match="no model/ directory"):
+def test_llm_run_without_a_model(tmp_path, data_dir):
+    data_hash = read_manifest(data_dir).content_hash
+    _run(tmp_path / "run", inputs=_dataset_input(data_dir, data_hash), status="interrupted")
+    with pytest.raises(RecalignError, match=r"has no trained model .*'interrupted'"):
         Recommender.load(tmp_path / "run")
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
-from recalign.data.store import PreparedDataset
-from tests.factories import write_dataset, write_retrieval_samples
+from recalign.artifacts import SamplesManifest, staged_output
+from recalign.data.store import PreparedDataset, write_prepared
 
 COLOURS = ["red", "blue", "green", "black", "white", "pink"]
 NOUNS = ["lipstick", "shampoo", "nail polish", "face cream", "hair gel"]
@@ -36,12 +37,100 @@ def make_dataset(out: Path, *, users: int = 40, items: int = 24, seed: int = 0) 
         start = int(rng.integers(items))
         length = int(rng.integers(5, 9))
         sequences.append([(start + k) % items + 1 for k in range(length)])
-    # source ids s0.. (0-based), as this fixture has always written them
-    return write_dataset(out, sequences, texts, name="synthetic", source_prefix="s", source_start=0)
+    return write_prepared(
+        out,
+        "synthetic",
+        pl.DataFrame({"user_id": list(range(1, users + 1)), "items": sequences}),
+        pl.DataFrame(
+            {
+                "item_id": list(range(1, items + 1)),
+                "source_id": [f"s{i}" for i in range(items)],
+                "text": texts,
+            }
+        ),
+    )
 
 
-# Retrieval samples in the samples-stage contract, written without the generator.
-make_samples = write_retrieval_samples
+def _retrieval_rows(dataset: PreparedDataset, split: str) -> list[dict]:
+    texts = dataset.item_texts
+    rows = []
+    for user, items in dataset.sequences.select("user_id", "items").iter_rows():
+        if split == "train":
+            ends = range(1, len(items) - 2)
+        else:
+            ends = [len(items) - 2] if split == "valid" else [len(items) - 1]
+        for end in ends:
+            shown = [texts[i] for i in items[max(0, end - 5) : end]]
+            prefix = "The user bought: "
+            # history_bounds as the generator writes them: item starts, end, resume point
+            starts, at = [], len(prefix)
+            for text in shown:
+                starts.append(at)
+                at += len(text.encode("utf-8")) + len(", ")
+            end_of_history = at - len(", ")
+            rows.append(
+                {
+                    "task": "retrieval",
+                    "template": "retrieval-1",
+                    "user_id": user,
+                    "input": f"{prefix}{', '.join(shown)}. What will the user buy next?",
+                    "target": texts[items[end]],
+                    "target_item": items[end],
+                    "candidates": None,
+                    "history_bounds": [*starts, end_of_history, end_of_history],
+                }
+            )
+    return rows
+
+
+def make_samples(
+    dataset: PreparedDataset, out: Path, family: str = "seq2seq", data_hash: str | None = None
+) -> Path:
+    """A samples directory of retrieval samples (its manifest says it was made from
+    `dataset`, or from the dataset of content hash `data_hash`)."""
+    with staged_output(out, SamplesManifest) as staging:
+        counts = _write_splits(dataset, staging.path)
+        record = dataset.record_for(out)
+        if data_hash is not None:
+            record = record.model_copy(update={"content_hash": data_hash})
+        staging.commit(
+            SamplesManifest(
+                dataset=dataset.name,
+                inputs={"dataset": record},
+                preset="rec-only",
+                seed=0,
+                family=family,
+                item_repr="title",
+                id_seed=0,
+                max_history=5,
+                separator=", ",
+                users=dataset.num_users,
+                tasks=["retrieval"],
+                counts={split: {"retrieval": n} for split, n in counts.items()},
+                totals=counts,
+            )
+        )
+    return out
+
+
+def _write_splits(dataset: PreparedDataset, out: Path) -> dict[str, int]:
+    schema = {
+        "task": pl.String,
+        "template": pl.String,
+        "user_id": pl.Int64,
+        "input": pl.String,
+        "target": pl.String,
+        "target_item": pl.Int64,
+        "candidates": pl.List(pl.Int64),
+        "history_bounds": pl.List(pl.Int32),
+    }
+    counts = {}
+    for split in ("train", "valid", "test"):
+        frame = pl.DataFrame(_retrieval_rows(dataset, split), schema=schema)
+        frame.write_parquet(out / f"{split}.parquet")
+        counts[split] = frame.height
+    dataset.items.select("item_id", "text").write_parquet(out / "item_texts.parquet")
+    return counts
 
 
 @pytest.fixture(scope="session")

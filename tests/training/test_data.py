@@ -15,7 +15,7 @@ from recalign.training.data import (
     Lengths,
     causal_example,
     encode_batch,
-    read_samples_manifest,
+    open_samples,
     sequence_lengths,
     truncate_answer,
 )
@@ -76,12 +76,13 @@ def test_tokenized_seq2seq_truncates_prompt_keeps_eos():
 
 
 def test_samples_of_another_dataset_are_refused(tmp_path):
-    from recalign.manifest import write_manifest
+    from .conftest import make_dataset, make_samples
 
-    write_manifest(tmp_path, {"kind": "samples", "data_hash": "abc"})
+    dataset = make_dataset(tmp_path / "data", users=6, items=8)
+    samples = make_samples(dataset, tmp_path / "samples")
     with pytest.raises(IncompatibleArtifactError, match="another dataset"):
-        read_samples_manifest(tmp_path, "def")
-    assert read_samples_manifest(tmp_path, "abc")["data_hash"] == "abc"
+        open_samples(samples, "0" * 64)
+    assert open_samples(samples, dataset.data_hash).data_hash == dataset.data_hash
 
 
 def test_config_unknown_keys_are_named(tmp_path):

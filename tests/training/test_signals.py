@@ -15,8 +15,8 @@ import pytest
 import torch
 import yaml
 
-from recalign.checkpoints import checkpoint_dirs, verify_checkpoint
 from recalign.models.loading import load_run_model
+from recalign.training.checkpoints import checkpoint_dirs, verify_checkpoint
 from recalign.training.config import make_config
 from recalign.training.run import train
 from tests.signals import finish, start, wait_for_step

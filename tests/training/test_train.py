@@ -12,10 +12,10 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from recalign.checkpoints import checkpoint_dirs
 from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignError
 from recalign.models.loading import load_run_model
 from recalign.training.callbacks import StopAtStepCallback
+from recalign.training.checkpoints import checkpoint_dirs
 from recalign.training.config import make_config
 from recalign.training.run import train
 
@@ -75,9 +75,11 @@ def test_run_directory_contract(t5_run, shop):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["kind"] == "run" and manifest["status"] == "done"
     assert manifest["family"] == "seq2seq"
-    assert manifest["data_hash"] == load_prepared(shop[0]).data_hash
+    assert manifest["inputs"]["dataset"]["content_hash"] == load_prepared(shop[0]).data_hash
     assert manifest["steps_done"] == 30 and manifest["best_step"] in (10, 20, 30)
-    assert manifest["item_repr"] == "title" and manifest["lora"] is None
+    assert manifest["prompt"]["item_repr"] == "title" and manifest["lora"] is None
+    assert manifest["prompt"]["max_source_length"] == 256  # the config's budget
+    assert {"model/model.safetensors", "config.yaml"} <= set(manifest["files"])
     # How the prompts were fitted to max_source_length, over every batch of the run.
     assert set(manifest["prompt_fit"]) <= {"shortened", "over_budget", "cut_without_bounds"}
     assert not manifest["prompt_fit"].get("cut_without_bounds")
@@ -151,7 +153,7 @@ def test_resume_skips_a_damaged_checkpoint_and_matches_uninterrupted(
     assert [s for s, _ in checkpoint_dirs(out)] == [10, 20, 25]
     _truncate(out / "checkpoints" / "checkpoint-25" / "model.safetensors")
 
-    with caplog.at_level(logging.WARNING, logger="recalign.checkpoints"):
+    with caplog.at_level(logging.WARNING, logger="recalign.training.checkpoints"):
         resumed = train(data, samples, "tiny-t5", out, resume=True, progress=False)
     warned = caplog.text
     assert "checkpoint-25" in warned and "model.safetensors" in warned and "truncated" in warned
@@ -303,7 +305,8 @@ def test_trains_on_samples_stage_output(family, generated_shop, tmp_path):
     losses = _losses(result.run_dir)
     assert losses[-1] < 0.8 * losses[0], losses
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["family"] == family and manifest["item_repr"] == "title"
+    assert manifest["family"] == family and manifest["prompt"]["item_repr"] == "title"
+    assert manifest["prompt"]["tasks"] == ["retrieval", "ranking", "mim", "bpr", "mlm"]
 
 
 def test_lora_merged_saves_a_full_model(shop, tmp_path):

@@ -158,12 +158,12 @@ def write_results(
     exclude_history: bool | None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write `predictions.jsonl` and `metrics.json` (with bootstrap intervals) through
-    the shared evaluation writer, so baselines and language models share one format."""
-    from recalign.evaluation.outputs import write_evaluation
+    """Write `predictions.jsonl` and `metrics.json` (with bootstrap intervals) into the
+    baseline's directory (being written: it commits it) through the shared evaluation
+    writer, so baselines and language models share one format."""
+    from recalign.evaluation.outputs import compute_metrics, write_evaluation_files
 
-    return write_evaluation(
-        out_dir,
+    metrics = compute_metrics(
         predictions,
         protocol=protocol,
         split=split,
@@ -171,3 +171,4 @@ def write_results(
         exclude_history=exclude_history,
         extra=extra,
     )
+    return write_evaluation_files(out_dir, predictions, metrics)

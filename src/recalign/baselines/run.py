@@ -4,7 +4,10 @@ OUT/model/              the fitted model (model.json + weights), loadable by nam
 OUT/predictions.jsonl   per-user predictions (shared format)
 OUT/metrics.json        metrics, bootstrap intervals, exclude_history, fit report
 OUT/config.yaml         the resolved config
-OUT/manifest.json       config, versions, git revision, the dataset's data_hash
+OUT/manifest.json       a `BaselineManifest`: config, versions, git revision, the
+                        dataset's content hash, the sha256 of every file (written last)
+
+The directory is written whole, in a temporary sibling renamed into place.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from recalign.artifacts import BaselineManifest, staged_output
 from recalign.baselines.evaluate import (
     DEFAULT_K,
     evaluate_ranking,
@@ -25,7 +29,7 @@ from recalign.baselines.registry import create_baseline, get_spec
 from recalign.constants import CONFIG_FILE
 from recalign.data.store import PreparedDataset, load_prepared
 from recalign.errors import RecalignError
-from recalign.manifest import build_manifest, config_hash, write_manifest
+from recalign.manifest import config_hash
 from recalign.ranking import FULL_RANKING, RATING_PROTOCOL, get_protocol
 
 logger = logging.getLogger(__name__)
@@ -56,48 +60,47 @@ def run_baseline(
             "use a ranking baseline (pop, bprmf, sasrec, sasrec-ce)"
         )
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     valid_fn = (
         make_valid_fn(dataset, exclude_history=exclude_history) if spec.kind == "ranking" else None
     )
-    logger.info("fitting %s on %s", name, dataset.name)
-    report = model.fit(dataset, valid_fn=valid_fn)
-    model.save(out / MODEL_DIR)
-    start = time.perf_counter()
-    if spec.kind == "ranking":
-        predictions, _ = evaluate_ranking(
-            model, dataset, split=split, k=k, exclude_history=exclude_history
+    with staged_output(out, BaselineManifest) as staging:
+        logger.info("fitting %s on %s", name, dataset.name)
+        report = model.fit(dataset, valid_fn=valid_fn)
+        model.save(staging.path / MODEL_DIR)
+        start = time.perf_counter()
+        if spec.kind == "ranking":
+            predictions, _ = evaluate_ranking(
+                model, dataset, split=split, k=k, exclude_history=exclude_history
+            )
+            protocol = get_protocol(FULL_RANKING)
+        else:
+            predictions, _ = evaluate_rating(model, dataset, split=split)
+            protocol = get_protocol(RATING_PROTOCOL)
+        eval_seconds = time.perf_counter() - start
+        config = {"baseline": name, "split": split, "k": k, **model.config.model_dump()}
+        (staging.path / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=True))
+        metrics = write_results(
+            staging.path,
+            predictions,
+            protocol=protocol.name,
+            split=split,
+            model=name,
+            exclude_history=protocol.recorded_history(exclude_history),
+            extra={
+                "fit": report.to_dict(),
+                "eval_seconds": round(eval_seconds, 3),
+                "data_hash": dataset.data_hash,
+                "config": config,
+            },
         )
-        protocol = get_protocol(FULL_RANKING)
-    else:
-        predictions, _ = evaluate_rating(model, dataset, split=split)
-        protocol = get_protocol(RATING_PROTOCOL)
-    eval_seconds = time.perf_counter() - start
-    config = {"baseline": name, "split": split, "k": k, **model.config.model_dump()}
-    (out / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=True))
-    metrics = write_results(
-        out,
-        predictions,
-        protocol=protocol.name,
-        split=split,
-        model=name,
-        exclude_history=protocol.recorded_history(exclude_history),
-        extra={
-            "fit": report.to_dict(),
-            "eval_seconds": round(eval_seconds, 3),
-            "data_hash": dataset.data_hash,
-            "config": config,
-        },
-    )
-    write_manifest(
-        out,
-        build_manifest(
-            "baseline",
-            name=name,
-            config=config,
-            config_hash=config_hash(config),
-            data_hash=dataset.data_hash,
-            dataset=str(dataset.path) if dataset.path else dataset.name,
-        ),
-    )
+        record = dataset.record_for(out)
+        staging.commit(
+            BaselineManifest(
+                name=name,
+                config=config,
+                config_hash=config_hash(config),
+                dataset=dataset.name,
+                inputs={} if record is None else {"dataset": record},
+            )
+        )
     return metrics

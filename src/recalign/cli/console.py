@@ -56,6 +56,7 @@ def _group_table(group: ResultGroup, history: str) -> Table:
 def print_results(run_dir: Path, out: Console | None = None) -> None:
     """Every evaluation of a run directory: a table per protocol (the LLM first), the
     verdict under each, the settings and a legend of what the numbers mean."""
+    from recalign.report.collect import unreadable_lines
     from recalign.report.labels import collect_run
     from recalign.report.legend import SHORT_LEGEND, models_legend
     from recalign.report.results import result_groups
@@ -65,6 +66,8 @@ def print_results(run_dir: Path, out: Console | None = None) -> None:
     out = out or console
     run = collect_run(Path(run_dir))
     groups = result_groups(run)
+    for line in unreadable_lines(run):
+        out.print(f"[yellow]{escape(line)}[/yellow]", highlight=False)
     if not groups:
         out.print("no evaluations in", run_dir)
         return

@@ -8,7 +8,6 @@ from typing import Any
 
 import typer
 
-from recalign.constants import MANIFEST_FILE, STATS_FILE
 from recalign.errors import ConfigError
 
 app = typer.Typer(help="Prepare datasets and inspect them.", no_args_is_help=True)
@@ -170,13 +169,12 @@ def prepare(
                 ),
                 domain=domain,
             )
+    from recalign.artifacts import DatasetDir
+
     prepare_dataset(name, out, source, **options)
     # Read what was written rather than recomputing: the synthetic shop may be large.
-    from recalign.fileio import read_json_object
-
-    manifest = read_json_object(out / MANIFEST_FILE)
-    stats = read_json_object(out / STATS_FILE)
-    report = manifest.get("report", {})
+    manifest = DatasetDir.open(out).manifest
+    stats, report = manifest.stats, manifest.report
     console = _console()
     console.print(
         f"[bold]{name}[/bold] -> {out}: {stats['users']:,} users, {stats['items']:,} items, "

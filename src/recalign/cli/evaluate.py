@@ -118,8 +118,8 @@ def run(
     ),
 ) -> None:
     """Evaluate TARGET on DATA (a run with its own prompts, a model zero-shot); write OUT."""
+    from recalign.artifacts import PromptSettings, SamplesDir
     from recalign.evaluation.llm import evaluate
-    from recalign.run_inputs import PromptSettings
     from recalign.threads import configure_threads
     from recalign.validation import validate
 
@@ -152,7 +152,7 @@ def run(
     )
     prompt = None
     if samples is not None or max_history is not None or item_repr is not None:
-        base = PromptSettings.from_samples_dir(samples) if samples else PromptSettings()
+        base = SamplesDir.open(samples).prompt_settings() if samples else PromptSettings()
         prompt = base.with_overrides(max_history=max_history, item_repr=item_repr)
     metrics = evaluate(
         target,

@@ -62,8 +62,7 @@ def recompute(
 ) -> None:
     """Recompute the metrics from predictions.jsonl; exit 1 if they differ from metrics.json."""
     from recalign.constants import METRICS_FILE
-    from recalign.evaluation.outputs import metrics_from_predictions, read_metrics
-    from recalign.manifest import write_json
+    from recalign.evaluation.outputs import metrics_from_predictions, read_metrics, rewrite_metrics
 
     result = metrics_from_predictions(
         directory, protocol=protocol, split=split, model=model, n_boot=n_boot, seed=seed
@@ -73,7 +72,7 @@ def recompute(
     else:
         _show(result, _title(result))
     if write:
-        write_json(directory / METRICS_FILE, result)
+        rewrite_metrics(directory, result)  # committed again: the manifest records it
         return
     stored = read_metrics(directory) if (directory / METRICS_FILE).is_file() else None
     if stored is not None and stored != result:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from recalign.cli.options import field_option, override_option
 from recalign.pipeline.config import SamplesSection
 from recalign.samples.mixture import DEFAULT_PRESET, PRESETS, MixtureConfig
+
+if TYPE_CHECKING:
+    from recalign.artifacts import SamplesManifest
 
 app = typer.Typer(
     help="Generate training samples (recommendation + auxiliary tasks).", no_args_is_help=True
@@ -101,12 +105,12 @@ def generate_command(
     _print_counts(manifest, out)
 
 
-def _print_counts(manifest: dict, out: Path) -> None:
-    for name, reason in manifest["skipped"].items():
+def _print_counts(manifest: SamplesManifest, out: Path) -> None:
+    for name, reason in manifest.skipped.items():
         typer.secho(f"skipped {name}: {reason}", fg=typer.colors.YELLOW)
-    for split, counts in manifest["counts"].items():
+    for split, counts in manifest.counts.items():
         detail = ", ".join(f"{task} {n:,}" for task, n in counts.items())
-        typer.echo(f"{split:5s} {manifest['totals'][split]:>10,}  ({detail})")
+        typer.echo(f"{split:5s} {manifest.totals[split]:>10,}  ({detail})")
     typer.echo(f"wrote {out}")
 
 

@@ -12,10 +12,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from recalign.artifacts.hashing import file_sha256
 from recalign.cache import cache_dir
 from recalign.data.registry import DatasetSpec, RemoteFile
 from recalign.errors import DownloadError
-from recalign.manifest import file_sha256
 
 logger = logging.getLogger(__name__)
 

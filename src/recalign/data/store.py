@@ -3,7 +3,12 @@
 DIR/sequences.parquet   user_id, items (list[int], chronological), [ratings], [timestamps]
 DIR/items.parquet       item_id (dense from 1), source_id, text (unique), metadata...
 DIR/stats.json          what `recalign data stats --json` prints
-DIR/manifest.json       source, options, input file hashes, versions, data_hash, domain
+DIR/manifest.json       a `DatasetManifest`: source, options, input file hashes, versions,
+                        domain, and the size and sha256 of each file above (written last)
+
+The directory is written in a temporary sibling and renamed into place whole
+(`recalign.artifacts.staged_output`); `load_prepared` opens only a directory whose
+files are the ones its manifest records.
 """
 
 from __future__ import annotations
@@ -17,11 +22,20 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from recalign.artifacts import (
+    DatasetDir,
+    DatasetManifest,
+    InputRecord,
+    SourceFile,
+    file_record,
+    recorded_path,
+    staged_output,
+)
+from recalign.artifacts.store import StagedOutput
 from recalign.constants import (
     ITEM_ID,
     ITEMS,
     ITEMS_FILE,
-    MANIFEST_FILE,
     RATINGS,
     SEQUENCES_FILE,
     SOURCE_ID,
@@ -37,12 +51,11 @@ from recalign.errors import DataFormatError, MissingColumnError, RecalignError
 from recalign.fileio import (
     parquet_errors,
     parquet_file,
-    read_json_object,
     read_parquet,
     record_batches,
     scan_parquet,
 )
-from recalign.manifest import build_manifest, file_sha256, files_sha256, write_json
+from recalign.manifest import write_json
 
 
 @dataclass(frozen=True)
@@ -120,8 +133,17 @@ class PreparedDataset:
 
     @property
     def data_hash(self) -> str | None:
-        """Hash of the prepared files; samples and runs record it to refuse mismatches."""
-        return self.manifest.get("data_hash")
+        """The dataset's content hash; samples and runs record it to refuse mismatches."""
+        return self.manifest.get("content_hash")
+
+    def record_for(self, directory: str | Path) -> InputRecord | None:
+        """How an artefact written to `directory` records this dataset as its input
+        (None for a dataset that lives only in memory)."""
+        if self.path is None or self.data_hash is None:
+            return None
+        return InputRecord(
+            kind="dataset", path=recorded_path(self.path, directory), content_hash=self.data_hash
+        )
 
     @cached_property
     def domain(self) -> Domain:
@@ -253,20 +275,20 @@ def write_prepared(
     """Validate and write a prepared dataset; returns it re-read from disk."""
     validate_tables(sequences, items)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    sequences = sequences.sort(USER_ID)
-    sequences.write_parquet(out / SEQUENCES_FILE, statistics=False)
-    _finish_prepared(
-        out,
-        name,
-        sequences,
-        items,
-        source=source,
-        options=options,
-        input_files=input_files,
-        report=report,
-        domain=domain,
-    )
+    with staged_output(out, DatasetManifest) as staging:
+        sequences = sequences.sort(USER_ID)
+        sequences.write_parquet(staging.path / SEQUENCES_FILE, statistics=False)
+        _finish_prepared(
+            staging,
+            name,
+            sequences,
+            items,
+            source=source,
+            options=options,
+            input_files=input_files,
+            report=report,
+            domain=domain,
+        )
     return load_prepared(out)
 
 
@@ -359,47 +381,47 @@ def write_prepared_streaming(
     memory.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / SEQUENCES_FILE
-    tmp = path.with_suffix(".parquet.tmp")
-    writer = _RowGroupWriter(tmp)
-    last_user: int | None = None
-    try:
-        for number, batch in enumerate(sequence_batches, start=1):
-            if batch.height == 0:
-                continue
-            last_user = _check_batch(batch, items, number, last_user)
-            try:
-                writer.add(batch.to_arrow())
-            except ValueError as err:  # pyarrow's ArrowInvalid is a ValueError
-                raise DataFormatError(
-                    f"batch {number} does not match the first batch ({err})", path=SEQUENCES_FILE
-                ) from None
-        written = writer.close()
-    except BaseException:
-        if writer.writer is not None:
-            writer.writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    if not written:
-        raise RecalignError(f"no sequences to write for dataset {name!r}: every batch was empty")
-    tmp.replace(path)  # a killed run never leaves a half-written sequences file in place
-    _finish_prepared(
-        out,
-        name,
-        pl.scan_parquet(path),
-        items,
-        source=source,
-        options=options,
-        input_files=input_files,
-        report=report,
-        domain=domain,
-    )
+    with staged_output(out, DatasetManifest) as staging:
+        path = staging.path / SEQUENCES_FILE
+        writer = _RowGroupWriter(path)
+        last_user: int | None = None
+        try:
+            for number, batch in enumerate(sequence_batches, start=1):
+                if batch.height == 0:
+                    continue
+                last_user = _check_batch(batch, items, number, last_user)
+                try:
+                    writer.add(batch.to_arrow())
+                except ValueError as err:  # pyarrow's ArrowInvalid is a ValueError
+                    raise DataFormatError(
+                        f"batch {number} does not match the first batch ({err})",
+                        path=SEQUENCES_FILE,
+                    ) from None
+            written = writer.close()
+        except BaseException:
+            if writer.writer is not None:
+                writer.writer.close()
+            raise
+        if not written:
+            raise RecalignError(
+                f"no sequences to write for dataset {name!r}: every batch was empty"
+            )
+        _finish_prepared(
+            staging,
+            name,
+            pl.scan_parquet(path),
+            items,
+            source=source,
+            options=options,
+            input_files=input_files,
+            report=report,
+            domain=domain,
+        )
     return load_prepared(out) if load else None
 
 
 def _finish_prepared(
-    out: Path,
+    staging: StagedOutput,
     name: str,
     sequences: pl.DataFrame | pl.LazyFrame,
     items: pl.DataFrame,
@@ -410,50 +432,43 @@ def _finish_prepared(
     report: Mapping[str, Any] | None,
     domain: Domain,
 ) -> None:
-    """Write items, stats and manifest next to an already written sequences file."""
+    """Write items and stats next to an already written sequences file, then commit the
+    directory (its manifest last)."""
+    out = staging.path
     items = items.sort(ITEM_ID)
     items.write_parquet(out / ITEMS_FILE, statistics=False)
     stats = compute_stats(sequences, items)
     write_json(out / STATS_FILE, stats)
-    manifest = build_manifest(
-        "dataset",
-        name=name,
-        source=dict(source or {}),
-        options=dict(options or {}),
-        input_files={
-            key: {"path": str(path), "sha256": file_sha256(path)}
-            for key, path in (input_files or {}).items()
-        },
-        report=dict(report or {}),
-        data_hash=files_sha256([out / SEQUENCES_FILE, out / ITEMS_FILE]),
-        domain=domain.to_dict(),
-        stats=stats,
+    staging.commit(
+        DatasetManifest(
+            name=name,
+            source=dict(source or {}),
+            options=dict(options or {}),
+            input_files={key: _source_file(path) for key, path in (input_files or {}).items()},
+            report=dict(report or {}),
+            domain=domain.to_dict(),
+            stats=stats,
+        )
     )
-    write_json(out / MANIFEST_FILE, manifest)
+
+
+def _source_file(path: str | Path) -> SourceFile:
+    """A raw input, recorded absolute: `recalign run` checks it for changes from anywhere."""
+    record = file_record(path)
+    return SourceFile(path=str(Path(path).absolute()), sha256=record.sha256, size=record.size)
 
 
 def load_prepared(path: str | Path) -> PreparedDataset:
-    """Read a prepared-dataset directory, with a clear error when it is not one."""
-    path = Path(path)
-    if not path.is_dir():
-        raise RecalignError(f"{path} is not a directory (expected a prepared dataset)")
-    for required in (SEQUENCES_FILE, ITEMS_FILE):
-        if not (path / required).is_file():
-            raise RecalignError(
-                f"{path} has no {required}: not a prepared dataset "
-                "(make one with `recalign data prepare`)"
-            )
-    items = read_parquet(path / ITEMS_FILE)
-    sequences = scan_parquet(path / SEQUENCES_FILE)
-    with parquet_errors(path / SEQUENCES_FILE):  # the scan reads every page once
-        validate_tables(sequences, items, where=str(path))
-    manifest_path = path / MANIFEST_FILE
-    manifest = read_json_object(manifest_path) if manifest_path.is_file() else {}
-    if "data_hash" not in manifest:
-        manifest["data_hash"] = files_sha256([path / SEQUENCES_FILE, path / ITEMS_FILE])
+    """Open a prepared-dataset directory: refused when it is not one, or when a file is
+    not the one its manifest records (named, with how to prepare it again)."""
+    directory = DatasetDir.open(path)
+    items = read_parquet(directory.items)
+    sequences = scan_parquet(directory.sequences)
+    with parquet_errors(directory.sequences):  # the scan reads every page once
+        validate_tables(sequences, items, where=str(directory.path))
     return PreparedDataset(
-        name=manifest.get("name", path.name),
+        name=directory.manifest.name,
         items=items,
-        path=path,
-        manifest=manifest,
+        path=directory.path,
+        manifest=directory.manifest.model_dump(mode="json"),
     )

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from recalign.artifacts import InputRecord, PipelineDir, PromptSettings, RunDir, artifact_kind
 from recalign.constants import ITEM_ID, MANIFEST_FILE, TARGET_ITEM, TEXT, USER_ID
 from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignError
 from recalign.evaluation.options import EvalOptions
@@ -43,7 +44,6 @@ from recalign.ranking import (
     get_protocol,
     prediction_record,
 )
-from recalign.run_inputs import PromptSettings, RunSamples
 from recalign.sharding import shard_users
 
 logger = logging.getLogger(__name__)
@@ -172,33 +172,19 @@ def evaluate_run(
     from recalign.data.store import load_prepared
     from recalign.evaluation.targets import describe_run, model_label
     from recalign.models.loading import load_run_model
-    from recalign.samples.generate import ITEM_TEXTS_FILE
     from recalign.samples.representation import item_representations
 
     options = options or EvalOptions()
     run = _open_run(run_dir, data_dir)
-    run_dir, manifest, samples = run.run_dir, run.manifest, run.samples
-    if not (run_dir / "model").is_dir() and options.which == "best":
-        raise RecalignError(
-            f"{run_dir} has no trained model ({run_dir / 'model'} is missing): the run has not "
-            "finished; train it (or resume it), or evaluate its latest checkpoint with which='last'"
-        )
+    run.run.weights(options.which)  # a run without that model fails before any work
     dataset = load_prepared(run.data_dir)
     prompt = run.prompt
     reprs = item_representations(dataset.item_texts, prompt.item_repr, seed=prompt.id_seed)
     item_ids = dataset.items.get_column(ITEM_ID).to_list()
-    trained_items = None
-    if samples.directory is not None and (samples.directory / ITEM_TEXTS_FILE).is_file():
-        trained_items = read_parquet(samples.directory / ITEM_TEXTS_FILE)
-    check_catalogue(
-        trained_items,
-        {i: reprs[i] for i in item_ids},
-        data_hash_trained=manifest.get("data_hash"),
-        data_hash=dataset.data_hash,
-    )
+    _check_trained_catalogue(run.run, dataset, {i: reprs[i] for i in item_ids})
     eval_samples = _eval_samples(dataset, prompt, options, len(item_ids))
-    loaded = load_run_model(run_dir, which=options.which, device=device)
-    info = describe_run(run_dir, manifest, samples.manifest, options.which)
+    loaded = load_run_model(run.run.path, which=options.which, device=device)
+    info = describe_run(run.run, options.which)
     return _run_protocol(
         loaded,
         dataset,
@@ -209,8 +195,25 @@ def evaluate_run(
         options,
         prompt,
         model=model_label(info),
-        extra={"model_info": info, "run_dir": str(run_dir)},
+        extra={"model_info": info, "run_dir": str(run.run.path)},
+        inputs={"run": run.run.record_for(out_dir)},
         show_progress=show_progress,
+    )
+
+
+def _check_trained_catalogue(run: RunDir, dataset: Any, current: dict[int, str]) -> None:
+    """A dataset other than the run's is taken only with the catalogue it was trained on
+    (compared with its samples' item texts, when they can be found)."""
+    from recalign.artifacts import SamplesDir
+
+    if dataset.data_hash == run.manifest.data_hash:
+        return
+    trained = None
+    samples = run.samples_dir()
+    if samples is not None:
+        trained = read_parquet(SamplesDir.open(samples).item_texts)
+    check_catalogue(
+        trained, current, data_hash_trained=run.manifest.data_hash, data_hash=dataset.data_hash
     )
 
 
@@ -227,6 +230,7 @@ def evaluate_model(
     show_progress: bool = False,
     overrides: dict[str, Any] | None = None,
     facts: dict[str, Any] | None = None,
+    inputs: dict[str, InputRecord] | None = None,
 ) -> dict:
     """Evaluate a model zero-shot (no fine-tuning) on `data_dir`; write `out_dir`.
 
@@ -234,12 +238,12 @@ def evaluate_model(
     (imported GGUF, local HF checkpoint, LoRA adapter), a `.gguf` file, a hub name, or a
     tiny preset (random init, seeded by `options.seed`; its tokenizer from `tokenizer`,
     else trained on the dataset). `prompt` says how prompts are built — pass
-    `PromptSettings.from_samples_dir(SAMPLES)` to match a samples directory (e.g. the one
+    `SamplesDir.open(SAMPLES).prompt_settings()` to match a samples directory (e.g. the one
     a fine-tuned run of the same model trained on); default: the samples stage's
     defaults. With the same `options`, the users (and sampled candidates) are those a
     fine-tuned run's evaluation scores, so the two rows compare. `overrides` resize a
-    tiny preset; `facts` override what `model_info` says about the model. Returns
-    metrics.json.
+    tiny preset; `facts` override what `model_info` says about the model; `inputs` add
+    to what the manifest records. Returns metrics.json.
     """
     from recalign.data.store import load_prepared
     from recalign.evaluation.targets import describe_model, model_label
@@ -283,8 +287,19 @@ def evaluate_model(
         prompt,
         model=model_label(info),
         extra={"model_info": info},
+        inputs={**_model_input(spec, out_dir), **(inputs or {})},
         show_progress=show_progress,
     )
+
+
+def _model_input(spec: str, out_dir: str | Path) -> dict[str, InputRecord]:
+    """A model directory `recalign models import` wrote is an input with a content hash."""
+    from recalign.artifacts import ModelDir
+
+    path = Path(spec).expanduser()
+    if path.is_dir() and artifact_kind(path) == "model":
+        return {"model": ModelDir.open(path).record_for(out_dir)}
+    return {}
 
 
 def evaluate_zero_shot(
@@ -305,48 +320,47 @@ def evaluate_zero_shot(
     random init of the same size with the run's tokenizer — a floor, not a pretrained
     model. Returns the metrics.json dict.
     """
+    from dataclasses import replace
+
     from recalign.evaluation.targets import model_name
     from recalign.models import TINY_PRESETS
-    from recalign.models.loading import BASE_DIR, recorded_model_source
+    from recalign.models.loading import recorded_model_source
 
-    run = _open_run(run_dir, data_dir)
-    spec_info = run.manifest.get("model") or {}
+    opened = _open_run(run_dir, data_dir)
+    run = opened.run
+    spec_info = run.manifest.model
     source = spec_info.get("source")
     if not isinstance(source, str) or not source:
-        raise RecalignError(
-            f"{run.run_dir / MANIFEST_FILE} does not record the model it fine-tuned"
-        )
+        raise RecalignError(f"{run.path / MANIFEST_FILE} does not record the model it fine-tuned")
     tokenizer = spec_info.get("tokenizer_path")
     if tokenizer:
-        tokenizer = recorded_model_source(run.run_dir, str(tokenizer))
+        tokenizer = recorded_model_source(run.path, str(tokenizer))
     overrides = None
     if source in TINY_PRESETS:
         spec = source
         overrides = spec_info.get("overrides") or None
-        if (run.run_dir / BASE_DIR).is_dir():
-            spec, tokenizer, overrides = str(run.run_dir / BASE_DIR), None, None
-        elif (run.run_dir / "tokenizer").is_dir():
-            tokenizer = str(run.run_dir / "tokenizer")
+        if run.base.is_dir():
+            spec, tokenizer, overrides = str(run.base), None, None
+        else:
+            tokenizer = str(run.tokenizer)
     else:
-        spec = recorded_model_source(run.run_dir, source)
+        spec = recorded_model_source(run.path, source)
     # The base may be loaded from RUN_DIR/base, but it is the run's source that is evaluated.
-    facts: dict[str, Any] = {
-        "name": model_name(source),
-        "source": source,
-        "run_dir": str(run.run_dir),
-    }
+    facts: dict[str, Any] = {"name": model_name(source), "source": source, "run_dir": str(run.path)}
     if source in TINY_PRESETS:
         facts.update(model_preset=source, random_init=True)
     return evaluate_model(
         spec,
-        run.data_dir,
+        opened.data_dir,
         out_dir,
         options,
-        prompt=run.prompt,
+        # The run's prompts, not fitted to its budget: a zero-shot model is not.
+        prompt=replace(opened.prompt, max_source_length=None),
         tokenizer=tokenizer,
         device=device,
         overrides=overrides,
         facts=facts,
+        inputs={"run": run.record_for(out_dir)},
         show_progress=show_progress,
     )
 
@@ -355,44 +369,20 @@ def evaluate_zero_shot(
 class _Run:
     """A training run opened for evaluation, with its inputs found."""
 
-    run_dir: Path
-    manifest: dict[str, Any]
-    samples: RunSamples
+    run: RunDir
     prompt: PromptSettings
     data_dir: Path
 
 
-def _open_run(run_dir: str | Path, data_dir: str | Path | None) -> _Run:
-    """A training run (or the `train/` run of a pipeline directory) and its inputs;
-    `data_dir` None: the pipeline's `data/`, else the dataset its manifests record."""
-    from recalign.evaluation.targets import pipeline_run
-    from recalign.manifest import read_manifest
-    from recalign.run_inputs import find_data_dir, run_samples
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RecalignError(f"{run_dir} is not a directory (expected a training run directory)")
-    manifest = read_manifest(run_dir)
-    if manifest.get("kind") == "pipeline":
-        pipeline = pipeline_run(run_dir)
-        run_dir, data_dir = Path(str(pipeline.run_dir)), data_dir or pipeline.data_dir
-        manifest = read_manifest(run_dir)
-    if manifest.get("kind") != "run":
-        raise RecalignError(
-            f"{run_dir} is not a training run directory (its manifest is of kind "
-            f"{manifest.get('kind')!r}); pass the directory `recalign train --out` wrote, a "
-            "`recalign run` directory, or a model directory (evaluated zero-shot)"
-        )
-    samples = run_samples(run_dir, manifest)
-    if data_dir is None:
-        data_dir = find_data_dir(run_dir, manifest, samples)
-        if data_dir is None:
-            raise ConfigError(
-                f"{run_dir / MANIFEST_FILE} does not say which prepared dataset the run used: "
-                "pass it with --data"
-            )
-    prompt = PromptSettings.from_samples(samples, item_repr=manifest.get("item_repr"))
-    return _Run(run_dir, manifest, samples, prompt, Path(data_dir))
+def _open_run(target: str | Path, data_dir: str | Path | None) -> _Run:
+    """A training run (or the `train/` run of a pipeline directory) and its dataset:
+    `data_dir`, else the pipeline's `data/`, else the one the run recorded."""
+    path = Path(target)
+    if artifact_kind(path) == "pipeline":
+        layout = PipelineDir(path)
+        path, data_dir = layout.train(), data_dir or layout.data
+    run = RunDir.open(path)
+    return _Run(run, run.prompt_settings(), Path(data_dir) if data_dir else run.dataset_dir())
 
 
 def _eval_samples(
@@ -447,11 +437,15 @@ def _run_protocol(
     *,
     model: str,
     extra: dict[str, Any],
+    inputs: dict[str, InputRecord],
     show_progress: bool,
 ) -> dict:
-    """Run the protocol on the prepared users and write predictions + metrics.json."""
+    """Run the protocol on the prepared users and write the evaluation directory."""
     from recalign.evaluation.outputs import write_evaluation
 
+    # Prompts are fitted to the budget asked for, else to the one the run trained with.
+    budget = options.max_source_length or prompt.max_source_length
+    options = options.model_copy(update={"max_source_length": budget})
     started = time.perf_counter()
     bar = _progress(samples.height, show_progress, options.protocol)
     try:
@@ -485,7 +479,13 @@ def _run_protocol(
         extra=extra,
         n_boot=options.n_boot,
         seed=options.seed,
+        inputs={**inputs, **_dataset_input(dataset, out_dir)},
     )
+
+
+def _dataset_input(dataset: Any, out_dir: str | Path) -> dict[str, InputRecord]:
+    record = dataset.record_for(out_dir)
+    return {} if record is None else {"dataset": record}
 
 
 class _NoBar:
@@ -507,11 +507,11 @@ def _progress(total: int, show: bool, label: str) -> Any:
 
 # --- protocols -------------------------------------------------------------------------
 def _prompts(loaded: Any, samples: pl.DataFrame, options: EvalOptions) -> list[list[int]]:
-    """Prompt ids fitted to the budget (`options.max_source_length`, else the one the run
-    was trained with): whole history items go, never the instruction or the frame."""
-    from recalign.models.tokenization import fit_prompts, run_max_source_length
+    """Prompt ids fitted to the budget (`options.max_source_length`; None: not fitted):
+    whole history items go, never the instruction or the frame."""
+    from recalign.models.tokenization import fit_prompts
 
-    budget = options.max_source_length or run_max_source_length(loaded.spec.get("run_dir"))
+    budget = options.max_source_length
     fitted = fit_prompts(
         loaded.tokenizer,
         loaded.family,

@@ -5,6 +5,13 @@
         rating:        {"user_id", "item", "rating", "prediction"}
     DIR/metrics.json        protocol, split, model, users, exclude_history, template,
                             metrics, intervals, bootstrap, plus any extra keys
+    DIR/manifest.json       an `EvaluationManifest` (`recalign.artifacts`): the files'
+                            sha256, the content hashes of what was evaluated (written last)
+
+`write_evaluation` commits the directory whole (`recalign.artifacts.staged_output`); a
+baseline writes the same two files inside its own directory (`write_evaluation_files`).
+Readers open a directory only when its manifest verifies; a file named directly (one an
+outside tool wrote, say) is read as it is.
 
 Metrics are always computed over the predictions sorted by user id, so the bootstrap
 draws (and hence the intervals) do not depend on the order in which users were
@@ -21,6 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from recalign.artifacts import (
+    BaselineDir,
+    EvaluationDir,
+    EvaluationManifest,
+    InputRecord,
+    artifact_kind,
+    staged_output,
+)
 from recalign.constants import (
     METRICS_FILE,
     PREDICTION,
@@ -183,6 +198,26 @@ def write_predictions(path: str | Path, predictions: Iterable[Mapping[str, Any]]
     return path
 
 
+def write_evaluation_files(directory: str | Path, predictions: list[dict], metrics: dict) -> dict:
+    """Write `predictions.jsonl` and `metrics.json` into `directory` (no manifest: the
+    caller commits the directory); returns the metrics as `metrics.json` holds them."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_predictions(directory / PREDICTIONS_FILE, predictions)
+    # Round-trip through JSON so the returned dict equals what metrics.json holds.
+    metrics = json.loads(json.dumps(metrics, default=_json_default))
+    write_json(directory / METRICS_FILE, metrics)
+    logger.info(
+        "%s %s/%s: %d users, %s",
+        metrics["model"],
+        metrics["protocol"],
+        metrics["split"],
+        metrics["users"],
+        ", ".join(f"{k}={v:.4f}" for k, v in metrics["metrics"].items()),
+    )
+    return metrics
+
+
 def write_evaluation(
     out_dir: str | Path,
     predictions: list[dict],
@@ -196,8 +231,10 @@ def write_evaluation(
     n_boot: int = 1000,
     seed: int = 0,
     ci: float = 0.95,
+    inputs: Mapping[str, InputRecord] | None = None,
 ) -> dict:
-    """Write `predictions.jsonl` and `metrics.json` into `out_dir`; return the metrics dict."""
+    """Write the evaluation directory `out_dir` (predictions, metrics and a manifest
+    recording `inputs`, what was evaluated), whole; return the metrics dict."""
     metrics = compute_metrics(
         predictions,
         protocol=protocol,
@@ -210,30 +247,37 @@ def write_evaluation(
         seed=seed,
         ci=ci,
     )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_predictions(out / PREDICTIONS_FILE, predictions)
-    # Round-trip through JSON so the returned dict equals what metrics.json holds.
-    metrics = json.loads(json.dumps(metrics, default=_json_default))
-    write_json(out / METRICS_FILE, metrics)
-    logger.info(
-        "%s %s/%s: %d users, %s",
-        model,
-        protocol,
-        split,
-        metrics["users"],
-        ", ".join(f"{k}={v:.4f}" for k, v in metrics["metrics"].items()),
-    )
+    with staged_output(out_dir, EvaluationManifest) as staging:
+        metrics = write_evaluation_files(staging.path, predictions, metrics)
+        staging.commit(
+            EvaluationManifest(
+                protocol=protocol,
+                split=split,
+                model=model,
+                users=int(metrics["users"]),
+                inputs=dict(inputs or {}),
+            )
+        )
     return metrics
 
 
+def open_evaluation(directory: str | Path) -> EvaluationDir | BaselineDir:
+    """An evaluation directory, or a baseline's (which holds the same two files)."""
+    if artifact_kind(directory) == "baseline":
+        return BaselineDir.open(directory)
+    return EvaluationDir.open(directory)
+
+
 def _evaluation_file(path_or_dir: str | Path, name: str) -> Path:
-    """`name` in an evaluation directory, or the file itself; an error if it is missing."""
+    """`name` in a (verified) evaluation directory, or the file itself: a file in an
+    artefact directory is verified with it, one elsewhere read as it is."""
     path = Path(path_or_dir)
     if path.is_dir():
-        path = path / name
+        return open_evaluation(path).path / name
     if not path.is_file():
         raise RecalignError(f"{path} not found: not an evaluation output (no {name})")
+    if artifact_kind(path.parent) is not None:
+        open_evaluation(path.parent)
     return path
 
 
@@ -280,7 +324,9 @@ def metrics_from_predictions(
     without one, `protocol`, `split` and `model` must be given.
     """
     path = _evaluation_file(path_or_dir, PREDICTIONS_FILE)
-    stored = read_metrics(path.parent) if (path.parent / METRICS_FILE).is_file() else {}
+    stored = (
+        read_metrics(path.parent / METRICS_FILE) if (path.parent / METRICS_FILE).is_file() else {}
+    )
     bootstrap = stored.get("bootstrap", {})
     options = {
         "protocol": protocol if protocol is not None else stored.get("protocol"),
@@ -317,7 +363,8 @@ def merge_evaluations(dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
     """
     if not dirs:
         raise RecalignError("nothing to merge: give at least one evaluation directory")
-    shards = [read_metrics(d) for d in dirs]
+    opened = [open_evaluation(d) for d in dirs]
+    shards = [read_metrics(d.metrics) for d in opened]
     first = shards[0]
     for directory, shard in zip(dirs[1:], shards[1:], strict=True):
         for key in (*_IDENTITY_KEYS, "bootstrap"):
@@ -351,4 +398,22 @@ def merge_evaluations(dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
         n_boot=int(bootstrap.get("resamples", 1000)),
         seed=int(bootstrap.get("seed", 0)),
         ci=float(bootstrap.get("confidence", 0.95)),
+        inputs={f"shard-{i}": shard.record_for(out_dir) for i, shard in enumerate(opened)},
     )
+
+
+def rewrite_metrics(directory: str | Path, metrics: dict) -> None:
+    """Replace the `metrics.json` of an evaluation (or baseline) directory, committing
+    the directory again with the same records (`recalign metrics recompute --write`)."""
+    import shutil
+
+    opened = open_evaluation(directory)
+    made = {"created", "versions", "git_revision", "command", "files", "content_hash"}
+    manifest = type(opened.manifest)(**opened.manifest.model_dump(exclude=made))
+    with staged_output(opened.path, type(opened.manifest)) as staging:
+        shutil.copytree(opened.path, staging.path, dirs_exist_ok=True)
+        (staging.path / "manifest.json").unlink()
+        write_json(
+            staging.path / METRICS_FILE, json.loads(json.dumps(metrics, default=_json_default))
+        )
+        staging.commit(manifest)

@@ -15,16 +15,20 @@ preset (random init: a floor) or a hub name. Everything but a run is loaded by
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recalign.artifacts import (
+    ModelManifest,
+    PipelineDir,
+    RunDir,
+    artifact_kind,
+    read_manifest,
+)
 from recalign.constants import MANIFEST_FILE
 from recalign.errors import RecalignError
 
-PIPELINE_TRAIN_DIR = "train"  # RUN/train: the training run of a `recalign run` directory
-PIPELINE_DATA_DIR = "data"  # RUN/data: its prepared dataset
 _MODEL_FILES = ("config.json", "adapter_config.json")
 
 
@@ -41,29 +45,16 @@ class Target:
         return self.run_dir is not None
 
 
-def _manifest(directory: Path) -> dict[str, Any] | None:
-    path = directory / MANIFEST_FILE
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RecalignError(f"{path} is corrupt (not valid JSON: {error})") from None
-    if not isinstance(manifest, dict):
-        raise RecalignError(f"{path} is corrupt: expected a JSON object")
-    return manifest
-
-
 def pipeline_run(pipeline_dir: Path) -> Target:
     """The training run and dataset of a `recalign run` directory."""
-    train = pipeline_dir / PIPELINE_TRAIN_DIR
-    if not (train / MANIFEST_FILE).is_file():
+    layout = PipelineDir(pipeline_dir)
+    train = layout.train()
+    if not RunDir.is_one(train):
         raise RecalignError(
             f"{pipeline_dir} is a `recalign run` directory without a finished training run "
             f"({train / MANIFEST_FILE} is missing): run the pipeline until it has trained"
         )
-    data = pipeline_dir / PIPELINE_DATA_DIR
-    return Target(run_dir=train, data_dir=data if data.is_dir() else None)
+    return Target(run_dir=train, data_dir=layout.data if layout.data.is_dir() else None)
 
 
 def resolve_target(target: str | Path) -> Target:
@@ -72,15 +63,16 @@ def resolve_target(target: str | Path) -> Target:
     if not path.is_dir():
         # A .gguf file, a preset or a hub name: `load_model` says what is wrong with it.
         return Target(spec=str(target))
-    manifest = _manifest(path)
-    kind = None if manifest is None else manifest.get("kind")
+    has_manifest = (path / MANIFEST_FILE).is_file()
+    # Reading the manifest names a corrupt or outdated one; the stage reading it verifies.
+    kind = read_manifest(path).kind if has_manifest else None
     if kind == "pipeline":
         return pipeline_run(path)
     if kind == "run":
         return Target(run_dir=path)
     if kind == "model" or any((path / name).is_file() for name in _MODEL_FILES):
         return Target(spec=str(path))
-    if manifest is not None:
+    if has_manifest:
         raise RecalignError(
             f"{path} holds a {kind!r} artefact, not a model: evaluate a training run, a "
             "`recalign run` directory or a model directory (baselines are evaluated by "
@@ -109,10 +101,10 @@ def model_name(source: str) -> str:
     if path.suffix == ".gguf":
         return path.stem
     if path.is_dir():
-        manifest = _manifest(path) or {}
-        gguf = manifest.get("source") if manifest.get("kind") == "model" else None
-        if isinstance(gguf, dict) and isinstance(gguf.get("gguf"), str):
-            return Path(gguf["gguf"]).stem  # `recalign models import` of a GGUF file
+        if artifact_kind(path) == "model":
+            gguf = read_manifest(path, ModelManifest).source.get("gguf")
+            if isinstance(gguf, str):
+                return Path(gguf).stem  # `recalign models import` of a GGUF file
         return path.resolve().name
     return path.name if _looks_like_path(source) else source
 
@@ -138,43 +130,23 @@ def model_label(info: dict[str, Any]) -> str:
     return f"{label} ({', '.join(details)})" if details else label
 
 
-def _trained_tasks(run_dir: Path, samples_manifest: dict[str, Any]) -> list[str] | None:
-    """The task mixture a run was trained on: the samples' tasks, cut to the run's
-    `tasks` when its config names some."""
-    tasks = samples_manifest.get("tasks")
-    tasks = [str(t) for t in tasks] if isinstance(tasks, list) else None
-    config = run_dir / "config.yaml"
-    if config.is_file():
-        import yaml
-
-        try:
-            chosen = (yaml.safe_load(config.read_text()) or {}).get("tasks")
-        except (OSError, yaml.YAMLError, AttributeError):
-            chosen = None
-        if isinstance(chosen, list) and chosen:
-            tasks = [t for t in (tasks or chosen) if t in chosen]
-    return tasks
-
-
-def describe_run(
-    run_dir: Path, manifest: dict[str, Any], samples_manifest: dict[str, Any], which: str
-) -> dict[str, Any]:
-    """`model_info` of a fine-tuned run."""
-    spec = manifest.get("model") or {}
-    source = str(spec.get("source") or spec.get("preset") or run_dir.name)
+def describe_run(run: RunDir, which: str) -> dict[str, Any]:
+    """`model_info` of a fine-tuned run (from its manifest: the model, the mixture)."""
+    m = run.manifest
+    source = str(m.model.get("source") or m.model.get("preset") or run.path.name)
     return {
         "name": model_name(source),
         "source": source,
         "adaptation": "fine-tuned",
-        "family": manifest.get("family"),
-        "model_preset": spec.get("preset"),
+        "family": m.family,
+        "model_preset": m.model.get("preset"),
         "random_init": False,
-        "preset": samples_manifest.get("preset"),
-        "tasks": _trained_tasks(run_dir, samples_manifest),
-        "lora": bool(manifest.get("lora")),
+        "preset": m.prompt.preset,
+        "tasks": list(m.prompt.tasks),
+        "lora": bool(m.lora),
         "checkpoint": which,
-        "steps": manifest.get("steps_done"),
-        "run_dir": str(run_dir),
+        "steps": m.steps_done,
+        "run_dir": str(run.path),
     }
 
 

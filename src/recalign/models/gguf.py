@@ -50,7 +50,7 @@ def import_gguf(path: str | Path, out: str | Path, *, dtype: str = "float32") ->
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
-    from recalign.manifest import build_manifest, file_sha256, write_manifest
+    from recalign.artifacts import ModelManifest, file_sha256, staged_output
 
     path, out = Path(path), Path(out)
     if not path.is_file():
@@ -82,18 +82,16 @@ def import_gguf(path: str | Path, out: str | Path, *, dtype: str = "float32") ->
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     except (OSError, ValueError, KeyError) as error:
         raise RecalignError(f"cannot convert {path}: {error}") from error
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    write_manifest(
-        out,
-        build_manifest(
-            "model",
-            source={"gguf": str(path), "sha256": file_sha256(path)},
-            model_type=config.model_type,
-            parameters=sum(p.numel() for p in model.parameters()),
-            dtype=dtype,
-        ),
-    )
+    with staged_output(out, ModelManifest) as staging:  # whole, or not at all
+        model.save_pretrained(staging.path)
+        tokenizer.save_pretrained(staging.path)
+        staging.commit(
+            ModelManifest(
+                source={"gguf": str(path), "sha256": file_sha256(path)},
+                model_type=config.model_type,
+                parameters=sum(p.numel() for p in model.parameters()),
+                dtype=dtype,
+            )
+        )
     logger.info("imported %s (%s) into %s", path.name, config.model_type, out)
     return out

@@ -23,7 +23,6 @@ logger = logging.getLogger(__name__)
 
 Family = Literal["seq2seq", "causal"]
 ADAPTER_CONFIG = "adapter_config.json"
-BASE_DIR = "base"  # RUN_DIR/base: the random-init base of a LoRA run on a tiny preset
 
 
 @dataclass
@@ -95,15 +94,12 @@ def load_tokenizer(spec: str | Path) -> tuple[Any, str]:
     A run directory has the tokenizer it trained with (RUN_DIR/tokenizer) and its family
     in the manifest; a model directory or hub name has a config that tells the family.
     """
-    path = Path(spec)
-    manifest_path = path / "manifest.json"
-    if manifest_path.is_file():
-        from recalign.fileio import read_json_object
+    from recalign.artifacts import RunDir, artifact_kind
 
-        manifest = read_json_object(manifest_path)
-        if manifest.get("kind") == "run":
-            where = path / "tokenizer" if (path / "tokenizer").is_dir() else path / "model"
-            return _load_tokenizer(where), str(manifest.get("family") or "seq2seq")
+    path = Path(spec)
+    if path.is_dir() and artifact_kind(path) == "run":
+        run = RunDir.open(path)
+        return _load_tokenizer(run.tokenizer), run.manifest.family
     if str(spec) in ("tiny-t5", "tiny-causal"):
         raise RecalignError(
             f"{spec} trains its tokenizer when it is trained: pass that run's directory"
@@ -266,6 +262,14 @@ def _load_from_hub(spec: str, *, tokenizer_path: str | Path | None, dtype: Any) 
         raise _hub_error(spec, error) from error
 
 
+def _verify_if_imported(path: Path) -> None:
+    """A model directory `recalign models import` wrote is loaded only if it is intact."""
+    from recalign.artifacts import ModelDir, artifact_kind
+
+    if artifact_kind(path) == "model":
+        ModelDir.open(path)
+
+
 def load_model(
     spec: str,
     *,
@@ -308,6 +312,7 @@ def load_model(
         elif path.is_dir() and (path / ADAPTER_CONFIG).is_file():
             loaded = _load_adapter(path, dtype=torch_dtype)
         elif path.is_dir():
+            _verify_if_imported(path)
             try:
                 loaded = _load_pretrained(
                     str(path), local_only=True, tokenizer_path=tokenizer_path, dtype=torch_dtype
@@ -329,34 +334,28 @@ def load_model(
 def load_run_model(
     run_dir: str | Path, *, which: str = "best", device: str | None = None
 ) -> LoadedModel:
-    """The trained model of a run directory.
+    """The trained model of a run directory (`recalign.artifacts.RunDir`, verified).
 
     `which`: "best" (RUN_DIR/model), "last" (the latest checkpoint) or a checkpoint name
     ("checkpoint-N", "step-N" or "N"). A LoRA adapter is put on its base model, resolved
     from the run manifest (RUN_DIR/base for the tiny presets, else the base spec).
     """
-    from recalign.manifest import read_manifest
+    from recalign.artifacts import RunDir
+    from recalign.artifacts.checkpoints import verify_model_files
 
-    run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir)
-    if manifest.get("kind") != "run":
-        raise RecalignError(
-            f"{run_dir} is not a training run directory (manifest kind {manifest.get('kind')!r})"
-        )
-    target = resolve_run_weights(run_dir, which)
-    from recalign.checkpoints import verify_model_files
-
-    verify_model_files(target)
+    run = RunDir.open(run_dir)
+    target = run.weights(which)
+    verify_model_files(target)  # a damaged weight file is named, not a loader's traceback
     if (target / ADAPTER_CONFIG).is_file():
         base = (
-            run_dir / BASE_DIR
-            if (run_dir / BASE_DIR).is_dir()
-            else recorded_model_source(run_dir, manifest["model"]["source"])
+            run.base
+            if run.base.is_dir()
+            else recorded_model_source(run.path, run.manifest.model["source"])
         )
         loaded = _load_adapter(target, dtype=None, base=base)
     else:
         loaded = _load_pretrained(str(target), local_only=True, tokenizer_path=None, dtype=None)
-    loaded.spec = {**manifest.get("model", {}), "run_dir": str(run_dir), "weights": str(target)}
+    loaded.spec = {**run.manifest.model, "run_dir": str(run.path), "weights": str(target)}
     if device is not None:
         loaded.model.to(device)
     loaded.model.eval()
@@ -367,11 +366,11 @@ def recorded_model_source(run_dir: str | Path, source: str) -> str:
     """The model (or tokenizer) a run recorded as `source`, from any working directory.
 
     Training records a path as the user typed it, relative to the working directory of
-    the time: look for it the way `recalign.run_inputs.find_recorded` looks for a run's
+    the time: look for it the way `recalign.artifacts.find_recorded` looks for a run's
     inputs. A preset, a hub name or a path found nowhere is returned as it is.
     """
+    from recalign.artifacts import find_recorded
     from recalign.models import TINY_PRESETS
-    from recalign.run_inputs import find_recorded
 
     if source in TINY_PRESETS:
         return source
@@ -386,30 +385,3 @@ def recorded_model_source(run_dir: str | Path, source: str) -> str:
 
     found = find_recorded(source, run_dir, is_model)
     return source if found is None else str(found)
-
-
-def resolve_run_weights(run_dir: Path, which: str) -> Path:
-    """The directory holding the weights `which` names inside a run directory."""
-    from recalign.checkpoints import checkpoint_dirs
-
-    if which == "best":
-        target = run_dir / "model"
-    else:
-        checkpoints = checkpoint_dirs(run_dir)
-        if not checkpoints:
-            raise RecalignError(f"{run_dir} has no checkpoints")
-        if which == "last":
-            target = checkpoints[-1][1]
-        else:
-            step = which.rsplit("-", 1)[-1]
-            found = [p for s, p in checkpoints if str(s) == step]
-            if not found:
-                have = ", ".join(p.name for _, p in checkpoints)
-                raise RecalignError(f"{run_dir} has no checkpoint {which!r} (have: {have})")
-            target = found[0]
-    if not target.is_dir():
-        raise RecalignError(
-            f"{target} does not exist: the run has not finished; "
-            "use which='last' for its latest checkpoint"
-        )
-    return target

@@ -18,7 +18,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -391,18 +390,3 @@ def fit_prompt(
 ) -> list[int]:
     """`fit_prompts` for one prompt (serving)."""
     return fit_prompts(tokenizer, family, [text], [bounds], max_length).ids[0]
-
-
-def run_max_source_length(run_dir: str | Path | None) -> int | None:
-    """The prompt budget a training run used (its `config.yaml`), or None if unknown."""
-    if run_dir is None:
-        return None
-    import yaml
-
-    path = Path(run_dir) / "config.yaml"
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return None
-    value = config.get("max_source_length") if isinstance(config, dict) else None
-    return int(value) if isinstance(value, int) else None

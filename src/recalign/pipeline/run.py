@@ -1,11 +1,13 @@
 """`recalign run`: prepare -> samples -> train -> evaluate -> baselines -> report.
 
-Every stage writes its own sub-directory of the run directory and is cached by a hash
-of its configuration and of the stages it reads (see `cache.py`), so a re-run after a
-change to the evaluation only re-evaluates. A failing stage leaves the earlier stages'
-caches intact; the error says which stage failed and that re-running resumes. Ctrl-C or
-SIGTERM marks the running stage interrupted (training first saves a checkpoint), and
-the same command continues it.
+Every stage writes its own sub-directory of the run directory (`PipelineDir` names
+them) and is cached by a hash of its configuration and of the content hashes of what it
+reads (see `cache.py`), so a re-run after a change to the evaluation only re-evaluates,
+and a changed input file or a missing or altered output is redone with everything after
+it. A failing stage leaves the earlier stages' caches intact; the error says which stage
+failed and that re-running resumes. Ctrl-C or SIGTERM marks the running stage
+interrupted (training first saves a checkpoint), and the same command continues it.
+One `recalign run` at a time writes a run directory.
 """
 
 from __future__ import annotations
@@ -19,13 +21,12 @@ from typing import Any
 
 import yaml
 
-from recalign.constants import CONFIG_FILE
+from recalign.artifacts import PipelineDir, PipelineManifest, StageRecord, output_lock, seal
 from recalign.errors import Interrupted, RecalignError
-from recalign.manifest import build_manifest, write_manifest
 from recalign.pipeline import stages, work
 from recalign.pipeline.cache import (
     StageResult,
-    is_complete,
+    freshness,
     mark_interrupted,
     run_stage,
     stage_key,
@@ -64,7 +65,7 @@ class _Stages:
 
         self.run_dir = run_dir
         self.on_stage = on_stage
-        self.keys: dict[str, str] = {}
+        self.hashes: dict[str, str | None] = {}  # stage -> content hash of its output
         self.result = PipelineResult(run_dir)
         self.clock = StageClock()
 
@@ -100,10 +101,13 @@ class _Stages:
         fn: Callable[[Path, bool], dict[str, Any] | None],
         work: Callable[[], Work],
     ) -> StageResult:
-        key = stage_key(name, stage_config, {u: self.keys[u] for u in upstream})
+        key = stage_key(name, stage_config, {u: self.hashes[u] for u in upstream})
         record: dict[str, Any] = {}
         planned, probe = None, 0.0
-        if not is_complete(directory, key):
+        fresh = freshness(directory, key)
+        if fresh.reason:
+            _announce(self.on_stage, f"stage {name}: {fresh.reason}; doing it again")
+        if not fresh.reuse:
             try:
                 planned = work()
             except Exception as error:  # an estimate is advice: it never stops a run
@@ -111,7 +115,7 @@ class _Stages:
                 planned = Work(name, 0, name)
             record, probe = self._before(name, planned)
         try:
-            outcome = run_stage(name, directory, key, fn, record=record)
+            outcome = run_stage(name, directory, key, fn, record=record, fresh=fresh)
         except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (see recalign.cli.signals)
             resumable = isinstance(stop, Interrupted) and stop.resumable
             mark_interrupted(name, directory, key, resumable=resumable)
@@ -127,7 +131,7 @@ class _Stages:
                 f"stage {name!r} failed: {error}\nEarlier stages are cached in {self.run_dir}; "
                 "fix the cause and run the same command again to resume."
             ) from error
-        self.keys[name] = key
+        self.hashes[name] = outcome.content_hash
         self.result.stages.append(outcome)
         if outcome.reused:
             _announce(self.on_stage, f"stage {name}: up to date (reused)")
@@ -144,41 +148,43 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run every stage of `config` into `run_dir`, reusing what is up to date."""
     config = checked(config)  # the whole config is valid before any stage writes a file
-    started = time.perf_counter()
     run_dir = Path(run_dir)
+    with output_lock(run_dir):  # a second `recalign run` into it fails at once
+        return _run_pipeline(config, run_dir, on_stage)
+
+
+def _run_pipeline(
+    config: RunConfig, run_dir: Path, on_stage: Callable[[str], None] | None
+) -> PipelineResult:
+    started = time.perf_counter()
+    layout = PipelineDir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = config.model_dump(mode="json")
-    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
+    layout.config_file.write_text(yaml.safe_dump(resolved, sort_keys=False))
     stages_ = _Stages(run_dir, on_stage)
     step = stages_.step
 
     data_cfg = resolved["data"] | {"seed": config.seed}
     data = step(
         "data",
-        run_dir / "data",
+        layout.data,
         data_cfg,
         [],
         lambda d, _resume: stages.prepare(config, d),
         lambda: work.data_work(config),
     )
-    train = _train_variant(step, config, resolved, data.directory, run_dir, "")
+    train = _train_variant(step, config, resolved, layout, "")
     protocols = stages.supported_protocols(config, data.directory)
     for protocol in protocols:
-        _evaluate(step, config, resolved, data.directory, run_dir, train.directory, protocol, "")
+        _evaluate(step, config, resolved, layout, train.directory, protocol, "")
     for protocol in stages.zero_shot_protocols(config, protocols):
-        _evaluate(
-            step, config, resolved, data.directory, run_dir, train.directory,
-            protocol, ZERO_SHOT,
-        )  # fmt: skip
+        _evaluate(step, config, resolved, layout, train.directory, protocol, ZERO_SHOT)
     for preset in config.compare:
         variant = config.model_copy(deep=True)
         variant.samples.preset = preset
         variant_resolved = variant.model_dump(mode="json")
-        trained = _train_variant(step, variant, variant_resolved, data.directory, run_dir, preset)
-        _evaluate(
-            step, variant, variant_resolved, data.directory, run_dir, trained.directory,
-            "retrieval", preset,
-        )  # fmt: skip
+        trained = _train_variant(step, variant, variant_resolved, layout, preset)
+        _evaluate(step, variant, variant_resolved, layout, trained.directory, "retrieval", preset)
     for name in config.baselines.models:
         base_cfg = {
             "name": name,
@@ -190,21 +196,27 @@ def run_pipeline(
         }
         step(
             f"baseline-{name}",
-            run_dir / "baselines" / name,
+            layout.baseline(name),
             base_cfg,
             ["data"],
             lambda d, _resume, n=name: stages.baseline(config, data.directory, n, d),
             lambda n=name: work.baseline_work(config, data.directory, n),
         )
     result = stages_.result
-    write_manifest(
+    seal(
         run_dir,
-        build_manifest(
-            "pipeline",
+        PipelineManifest(
             name=config.name,
             config=resolved,
             stages={
-                s.name: {"key": s.key, "reused": s.reused, "seconds": s.seconds}
+                s.name: StageRecord(
+                    directory=layout.relative(s.directory),
+                    key=s.key,
+                    reused=s.reused,
+                    seconds=s.seconds,
+                    content_hash=s.content_hash,
+                    kind=s.kind,
+                )
                 for s in result.stages
             },
         ),
@@ -225,17 +237,13 @@ def run_pipeline(
 ZERO_SHOT = "zero-shot"
 
 
-def _suffix(preset: str) -> str:
-    return f"-{preset}" if preset else ""
-
-
 def _train_variant(
-    step, config: RunConfig, resolved: dict, data_dir: Path, run_dir: Path, preset: str
+    step, config: RunConfig, resolved: dict, layout: PipelineDir, preset: str
 ) -> StageResult:
     """Samples and training of the main mixture (`preset` "") or of a compare preset,
     whose directories carry the preset's name: samples-rec-only/, train-rec-only/."""
-    suffix = _suffix(preset)
-    samples_dir = run_dir / f"samples{suffix}"
+    suffix = layout.suffix(preset)
+    data_dir, samples_dir = layout.data, layout.samples(preset)
     # `workers` changes how fast the samples are made, not what they are: not in the key.
     samples_cfg = {k: v for k, v in resolved["samples"].items() if k != "workers"} | {
         "seed": config.seed,
@@ -252,9 +260,9 @@ def _train_variant(
     train_cfg = {"model": resolved["model"], "training": resolved["training"], "seed": config.seed}
     return step(
         f"train{suffix}",
-        run_dir / f"train{suffix}",
+        layout.train(preset),
         train_cfg,
-        [f"samples{suffix}"],
+        ["data", f"samples{suffix}"],
         lambda d, resume: stages.train(config, data_dir, samples_dir, d, resume),
         lambda: work.train_work(config, samples_dir, config.samples.preset),
     )
@@ -264,8 +272,7 @@ def _evaluate(
     step,
     config: RunConfig,
     resolved: dict,
-    data_dir: Path,
-    run_dir: Path,
+    layout: PipelineDir,
     train_dir: Path,
     protocol: str,
     preset: str,
@@ -273,21 +280,20 @@ def _evaluate(
     """One protocol on the main model (eval/<protocol>/), on a compare preset's
     (eval/<preset>/<protocol>/), or on the main model before fine-tuning
     (`preset` ZERO_SHOT: eval/zero-shot/<protocol>/, with the main run's prompts)."""
-    suffix = _suffix(preset)
+    suffix = layout.suffix(preset)
     zero_shot = preset == ZERO_SHOT
     eval_cfg = resolved["evaluation"] | {"protocol": protocol, "seed": config.seed}
     eval_cfg.pop("protocols")
     eval_cfg.pop("zero_shot")  # which protocols get a zero-shot row is not this row's input
-    out = run_dir / "eval" / preset / protocol if preset else run_dir / "eval" / protocol
     trained_by = "train" if zero_shot else f"train{suffix}"
-    samples_dir = run_dir / ("samples" if zero_shot else f"samples{suffix}")
+    samples_dir = layout.samples("" if zero_shot else preset)
     return step(
         f"eval-{protocol}{suffix}",
-        out,
+        layout.evaluation(protocol, preset),
         eval_cfg,
-        [trained_by],
+        ["data", trained_by],
         lambda d, _resume: stages.evaluate(
-            config, data_dir, train_dir, protocol, d, zero_shot=zero_shot
+            config, layout.data, train_dir, protocol, d, zero_shot=zero_shot
         ),
-        lambda: work.eval_work(config, data_dir, samples_dir, protocol),
+        lambda: work.eval_work(config, layout.data, samples_dir, protocol),
     )

@@ -50,7 +50,7 @@ def samples(config: RunConfig, data_dir: Path, out: Path) -> dict[str, Any]:
         family=model_family(config.model.spec),
         workers=config.samples.workers,
     )
-    return {"counts": manifest.get("totals", manifest.get("counts", {}))}
+    return {"counts": manifest.totals}
 
 
 def train(
@@ -93,8 +93,8 @@ def train(
 
 
 def _can_resume(out: Path) -> bool:
-    from recalign.checkpoints import resume_point
     from recalign.errors import RecalignError
+    from recalign.training.checkpoints import resume_point
 
     try:
         return resume_point(out, move_aside=False) is not None

@@ -46,9 +46,12 @@ def _mean_length(
 
 
 def _counts(samples_dir: Path) -> dict:
+    from recalign.artifacts import SamplesManifest, read_manifest
+    from recalign.errors import RecalignError
+
     try:
-        return json.loads((samples_dir / "manifest.json").read_text()).get("totals", {})
-    except (OSError, ValueError):
+        return dict(read_manifest(samples_dir, SamplesManifest).totals)
+    except RecalignError:
         return {}
 
 

@@ -25,7 +25,7 @@ from recalign.report.blocks import (
     to_html,
     to_markdown,
 )
-from recalign.report.collect import RunEvaluations, read_stats, read_train_log
+from recalign.report.collect import RunEvaluations, read_stats, read_train_log, unreadable_lines
 from recalign.report.examples import example_blocks
 from recalign.report.labels import collect_run
 from recalign.report.legend import metric_legend, models_legend
@@ -141,6 +141,7 @@ def result_blocks(run: RunEvaluations, groups: Sequence[ResultGroup], figures: P
         blocks += [Heading("Settings", 2), Bullets(settings)]
     blocks += [
         Heading("Results", 2),
+        *_unreadable_blocks(run),
         Paragraph(
             "Means over users, with 95% bootstrap intervals in brackets. The language "
             "model's row comes first, then the baselines on its users, then the baselines "
@@ -157,6 +158,12 @@ def result_blocks(run: RunEvaluations, groups: Sequence[ResultGroup], figures: P
     return blocks
 
 
+def _unreadable_blocks(run: RunEvaluations) -> list[Block]:
+    """Evaluations that exist (or should) but cannot be read: said, never dropped."""
+    lines = unreadable_lines(run)
+    return [Heading("Missing results", 3), Bullets(lines)] if lines else []
+
+
 def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     """Write `report.md` (figures beside it) and a self-contained `report.html`."""
     run_dir = Path(run_dir)
@@ -166,11 +173,13 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
     figures.mkdir(exist_ok=True)
     run = collect_run(run_dir)
     groups = result_groups(run)
-    title = f"recalign report: {run.manifest.get('name', run_dir.name)}"
+    title = f"recalign report: {run.manifest.get('name') or run_dir.name}"
     blocks: list[Block] = [Heading(title, 1), *_subtitle(run)]
     ablation = ablation_blocks(run_dir)
     if groups:
         blocks.extend(result_blocks(run, groups, figures))
+    elif run.unreadable:
+        blocks += [Heading("Results", 2), *_unreadable_blocks(run)]
     elif not ablation:
         blocks += [Heading("Results", 2), Paragraph("No evaluation has been run yet.")]
     blocks.extend(ablation)

@@ -87,11 +87,39 @@ def read_evaluation(directory: Path, role: str = "") -> Evaluation:
     )
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """An evaluation the report cannot show: missing, unreadable or altered."""
+
+    directory: Path
+    reason: str
+    stage: str | None = None  # the `recalign run` stage that writes it, when known
+
+
+def _sorted(found: list[Evaluation]) -> list[Evaluation]:
+    return sorted(found, key=lambda e: (*protocol_order(e.protocol), e.model, str(e.directory)))
+
+
 def find_evaluations(root: Path, role: str = "") -> list[Evaluation]:
     """Every evaluation below `root`, in a stable order: protocol (in the ranking core's
-    order, unknown names last), model, directory."""
+    order, unknown names last), model, directory. An unreadable one is an error."""
     found = [read_evaluation(path.parent, role) for path in sorted(root.rglob(METRICS_FILE))]
-    return sorted(found, key=lambda e: (*protocol_order(e.protocol), e.model, str(e.directory)))
+    return _sorted(found)
+
+
+def gather(
+    directories: list[Path], role: str, stages: dict[Path, str]
+) -> tuple[list[Evaluation], list[Unreadable]]:
+    """Read each evaluation directory; those that cannot be read are listed, not dropped."""
+    from recalign.errors import RecalignError
+
+    found, unreadable = [], []
+    for directory in directories:
+        try:
+            found.append(read_evaluation(directory, role))
+        except (RecalignError, OSError, ValueError, KeyError, TypeError) as error:
+            unreadable.append(Unreadable(directory, str(error), stages.get(directory)))
+    return _sorted(found), unreadable
 
 
 def read_train_log(path: Path) -> list[dict[str, Any]]:
@@ -177,8 +205,23 @@ class RunEvaluations:
     llm: list[Evaluation] = field(default_factory=list)
     baselines: list[Evaluation] = field(default_factory=list)
     same_users: list[Evaluation] = field(default_factory=list)
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)  # the pipeline's, as JSON
+    unreadable: list[Unreadable] = field(default_factory=list)
 
     @property
     def all(self) -> list[Evaluation]:
         return [*self.llm, *self.baselines, *self.same_users]
+
+
+def unreadable_lines(run: RunEvaluations) -> list[str]:
+    """One line per evaluation the results leave out, saying why and how to redo it."""
+    lines = []
+    for item in run.unreadable:
+        where = item.directory.relative_to(run.run_dir).as_posix()
+        redo = (
+            f"run `recalign run` again to redo stage {item.stage}"
+            if item.stage
+            else "evaluate it again"
+        )
+        lines.append(f"`{where}` is not in the tables: {item.reason} ({redo})")
+    return lines

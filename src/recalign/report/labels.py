@@ -10,21 +10,34 @@ labels.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from recalign.constants import MANIFEST_FILE
+from recalign.artifacts import (
+    PipelineDir,
+    RunDir,
+    RunManifest,
+    SamplesDir,
+    SamplesManifest,
+    find_input,
+    read_manifest,
+)
+from recalign.constants import METRICS_FILE
+from recalign.errors import RecalignError
 from recalign.report.collect import (
     BASELINE,
     LLM,
     SAME_USERS,
     Evaluation,
     RunEvaluations,
-    find_evaluations,
+    Unreadable,
+    gather,
     on_same_users,
-    read_json,
 )
+
+log = logging.getLogger(__name__)
 
 # Baseline names of `recalign.baselines.registry.BASELINES` -> what a reader calls them.
 _BASELINE_NAMES = {
@@ -68,28 +81,44 @@ class TrainedModel:
         return str(self.samples.get("preset") or "")
 
 
-def _same_data(manifest: dict[str, Any], raw: dict[str, Any]) -> bool:
-    recorded, ours = manifest.get("data_hash"), raw.get("data_hash")
+def _same_data(recorded: str | None, raw: dict[str, Any]) -> bool:
+    ours = raw.get("data_hash")
     return recorded is None or ours is None or recorded == ours
 
 
 def trained_model(evaluation: Evaluation, run_dir: Path | None = None) -> TrainedModel:
     """The training run an LLM evaluation used: the `run_dir` its metrics.json names, or,
     when that path has moved (a copied run directory), `RUN/train` if it trained on the
-    same data."""
+    same data. Only manifests are read (the report needs what they say, not the weights)."""
     candidates = []
     if evaluation.raw.get("run_dir"):
         candidates.append(Path(str(evaluation.raw["run_dir"])))
     if run_dir is not None:
-        candidates.append(run_dir / "train")
-    from recalign.run_inputs import run_samples
-
+        candidates.append(PipelineDir(run_dir).train())
     for directory in candidates:
-        manifest = read_json(directory / MANIFEST_FILE)
-        if manifest.get("kind") == "run" and _same_data(manifest, evaluation.raw):
-            samples = run_samples(directory, manifest).manifest
-            return TrainedModel(directory, manifest, samples)
+        if not RunDir.is_one(directory):
+            continue
+        try:
+            run = read_manifest(directory, RunManifest)
+        except RecalignError:
+            continue
+        manifest = run.model_dump(mode="json")
+        if _same_data(run.data_hash, evaluation.raw):
+            return TrainedModel(directory, manifest, _samples_of(directory, run))
     return TrainedModel(None, {}, {})
+
+
+def _samples_of(directory: Path, run: RunManifest) -> dict[str, Any]:
+    """What the run's samples manifest says (its mixture and counts), else the run's own
+    record of the mixture."""
+    record = run.inputs.get("samples")
+    found = None if record is None else find_input(directory, record, SamplesDir)
+    if found is not None:
+        try:
+            return read_manifest(found, SamplesManifest).model_dump(mode="json")
+        except RecalignError:
+            pass
+    return {"preset": run.prompt.preset}
 
 
 def llm_label(evaluation: Evaluation, run_dir: Path | None = None) -> str:
@@ -132,18 +161,59 @@ def baseline_description(evaluation: Evaluation) -> str:
 
 
 def collect_run(run_dir: Path) -> RunEvaluations:
-    """Read `RUN/eval` and `RUN/baselines`, label every model, re-score on the same users."""
+    """Read `RUN/eval` and `RUN/baselines`, label every model, re-score on the same users.
 
-    def found(sub: str, role: str) -> list[Evaluation]:
-        root = run_dir / sub
-        evaluations = find_evaluations(root, role) if root.is_dir() else []
+    The directories read are those holding a `metrics.json` and those the pipeline's
+    manifest lists; one that cannot be read (missing, corrupt, altered) is kept in
+    `unreadable`, so the report says so instead of dropping its row.
+    """
+    manifest = _pipeline_manifest(run_dir)
+    layout = PipelineDir(run_dir)
+    unreadable: list[Unreadable] = []
+
+    def found(root: Path, role: str) -> list[Evaluation]:
+        stages = _expected(run_dir, manifest, root.name)
+        present = [
+            p.parent
+            for p in (root.rglob(METRICS_FILE) if root.is_dir() else ())
+            # Not a writer's temporary directory (`.NAME.tmp-...`): not an evaluation yet.
+            if not any(part.startswith(".") for part in p.relative_to(root).parts)
+        ]
+        directories = sorted({*present, *stages})
+        evaluations, missing = gather(directories, role, stages)
+        unreadable.extend(missing)
         return [replace(e, label=model_label(e, run_dir)) for e in evaluations]
 
-    llm, baselines = found("eval", LLM), found("baselines", BASELINE)
+    llm, baselines = found(layout.evaluations, LLM), found(layout.baselines, BASELINE)
     return RunEvaluations(
         run_dir=run_dir,
         llm=llm,
         baselines=baselines,
         same_users=on_same_users(llm, baselines),
-        manifest=read_json(run_dir / MANIFEST_FILE),
+        manifest=manifest,
+        unreadable=unreadable,
     )
+
+
+def _pipeline_manifest(run_dir: Path) -> dict[str, Any]:
+    """The run directory's pipeline manifest ({} when it has none, or it cannot be read:
+    the report then shows what it finds)."""
+    from recalign.artifacts import PipelineManifest, artifact_kind
+
+    if artifact_kind(run_dir) != "pipeline":
+        return {}
+    try:
+        return read_manifest(run_dir, PipelineManifest).model_dump(mode="json")
+    except RecalignError as error:
+        log.warning("%s", error)
+        return {}
+
+
+def _expected(run_dir: Path, manifest: dict[str, Any], sub: str) -> dict[Path, str]:
+    """The evaluation directories below `RUN/sub` the pipeline's stages wrote: dir -> stage."""
+    expected = {}
+    for name, stage in (manifest.get("stages") or {}).items():
+        directory = run_dir / stage["directory"]
+        if stage.get("content_hash") and directory.parts[len(run_dir.parts)] == sub:
+            expected[directory] = name
+    return expected

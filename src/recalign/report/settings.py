@@ -16,7 +16,7 @@ import yaml
 
 from recalign.constants import CONFIG_FILE
 from recalign.ranking import FULL_RANKING, PROTOCOLS
-from recalign.report.collect import Evaluation, RunEvaluations, read_json, read_stats
+from recalign.report.collect import Evaluation, RunEvaluations, read_stats
 from recalign.report.labels import trained_model
 from recalign.report.results import ResultGroup
 
@@ -33,6 +33,16 @@ def run_config(run: RunEvaluations) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
+def _dataset_name(run_dir: Path) -> str | None:
+    from recalign.artifacts import DatasetManifest, PipelineDir, read_manifest
+    from recalign.errors import RecalignError
+
+    try:
+        return read_manifest(PipelineDir(run_dir).data, DatasetManifest).name
+    except RecalignError:
+        return None
+
+
 def _count(n: Any) -> str:
     return f"{int(n):,}" if isinstance(n, int | float) else str(n)
 
@@ -41,9 +51,7 @@ def data_sentence(
     run: RunEvaluations, config: dict[str, Any], *, brief: bool = False
 ) -> str | None:
     stats = read_stats(run.run_dir / "data")
-    name = (config.get("data") or {}).get("name") or read_json(
-        run.run_dir / "data" / "manifest.json"
-    ).get("name")
+    name = (config.get("data") or {}).get("name") or _dataset_name(run.run_dir)
     if not name and not stats:
         return None
     sizes = (

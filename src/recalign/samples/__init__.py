@@ -1,8 +1,8 @@
 """Training samples: prompt templates, the six tasks, the mixture, generation and export.
 
     generate_samples(data, out, preset="paper", seed=0, config=None,
-                     shard=None, num_shards=None, family="seq2seq", workers=1) -> manifest
-    merge_samples([shard_dir, ...], out) -> manifest   # shards -> the unsharded samples
+                     shard=None, num_shards=None, family="seq2seq", workers=1) -> SamplesManifest
+    merge_samples([shard_dir, ...], out) -> SamplesManifest  # shards -> unsharded samples
     build_eval_samples(dataset, task, split="test", template="default", ...) -> DataFrame
     build_prompt(task, history_texts, template="default", candidates=..., ...) -> Prompt
     render_prompt(...) -> str                        # build_prompt(...).text
@@ -13,8 +13,10 @@ target, target_item` (Int64, null unless the target is one item), `candidates`
 (list[int], ranking only), `items_shown` (every item id the sample mentions, for
 leakage audits) and `history_bounds` (list[int32]: where the droppable history items lie
 in `input`, see below); `item_texts.parquet` (item_id -> the string prompts show, for the
-decoding trie); `manifest.json` (data_hash, preset, seed, family, item_repr, id_seed,
-max_history, domain, counts per split and task, template versions, the resolved config).
+decoding trie); `templates/` (copies of the user's template files, if any);
+`manifest.json` (a `recalign.artifacts.SamplesManifest`: the dataset's content hash,
+preset, seed, family, item_repr, id_seed, max_history, domain, counts per split and
+task, template versions, the resolved config, and the sha256 of every file above).
 
 Token budgets: samples are generated before the model's tokenizer is known (tiny presets
 train theirs on the samples), so prompts are stored whole and fitted where they are

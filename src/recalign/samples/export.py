@@ -9,10 +9,10 @@ from pathlib import Path
 
 import polars as pl
 
+from recalign.artifacts import SamplesDir
 from recalign.constants import SPLITS
 from recalign.errors import ConfigError, RecalignError
 from recalign.fileio import parquet_errors, scan_parquet
-from recalign.manifest import read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -22,13 +22,7 @@ EXPORT_FORMATS = ("jsonl", "hf")
 def split_path(samples_dir: str | Path, split: str) -> Path:
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose from {SPLITS}")
-    path = Path(samples_dir) / f"{split}.parquet"
-    if not path.is_file():
-        raise RecalignError(
-            f"{samples_dir} has no {split}.parquet: not a samples directory "
-            "(make one with `recalign samples generate`)"
-        )
-    return path
+    return SamplesDir.open(samples_dir).split(split)
 
 
 def read_samples(
@@ -52,7 +46,6 @@ def export_samples(
     """Write `out/{split}.jsonl` or a `datasets` DatasetDict saved to `out`."""
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose from {EXPORT_FORMATS}")
-    read_manifest(samples_dir)  # a clear error for a directory that is not ours
     paths = {split: split_path(samples_dir, split) for split in splits}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

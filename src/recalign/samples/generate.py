@@ -22,6 +22,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from recalign.artifacts import SamplesManifest, staged_output
+from recalign.artifacts.dirs import ITEM_TEXTS_FILE, TEMPLATES_DIR
 from recalign.constants import (
     ITEM_ID,
     ITEMS,
@@ -33,7 +35,7 @@ from recalign.constants import (
 )
 from recalign.data.store import PreparedDataset, load_prepared
 from recalign.errors import ConfigError, DataFormatError
-from recalign.manifest import build_manifest, config_hash, write_manifest
+from recalign.manifest import config_hash
 from recalign.samples.batch import Batch
 from recalign.samples.buffer import assemble
 from recalign.samples.context import build_contexts, check_family
@@ -46,7 +48,7 @@ from recalign.sharding import shard_users
 
 logger = logging.getLogger(__name__)
 
-ITEM_TEXTS_FILE = "item_texts.parquet"  # item_id -> the string prompts show (for the trie)
+__all__ = ["ITEM_TEXTS_FILE", "generate_samples", "shard_users"]
 CHUNK_USERS = 512  # users per block: larger blocks amortise numpy calls, smaller use less memory
 ROW_GROUP_ROWS = 8192  # a split's buffer is written once it holds this many rows
 
@@ -111,8 +113,9 @@ def _setup(
     item_repr: str | None,
     templates: TemplateSet | Sequence[str | Path] | None,
     max_history: int | None = None,
-) -> tuple[Mixture, dict[str, Any], dict[str, TaskContext], dict[str, str]]:
-    """The resolved mixture, every task's context, and the tasks skipped (with why)."""
+) -> tuple[Mixture, dict[str, Any], dict[str, TaskContext], dict[str, str], TemplateSet]:
+    """The resolved mixture, every task's context, the tasks skipped (with why) and the
+    template set."""
     check_family(family)
     if not 0 <= seed < 2**63:
         raise ConfigError(f"seed must be a non-negative 64-bit integer, got {seed}")
@@ -139,7 +142,7 @@ def _setup(
         family=family,
         separator=cfg.separator,
     )
-    return mixture, task_options, contexts, skipped
+    return mixture, task_options, contexts, skipped, templates
 
 
 def generate_samples(
@@ -159,7 +162,7 @@ def generate_samples(
     compression: str = "zstd",
     on_progress: Callable[[int], None] | None = None,
     workers: int = 1,
-) -> dict[str, Any]:
+) -> SamplesManifest:
     """Write `out_dir/{train,valid,test}.parquet` and `manifest.json`; returns the manifest.
 
     `item_repr` and `max_history` override the mixture config's. `workers > 1`
@@ -180,7 +183,7 @@ def generate_samples(
     }
     if workers > 1:
         _check_parallel(dataset, templates)
-    mixture, _, contexts, skipped = _setup(dataset, **setup)
+    mixture, _, contexts, skipped, template_set = _setup(dataset, **setup)
     cfg = mixture.config
     check_lengths(dataset)
     num_users, batches = _user_batches(dataset, shard, num_shards, chunk_users)
@@ -192,7 +195,86 @@ def generate_samples(
         blocks = (_block_tables(Batch.from_frame(f, num_items), plan, seed) for f in batches)
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with staged_output(out, SamplesManifest) as staging:
+        counts = _write_splits(staging.path, blocks, compression, on_progress)
+        reprs = next(iter(contexts.values())).reprs  # shared by every task
+        pl.DataFrame({ITEM_ID: np.arange(1, len(reprs)), TEXT: reprs[1:]}).write_parquet(
+            staging.path / ITEM_TEXTS_FILE
+        )
+        resolved = mixture.to_dict()
+        resolved["tasks"] = {k: v for k, v in resolved["tasks"].items() if k in contexts}
+        domain = dataset.domain.to_dict()
+        manifest = staging.commit(
+            SamplesManifest(
+                dataset=dataset.name,
+                inputs=_dataset_input(dataset, out),
+                preset=str(cfg.preset),
+                seed=seed,
+                family=family,
+                item_repr=cfg.item_repr,
+                id_seed=cfg.id_seed,
+                max_history=cfg.max_history,
+                separator=cfg.separator,
+                templates=copy_template_files(template_set, staging.path / TEMPLATES_DIR),
+                template_versions={
+                    name: {t.id: t.version for t in contexts[name].templates} for name in contexts
+                },
+                domain=domain,
+                shard=shard,
+                num_shards=num_shards,
+                users=num_users,
+                workers=workers,
+                tasks=list(contexts),
+                skipped=skipped,
+                counts={split: dict(counts[split]) for split in SPLITS},
+                totals={split: sum(counts[split].values()) for split in SPLITS},
+                config=resolved,
+                config_hash=config_hash(
+                    {**resolved, "seed": seed, "family": family, "domain": domain}
+                ),
+            )
+        )
+    logger.info("wrote %s: %s", out, manifest.totals)
+    return manifest
+
+
+def _dataset_input(dataset: PreparedDataset, out: Path) -> dict[str, Any]:
+    """The samples' input record of their dataset (none for a dataset only in memory)."""
+    record = dataset.record_for(out)
+    return {} if record is None else {"dataset": record}
+
+
+def copy_template_files(templates: TemplateSet, folder: Path) -> list[str]:
+    """Copy the user's template files a set holds (not the shipped ones) into `folder`;
+    their names relative to its parent, in the order they were applied."""
+    import shutil
+
+    from recalign.samples.templates import default_template_files
+
+    shipped = {str(path) for path in default_template_files()}
+    sources: list[str] = []
+    for template in templates.all():
+        if template.source not in shipped and template.source not in sources:
+            sources.append(template.source)
+    copied = []
+    for index, source in enumerate(sources):
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(
+                f"templates from {source or 'memory'} have no file to record with the "
+                "samples: load them from a file"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{index}-{path.name}"
+        shutil.copyfile(path, target)
+        copied.append(f"{folder.name}/{target.name}")
+    return copied
+
+
+def _write_splits(
+    out: Path, blocks: Iterator, compression: str, on_progress: Callable[[int], None] | None
+) -> dict[str, Counter[str]]:
+    """Write the blocks' tables into the split files; the samples per task and split."""
     counts: dict[str, Counter[str]] = {split: Counter() for split in SPLITS}
     pending: dict[str, list[pa.Table]] = {split: [] for split in SPLITS}
     writers = SplitWriters(out, compression)
@@ -220,42 +302,7 @@ def generate_samples(
         writers.close(ok)
         if gc_was_enabled:
             gc.enable()
-
-    reprs = next(iter(contexts.values())).reprs  # shared by every task
-    pl.DataFrame({ITEM_ID: np.arange(1, len(reprs)), TEXT: reprs[1:]}).write_parquet(
-        out / ITEM_TEXTS_FILE
-    )
-    resolved = mixture.to_dict()
-    resolved["tasks"] = {k: v for k, v in resolved["tasks"].items() if k in contexts}
-    domain = dataset.domain.to_dict()
-    manifest = build_manifest(
-        "samples",
-        dataset=dataset.name,
-        data_path=None if dataset.path is None else str(dataset.path),
-        data_hash=dataset.data_hash,
-        preset=cfg.preset,
-        seed=seed,
-        family=family,
-        item_repr=cfg.item_repr,
-        id_seed=cfg.id_seed,
-        max_history=cfg.max_history,
-        domain=domain,
-        shard=shard,
-        num_shards=num_shards,
-        users=num_users,
-        workers=workers,
-        tasks=list(contexts),
-        skipped=skipped,
-        counts={split: dict(counts[split]) for split in SPLITS},
-        totals={split: sum(counts[split].values()) for split in SPLITS},
-        templates={name: {t.id: t.version for t in contexts[name].templates} for name in contexts},
-        config=resolved,
-        config_hash=config_hash({**resolved, "seed": seed, "family": family, "domain": domain}),
-        files={split: f"{split}.parquet" for split in SPLITS} | {"item_texts": ITEM_TEXTS_FILE},
-    )
-    write_manifest(out, manifest)
-    logger.info("wrote %s: %s", out, manifest["totals"])
-    return manifest
+    return counts
 
 
 def _check_parallel(dataset: PreparedDataset, templates: Any) -> None:
@@ -270,7 +317,7 @@ _WORKER: dict[str, Any] = {}  # a worker process's setup (its copy of the contex
 
 def _init_worker(path: Path, setup: dict[str, Any]) -> None:
     logging.getLogger("recalign.samples").setLevel(logging.ERROR)  # the parent warns once
-    _, _, contexts, _ = _setup(load_prepared(path), **setup)
+    _, _, contexts, _, _ = _setup(load_prepared(path), **setup)
     _WORKER["plan"] = [(TASK_INDEX[name], TASKS[name], contexts[name]) for name in contexts]
     _WORKER["num_items"] = len(next(iter(contexts.values())).reprs) - 1
     _WORKER["seed"] = setup["seed"]

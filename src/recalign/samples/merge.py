@@ -11,59 +11,71 @@ import shutil
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from recalign.artifacts import (
+    DatasetDir,
+    SamplesDir,
+    SamplesManifest,
+    find_input,
+    recorded_path,
+    staged_output,
+)
+from recalign.artifacts.dirs import ITEM_TEXTS_FILE
 from recalign.constants import SPLITS
 from recalign.errors import ConfigError
 from recalign.fileio import parquet_errors, parquet_file
-from recalign.manifest import build_manifest, read_manifest, write_manifest
 
 # What every shard of one generation must agree on.
 SHARED_KEYS = (
     "dataset",
-    "data_hash",
     "preset",
     "seed",
     "family",
     "item_repr",
     "id_seed",
     "max_history",
+    "separator",
     "domain",
     "tasks",
     "skipped",
-    "templates",
+    "template_versions",
     "config_hash",
     "num_shards",
 )
-# Copied from the shards' manifests into the merged one (shard keys are reset).
-KEPT_KEYS = (*(k for k in SHARED_KEYS if k != "num_shards"), "data_path", "config", "files")
 
 
-def _read_shards(shard_dirs: Sequence[str | Path]) -> list[tuple[Path, dict[str, Any]]]:
+def _read_shards(shard_dirs: Sequence[str | Path]) -> list[SamplesDir]:
     if not shard_dirs:
         raise ConfigError("no shard directories to merge")
     shards = []
     for directory in map(Path, shard_dirs):
-        manifest = read_manifest(directory)
-        if manifest.get("kind") != "samples" or manifest.get("shard") is None:
+        shard = SamplesDir.open(directory)
+        if shard.manifest.shard is None:
             raise ConfigError(f"{directory} is not a samples shard (see its manifest.json)")
-        shards.append((directory, manifest))
-    first_dir, first = shards[0]
-    for directory, manifest in shards[1:]:
+        shards.append(shard)
+    first = shards[0]
+    for shard in shards[1:]:
+        theirs, ours = shard.manifest, first.manifest
+        if theirs.data_hash != ours.data_hash:
+            raise ConfigError(
+                f"{shard.path} and {first.path} are not shards of one generation: "
+                "they were made from different datasets"
+            )
         for key in SHARED_KEYS:
-            if manifest.get(key) != first.get(key):
+            if getattr(theirs, key) != getattr(ours, key):
                 raise ConfigError(
-                    f"{directory} and {first_dir} are not shards of one generation: "
+                    f"{shard.path} and {first.path} are not shards of one generation: "
                     f"their manifests differ in {key!r}"
                 )
-    shards.sort(key=lambda pair: pair[1]["shard"])
-    indices = [manifest["shard"] for _, manifest in shards]
-    expected = list(range(first["num_shards"]))
+    shards.sort(key=lambda shard: shard.manifest.shard)
+    indices = [shard.manifest.shard for shard in shards]
+    num_shards = int(first.manifest.num_shards or 0)
+    expected = list(range(num_shards))
     if indices != expected:
         repeated = sorted(i for i, n in Counter(indices).items() if n > 1)
         missing = sorted(set(expected) - set(indices))
         raise ConfigError(
-            f"the shards must be 0..{first['num_shards'] - 1}, each once; "
+            f"the shards must be 0..{num_shards - 1}, each once; "
             f"missing {missing}, repeated {repeated}"
         )
     return shards
@@ -75,52 +87,59 @@ def merge_samples(
     *,
     compression: str = "zstd",
     record_sources: bool = True,
-    **extra: Any,
-) -> dict[str, Any]:
+) -> SamplesManifest:
     """Write `out_dir` as if the generation had run unsharded; returns its manifest."""
-    from recalign.samples.generate import ITEM_TEXTS_FILE
     from recalign.samples.writers import SplitWriters
 
     shards = _read_shards(shard_dirs)
     out = Path(out_dir)
-    if any(out.resolve() == directory.resolve() for directory, _ in shards):
+    if any(out.resolve() == shard.path.resolve() for shard in shards):
         raise ConfigError(f"{out} is one of the shards: merge into a new directory")
-    out.mkdir(parents=True, exist_ok=True)
-    writers = SplitWriters(out, compression)
-    ok = False
-    try:
-        for split in SPLITS:
-            for directory, _ in shards:
-                path = directory / f"{split}.parquet"
-                part = parquet_file(path)
-                for group in range(part.metadata.num_row_groups):
-                    with parquet_errors(path):
-                        table = part.read_row_group(group)
-                    writers.write(split, table)
-        ok = True
-    finally:
-        writers.close(ok)
-    shutil.copyfile(shards[0][0] / ITEM_TEXTS_FILE, out / ITEM_TEXTS_FILE)
-
-    first = shards[0][1]
-    counts = {split: Counter() for split in SPLITS}
-    for _, manifest in shards:
-        for split in SPLITS:
-            counts[split].update(manifest["counts"][split])
-    order = {task: i for i, task in enumerate(first["tasks"])}
-    merged = build_manifest(
-        "samples",
-        **{key: first.get(key) for key in KEPT_KEYS},
-        shard=None,
-        num_shards=None,
-        users=sum(manifest["users"] for _, manifest in shards),
-        counts={
-            split: dict(sorted(counts[split].items(), key=lambda kv: order[kv[0]]))
-            for split in SPLITS
-        },
-        totals={split: sum(counts[split].values()) for split in SPLITS},
-        **({"merged_from": [str(d) for d, _ in shards]} if record_sources else {}),
-        **extra,
-    )
-    write_manifest(out, merged)
-    return merged
+    with staged_output(out, SamplesManifest) as staging:
+        writers = SplitWriters(staging.path, compression)
+        ok = False
+        try:
+            for split in SPLITS:
+                for shard in shards:
+                    path = shard.split(split)
+                    part = parquet_file(path)
+                    for group in range(part.metadata.num_row_groups):
+                        with parquet_errors(path):
+                            table = part.read_row_group(group)
+                        writers.write(split, table)
+            ok = True
+        finally:
+            writers.close(ok)
+        first = shards[0]
+        shutil.copyfile(first.item_texts, staging.path / ITEM_TEXTS_FILE)
+        for name in first.manifest.templates:
+            (staging.path / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(first.path / name, staging.path / name)
+        counts = {split: Counter() for split in SPLITS}
+        for shard in shards:
+            for split in SPLITS:
+                counts[split].update(shard.manifest.counts[split])
+        order = {task: i for i, task in enumerate(first.manifest.tasks)}
+        inputs = {}
+        if (dataset := first.manifest.inputs.get("dataset")) is not None:
+            # Recorded again from where the merged directory is.
+            found = find_input(first.path, dataset, DatasetDir)
+            path = recorded_path(found, out) if found is not None else dataset.path
+            inputs["dataset"] = dataset.model_copy(update={"path": path})
+        merged = first.manifest.model_copy(
+            update={
+                "inputs": inputs,
+                "shard": None,
+                "num_shards": None,
+                "users": sum(shard.manifest.users for shard in shards),
+                "counts": {
+                    split: dict(sorted(counts[split].items(), key=lambda kv: order[kv[0]]))
+                    for split in SPLITS
+                },
+                "totals": {split: sum(counts[split].values()) for split in SPLITS},
+                "merged_from": [str(s.path) for s in shards] if record_sources else None,
+            }
+        )
+        # What made it (time, versions, command) is this merge; the files are its own.
+        made = {"created", "versions", "git_revision", "command", "files", "content_hash"}
+        return staging.commit(SamplesManifest(**merged.model_dump(exclude=made)))

@@ -12,9 +12,9 @@ items), so a served top-K equals the evaluated one for the same history:
   lists the candidates in the caller's order);
 - rate: expected value over the answers "1".."5" after the rating prompt.
 
-What the run was trained with (item representation, id seed, history length, extra
-templates, tasks) is read from the run manifest and, behind it, the manifest of its
-samples directory (`recalign.run_inputs`, the reader the evaluator uses too).
+What the run was trained with (item representation, id seed, history length, template
+files, tasks, prompt budget) is what its manifest records (`RunDir.prompt_settings`,
+the reader the evaluator uses too).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from recalign.artifacts.prompt import default_max_history
 from recalign.constants import ITEM_ID
 from recalign.errors import RecalignError
 from recalign.ranking import banned_items
-from recalign.run_inputs import PromptSettings, default_max_history, run_samples
 from recalign.serving.backends import (
     LLM_SCORE_MEANING,
     Histories,
@@ -92,34 +92,30 @@ class LLMBackend:
         self.num_items = len(item_ids)
 
     @classmethod
-    def from_run(
-        cls, run_dir: Path, manifest: dict[str, Any], dataset: Any, *, device: str | None = None
-    ) -> LLMBackend:
+    def from_run(cls, run: Any, dataset: Any, *, device: str | None = None) -> LLMBackend:
+        """The backend of a training run (`recalign.artifacts.RunDir`) over `dataset`."""
         from recalign.models.loading import load_run_model
-        from recalign.models.tokenization import run_max_source_length
 
         try:
-            loaded = load_run_model(run_dir, device=device)
+            loaded = load_run_model(run.path, device=device)
         except RecalignError:
             raise
         except (OSError, ValueError, KeyError) as error:
-            raise RecalignError(f"cannot load the model of {run_dir}: {error}") from None
-        samples = run_samples(run_dir, manifest)
-        prompt = PromptSettings.from_samples(samples, item_repr=manifest.get("item_repr"))
-        tasks = samples.manifest.get("tasks")
-        model_spec = manifest.get("model") or {}
+            raise RecalignError(f"cannot load the model of {run.path}: {error}") from None
+        prompt = run.prompt_settings()
+        model_spec = run.manifest.model
         return cls(
             loaded.model,
             loaded.tokenizer,
             loaded.family,
             dataset,
-            name=str(model_spec.get("source") or model_spec.get("preset") or run_dir.name),
+            name=str(model_spec.get("source") or model_spec.get("preset") or run.path.name),
             item_repr=prompt.item_repr,
             id_seed=prompt.id_seed,
             max_history=prompt.max_history,
-            can_rate=("rating" in tasks) if isinstance(tasks, list) else None,
+            can_rate="rating" in (prompt.tasks or ()),
             templates=prompt.load_templates() if prompt.templates else None,
-            max_source_length=run_max_source_length(run_dir),
+            max_source_length=prompt.max_source_length,
         )
 
     # --- prompts ---------------------------------------------------------------------

@@ -19,7 +19,6 @@ running the model twice at once.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from recalign.artifacts import BaselineDir, PipelineDir, RunDir, read_manifest
 from recalign.constants import MANIFEST_FILE
 from recalign.errors import IncompatibleArtifactError, RecalignError
 from recalign.serving.backends import Backend, describe_score, popularity_backend
@@ -134,30 +134,28 @@ class Recommender:
             raise RecalignError(
                 f"{run_dir} does not exist or is not a directory (expected a run dir)"
             )
-        manifest = _read_manifest(run_dir)
-        kind = manifest.get("kind")
+        kind = read_manifest(run_dir).kind  # names a missing, corrupt or outdated manifest
         info: dict[str, Any] = {}
         if kind == "pipeline":
-            pipeline_dir = run_dir
-            models = pipeline_models(pipeline_dir)
+            pipeline = PipelineDir(run_dir)
+            models = pipeline_models(pipeline)
             name = model or LLM_MODEL
-            run_dir = _pick_model(pipeline_dir, models, name, chosen=model is not None)
-            data_dir = data_dir or pipeline_dir / "data"
-            manifest = _read_manifest(run_dir)
-            kind = manifest.get("kind")
-            info = {"pipeline": str(pipeline_dir), "served": name, "models": list(models)}
+            run_dir = _pick_model(pipeline, models, name, chosen=model is not None)
+            data_dir = data_dir or pipeline.data
+            kind = read_manifest(run_dir).kind
+            info = {"pipeline": str(pipeline.path), "served": name, "models": list(models)}
         elif model is not None:
             raise RecalignError(
                 f"--model {model}: {run_dir} holds one model (a {kind!r} run), not the models "
                 "of a `recalign run` directory; serve it without --model"
             )
-        loader = LOADERS.get(str(kind))
+        loader = LOADERS.get(kind)
         if loader is None:
             raise RecalignError(
                 f"{run_dir / MANIFEST_FILE}: kind {kind!r} cannot be served; expected one of "
                 f"{sorted(LOADERS)} (a training run, a baseline run or a prepared dataset)"
             )
-        loaded = loader(run_dir, manifest, data_dir, device)
+        loaded = loader(run_dir, data_dir, device)
         loaded.info.update(info)
         return loaded
 
@@ -330,86 +328,56 @@ class Recommender:
 LLM_MODEL = "llm"  # the `--model` name of a pipeline's fine-tuned model (its `train/`)
 
 
-def pipeline_models(pipeline_dir: Path) -> dict[str, Path]:
+def pipeline_models(pipeline: PipelineDir) -> dict[str, Path]:
     """The models of a `recalign run` directory: `llm` (train/) and each finished baseline."""
     models: dict[str, Path] = {}
-    if (pipeline_dir / "train" / MANIFEST_FILE).is_file():
-        models[LLM_MODEL] = pipeline_dir / "train"
-    baselines = pipeline_dir / "baselines"
-    if baselines.is_dir():
-        for directory in sorted(baselines.iterdir()):
+    if RunDir.is_one(pipeline.train()):
+        models[LLM_MODEL] = pipeline.train()
+    if pipeline.baselines.is_dir():
+        for directory in sorted(pipeline.baselines.iterdir()):
             # A skipped baseline (e.g. a rating one on data without ratings) has no manifest.
-            if (directory / MANIFEST_FILE).is_file():
+            if BaselineDir.is_one(directory):
                 models[directory.name] = directory
     return models
 
 
-def _pick_model(pipeline_dir: Path, models: dict[str, Path], name: str, *, chosen: bool) -> Path:
+def _pick_model(pipeline: PipelineDir, models: dict[str, Path], name: str, *, chosen: bool) -> Path:
     if name in models:
         return models[name]
     have = ", ".join(models) if models else "no finished model yet"
     if name == LLM_MODEL and not chosen:
         hint = "; serve a baseline with --model NAME" if models else ""
         raise RecalignError(
-            f"{pipeline_dir / 'train'} is missing: the pipeline has not trained yet "
+            f"{pipeline.train()} is missing: the pipeline has not trained yet "
             f"(it has: {have}){hint}"
         )
     raise RecalignError(
-        f"--model {name}: {pipeline_dir} has no model {name!r}; it has: {have} "
+        f"--model {name}: {pipeline.path} has no model {name!r}; it has: {have} "
         f"({LLM_MODEL} = the fine-tuned model, the others are baselines/<name>)"
     )
 
 
-def _read_manifest(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / MANIFEST_FILE
-    if not path.is_file():
-        raise RecalignError(
-            f"{run_dir} has no {MANIFEST_FILE}: not a recalign run directory "
-            "(train one with `recalign train` or `recalign baseline`)"
-        )
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise RecalignError(
-            f"{path} is corrupt (not valid JSON: {error}); re-create the run"
-        ) from None
-    if not isinstance(manifest, dict):
-        raise RecalignError(f"{path} is corrupt: expected a JSON object")
-    return manifest
-
-
-def find_data_dir(run_dir: Path, manifest: dict[str, Any]) -> Path | None:
-    """The prepared dataset a run was made from, as recorded in its (or its samples') manifest,
-    found from any working directory (`recalign.run_inputs.find_data_dir`)."""
-    from recalign.run_inputs import find_data_dir as find
-
-    return find(run_dir, manifest)
-
-
-def _load_dataset_for(run_dir: Path, manifest: dict[str, Any], data_dir: str | Path | None) -> Any:
+def _load_dataset_for(artifact: RunDir | BaselineDir, data_dir: str | Path | None) -> Any:
+    """The dataset a run or baseline was made from (or `data_dir`), refused if it is not."""
     from recalign.data import load_prepared
 
-    path = Path(data_dir) if data_dir is not None else find_data_dir(run_dir, manifest)
-    if path is None:
-        raise RecalignError(
-            f"{run_dir / MANIFEST_FILE} does not say which prepared dataset the run used; "
-            "pass it with --data DATA_DIR"
-        )
+    path = Path(data_dir) if data_dir is not None else artifact.dataset_dir()
     if not path.is_dir():
         raise RecalignError(
-            f"the prepared dataset of {run_dir} ({path}) is missing; pass its location with --data"
+            f"the prepared dataset of {artifact.path} ({path}) is missing; pass its location "
+            "with --data"
         )
     dataset = load_prepared(path)
-    expected = manifest.get("data_hash")
-    if expected and dataset.data_hash and expected != dataset.data_hash:
+    expected = artifact.manifest.data_hash
+    if expected and expected != dataset.data_hash:
         raise IncompatibleArtifactError(
-            f"{run_dir} was trained on data {expected[:12]}…, but {path} is {dataset.data_hash[:12]}…; "
-            "serve it with the prepared dataset it was trained on"
+            f"{artifact.path} was made from data {expected[:12]}…, but {path} is "
+            f"{str(dataset.data_hash)[:12]}…; serve it with the prepared dataset it was made from"
         )
     return dataset
 
 
-def _load_dataset_dir(run_dir: Path, manifest: dict[str, Any], data_dir, device) -> Recommender:
+def _load_dataset_dir(run_dir: Path, data_dir, device) -> Recommender:
     """A prepared dataset on its own: serve training popularity (no model needed)."""
     from recalign.data import load_prepared
 
@@ -421,15 +389,13 @@ def _load_dataset_dir(run_dir: Path, manifest: dict[str, Any], data_dir, device)
     )
 
 
-def _load_baseline_run(run_dir: Path, manifest: dict[str, Any], data_dir, device) -> Recommender:
+def _load_baseline_run(run_dir: Path, data_dir, device) -> Recommender:
+    from recalign.baselines import load_baseline
     from recalign.serving.backends import BaselineBackend
 
-    dataset = _load_dataset_for(run_dir, manifest, data_dir)
-    from recalign.baselines import load_baseline
-
-    # The saved model sits in RUN_DIR/model/ (or RUN_DIR itself for a bare `save(dir)`).
-    model_dir = run_dir / "model" if (run_dir / "model" / "model.json").is_file() else run_dir
-    model = load_baseline(model_dir)
+    baseline = BaselineDir.open(run_dir)
+    dataset = _load_dataset_for(baseline, data_dir)
+    model = load_baseline(baseline.model)
     if getattr(model, "kind", "ranking") != "ranking":
         raise RecalignError(
             f"{run_dir} holds the rating baseline {model.name!r}, which predicts ratings of "
@@ -448,16 +414,17 @@ def _load_baseline_run(run_dir: Path, manifest: dict[str, Any], data_dir, device
     )
 
 
-def _load_llm_run(run_dir: Path, manifest: dict[str, Any], data_dir, device) -> Recommender:
-    dataset = _load_dataset_for(run_dir, manifest, data_dir)
-    if not (run_dir / "model").is_dir():
-        raise RecalignError(
-            f"{run_dir} has no model/ directory: the run did not finish or was moved; "
-            "train it again or resume it"
-        )
+def _load_llm_run(run_dir: Path, data_dir, device) -> Recommender:
     from recalign.serving.llm_backend import LLMBackend
 
-    backend = LLMBackend.from_run(run_dir, manifest, dataset, device=device)
+    run = RunDir.open(run_dir)
+    dataset = _load_dataset_for(run, data_dir)
+    if not run.finished:
+        raise RecalignError(
+            f"{run_dir} has no trained model (status {run.manifest.status!r}): the run did "
+            "not finish; train it again or resume it"
+        )
+    backend = LLMBackend.from_run(run, dataset, device=device)
     return Recommender(
         backend,
         ItemCatalog.from_dataset(dataset),
@@ -465,7 +432,7 @@ def _load_llm_run(run_dir: Path, manifest: dict[str, Any], data_dir, device) -> 
     )
 
 
-Loader = Callable[[Path, dict[str, Any], "str | Path | None", "str | None"], Recommender]
+Loader = Callable[[Path, "str | Path | None", "str | None"], Recommender]
 LOADERS: dict[str, Loader] = {
     "dataset": _load_dataset_dir,
     "baseline": _load_baseline_run,

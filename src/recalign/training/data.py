@@ -19,30 +19,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recalign.artifacts import SamplesDir
 from recalign.constants import HISTORY_BOUNDS, INPUT, MANIFEST_FILE, TARGET
-from recalign.errors import IncompatibleArtifactError, RecalignError
+from recalign.errors import IncompatibleArtifactError
 
 logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # the label value torch's cross-entropy skips
 
 
-def read_samples_manifest(samples_dir: str | Path, data_hash: str | None) -> dict[str, Any]:
-    """The samples manifest; refuse samples generated from another dataset."""
-    from recalign.manifest import read_manifest
-
-    samples_dir = Path(samples_dir)
-    if not samples_dir.is_dir():
-        raise RecalignError(f"{samples_dir} is not a directory (expected a samples directory)")
-    manifest = read_manifest(samples_dir)
-    theirs = manifest.get("data_hash")
+def open_samples(samples_dir: str | Path, data_hash: str | None) -> SamplesDir:
+    """The (verified) samples directory; refuse samples generated from another dataset."""
+    samples = SamplesDir.open(samples_dir)
+    theirs = samples.data_hash
     if theirs is None or data_hash is None or theirs != data_hash:
         raise IncompatibleArtifactError(
-            f"{samples_dir / MANIFEST_FILE} has data_hash {theirs!r} but the prepared dataset "
-            f"has {data_hash!r}: these samples were generated from another dataset (or another "
-            "version of it). Regenerate them with `recalign samples` from this --data."
+            f"{samples.path / MANIFEST_FILE} records a dataset of content hash "
+            f"{str(theirs)[:12]}… but the prepared dataset is {str(data_hash)[:12]}…: these "
+            "samples were generated from another dataset (or another version of it). "
+            "Regenerate them with `recalign samples generate` from this --data."
         )
-    return manifest
+    return samples
 
 
 def truncate_answer(ids: list[int], limit: int) -> list[int]:

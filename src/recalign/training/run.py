@@ -10,33 +10,47 @@ config, data and run-directory contract into it.
     RUN_DIR/checkpoints/checkpoint-N/
     RUN_DIR/tokenizer/             the tokenizer the run uses (trained, for tiny presets)
     RUN_DIR/base/                  LoRA on a tiny preset: the random-init base weights
+    RUN_DIR/templates/             the samples' template files, if any (the prompts' own)
     RUN_DIR/config.yaml            the resolved TrainConfig
-    RUN_DIR/manifest.json          kind "run", model, family, hashes, lora, best step, steps
+    RUN_DIR/manifest.json          a `RunManifest`: model, family, inputs (the content hashes
+                                   of the samples and dataset), prompt settings, lora, status,
+                                   steps, and the sha256 of every file above
     RUN_DIR/train_log.jsonl        one record per logging / evaluation step
     RUN_DIR/data-cache/            while training only: the samples' texts, memory-mapped
+
+A run is written in place for hours, so it is not staged like the other artefacts: it
+holds its output directory's lock while it trains, and commits by writing its manifest
+last — status "running" with the files so far at the start, "done" (or "interrupted",
+"stopped") with the saved model's files at the end. Readers take the best model only
+from a "done" run whose files verify. Checkpoints are not in the manifest (they rotate;
+each is checked when resumed from); a resume refuses other data or samples.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recalign.checkpoints import CHECKPOINTS_DIR, ResumePoint, resume_point
+from recalign.artifacts.dirs import (
+    BASE_DIR,
+    DATA_CACHE_DIR,
+    LOG_FILE,
+    MODEL_DIR,
+    TEMPLATES_DIR,
+    TOKENIZER_DIR,
+)
 from recalign.constants import CONFIG_FILE
 from recalign.errors import ConfigError, RecalignError
+from recalign.training.checkpoints import CHECKPOINTS_DIR, ResumePoint, resume_point
 from recalign.training.config import LORA_TARGETS, TrainConfig, dump_config, load_config
 
 logger = logging.getLogger(__name__)
-
-MODEL_DIR = "model"
-TOKENIZER_DIR = "tokenizer"
-BASE_DIR = "base"
-LOG_FILE = "train_log.jsonl"
-DATA_CACHE_DIR = "data-cache"
 # Settings that decide which samples a run sees: a resumed run must keep them.
 DATA_KEYS = ("max_train_samples", "max_eval_samples")
 # Tokenizer training for tiny presets reads this many sample prompts and answers, so the
@@ -100,6 +114,7 @@ _BEFORE_FIRST_CHECKPOINT = {
     LOG_FILE,
     DATA_CACHE_DIR,
     CHECKPOINTS_DIR,
+    TEMPLATES_DIR,
     "manifest.json",
 }  # checkpoints/ here holds only a first checkpoint cut short (no trainer_state.json)
 
@@ -111,7 +126,7 @@ def _stopped_before_first_checkpoint(out: Path) -> bool:
     restarted pod); a run stopped that early, or never started, has nothing to lose, so
     it starts over instead of failing. A folder holding anything else is left alone.
     """
-    from recalign.checkpoints import checkpoint_dirs
+    from recalign.training.checkpoints import checkpoint_dirs
 
     if not out.is_dir():
         logger.info("--resume: %s does not exist yet; starting the run", out)
@@ -225,6 +240,23 @@ def _apply_lora(loaded: Any, cfg: TrainConfig) -> Any:
         ) from error
 
 
+def _holding_the_lock(fn: Callable[..., RunResult]) -> Callable[..., RunResult]:
+    """Run `fn(data, samples, model, out, ...)` holding `out`'s write lock (in the main
+    process): a second `recalign train --out` of the same run fails at once."""
+
+    @functools.wraps(fn)
+    def locked(data: Any, samples: Any, model: str, out: Any, **options: Any) -> RunResult:
+        from recalign.artifacts import output_lock
+
+        if not _process_state().is_main_process:
+            return fn(data, samples, model, out, **options)
+        with output_lock(out):
+            return fn(data, samples, model, out, **options)
+
+    return locked
+
+
+@_holding_the_lock
 def train(
     data: str | Path,
     samples: str | Path,
@@ -253,10 +285,8 @@ def train(
     from transformers import set_seed
 
     from recalign.data.store import load_prepared
-    from recalign.manifest import file_sha256
-    from recalign.run_inputs import recorded_path
     from recalign.training.config import eval_sample_limit
-    from recalign.training.data import Lengths, read_samples_manifest
+    from recalign.training.data import Lengths, open_samples
     from recalign.training.stream import build_text_set, choose_rows, head_texts, open_split
 
     out = Path(out)
@@ -272,7 +302,11 @@ def train(
     resume_from = _prepare_run_dir(out, resume)
     cfg = _resolve_config(out, resume, config, config_path, overrides)
     dataset = load_prepared(data)
-    samples_manifest = read_samples_manifest(samples, dataset.data_hash)
+    samples_dir = open_samples(samples, dataset.data_hash)
+    inputs = {"samples": samples_dir.record_for(out), "dataset": dataset.record_for(out)}
+    if resume:
+        _check_resumed_inputs(out, inputs)
+    samples_manifest = samples_dir.manifest
     train_split = open_split(samples, "train", tasks=cfg.tasks)
     valid_split = open_split(samples, "valid", tasks=cfg.tasks)
     state = _process_state()
@@ -285,10 +319,10 @@ def train(
     set_seed(cfg.seed)  # the random init of tiny presets and LoRA weights is part of the run
     loaded = _load(model, cfg, out, dataset, texts, tokenizer_path)
     del texts
-    if samples_manifest.get("family") not in (None, loaded.family):
+    if samples_manifest.family != loaded.family:
         logger.warning(
             "samples were generated for %s models but %s is %s",
-            samples_manifest.get("family"),
+            samples_manifest.family,
             model,
             loaded.family,
         )
@@ -311,10 +345,8 @@ def train(
         manifest_fields = {
             "model": {**loaded.spec, "source": model},
             "family": loaded.family,
-            "data_hash": dataset.data_hash,
-            "samples_dir": recorded_path(samples, out),
-            "samples_manifest_sha256": file_sha256(Path(samples) / "manifest.json"),
-            "item_repr": samples_manifest.get("item_repr"),
+            "inputs": inputs,
+            "prompt": _prompt_record(samples_dir, cfg, out),
             "lora": cfg.lora.model_dump() if cfg.lora.enabled else None,
             "train_samples": len(train_set),
             "valid_samples": len(valid_set),
@@ -334,6 +366,44 @@ def train(
         shutil.rmtree(cache, ignore_errors=True)
         with contextlib.suppress(OSError):  # another process still has its copy there
             (out / DATA_CACHE_DIR).rmdir()
+
+
+def _check_resumed_inputs(out: Path, inputs: dict[str, Any]) -> None:
+    """A resumed run continues on the data and samples it started with, or not at all."""
+    from recalign.artifacts import RunManifest, read_manifest
+
+    recorded = read_manifest(out, RunManifest).inputs
+    for role, flag in (("dataset", "--data"), ("samples", "--samples")):
+        before, now = recorded.get(role), inputs[role]
+        if before is None or before.content_hash != now.content_hash:
+            was = "nothing" if before is None else f"{before.path} ({before.content_hash[:12]}…)"
+            raise RecalignError(
+                f"--resume: {flag} is not the {role} this run was trained on (content hash "
+                f"{now.content_hash[:12]}…; the run recorded {was}): resume with the {flag} it "
+                "was started with, or start a new run with another --out"
+            )
+
+
+def _prompt_record(samples: Any, cfg: TrainConfig, out: Path) -> Any:
+    """How the run's prompts are built (the samples' settings, the trained tasks, the
+    budget); the samples' template files are copied into the run."""
+    from recalign.artifacts import PromptRecord
+
+    m = samples.manifest
+    for name in m.templates:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(samples.path / name, out / name)
+    tasks = [t for t in m.tasks if cfg.tasks is None or t in cfg.tasks]
+    return PromptRecord(
+        item_repr=m.item_repr,
+        max_history=m.max_history,
+        id_seed=m.id_seed,
+        separator=m.separator,
+        templates=list(m.templates),
+        tasks=tasks,
+        preset=m.preset,
+        max_source_length=cfg.max_source_length,
+    )
 
 
 def _fit(
@@ -597,12 +667,11 @@ def _write_run_manifest(
     best_loss: float | None = None,
     seconds: float | None = None,
 ) -> None:
-    from recalign.manifest import build_manifest, write_manifest
+    from recalign.artifacts import RunManifest, seal
 
-    write_manifest(
+    seal(
         out,
-        build_manifest(
-            "run",
+        RunManifest(
             **fields,
             status=status,
             steps_done=steps,
