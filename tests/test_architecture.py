@@ -173,16 +173,7 @@ def test_only_the_cli_imports_the_cli():
     assert offenders == []
 
 
-def test_models_do_not_import_training():
-    """Building and loading models is below training: training uses models, not back
-    (checkpoint discovery, which both need, is `recalign.artifacts.checkpoints`)."""
-    found = [
-        f"{edge.source}:{edge.line} imports {edge.target}"
-        for edge in imports()
-        if edge.source.startswith("recalign.models")
-        and (edge.target == "recalign.training" or edge.target.startswith("recalign.training."))
-    ]
-    assert found == []
+# Models do not import training: tests/artifacts/test_layering.py.
 
 
 def _private(name: str) -> bool:
