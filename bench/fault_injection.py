@@ -11,8 +11,8 @@ random delay within the reference's duration, and checks two things:
    so) its content must equal the reference's. A complete-looking artefact with other
    content is a *silent corruption*; an artefact that is absent or says "incomplete" is
    fine (readers refuse it).
-2. **After the operator's natural next step** (the same command again; `train --resume`
-   when the run directory has a manifest): it must exit 0 with content equal to the
+2. **After the operator's natural next step** (the same command again; for `train`,
+   the same command with `--resume`, as a requeued job runs it): it must exit 0 with content equal to the
    reference (training resumed from a checkpoint: the same weights within 1e-5). Exit 0
    with other content is a silent corruption; a non-zero exit is a *loud failure*.
 
@@ -214,11 +214,8 @@ def stages(work: Path) -> list[Stage]:
         Stage(
             "train",
             train_args,
-            lambda out: (
-                [*train_args(out), "--resume"]
-                if (out / "manifest.json").is_file()
-                else train_args(out)
-            ),
+            # What a requeued job (Slurm, a restarted pod) runs: always the same --resume.
+            lambda out: [*train_args(out), "--resume"],
             lambda out: manifest_status(out) == "done",
             weight_differences,
         ),
@@ -281,7 +278,9 @@ def inject(trials: int, seed: int, only: list[str] | None, work: Path) -> dict:
     for index in range(trials):
         stage = chosen[index % len(chosen)]
         name = ("kill", "term")[(index // len(chosen)) % 2]
-        delay = rng.uniform(0.5, stage.duration_s)
+        # Within the reference's own duration, clear of its start and end, so that most
+        # signals land while the command works (a busy machine stretches it anyway).
+        delay = rng.uniform(0.15, 0.85) * stage.duration_s
         out = work / "trials" / f"{index:03d}-{stage.name}-{name}" / "out"
         out.parent.mkdir(parents=True)
         records.append(trial(stage, name, delay, out))
@@ -297,6 +296,11 @@ def inject(trials: int, seed: int, only: list[str] | None, work: Path) -> dict:
             s.name: {
                 sig: sum(1 for r in records if r.stage == s.name and r.signal == sig)
                 for sig in SIGNALS
+            }
+            | {
+                "interrupted": sum(
+                    1 for r in records if r.stage == s.name and r.killed_exit is not None
+                )
             }
             for s in chosen
         },
