@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--skip-counts", action="store_true")
     args = parser.parse_args()
 
-    from recalign.models.tokenization import load_tokenizer
+    from recalign.models.loading import load_tokenizer
 
     tokenizer, family = load_tokenizer(args.model)
     report: dict = {

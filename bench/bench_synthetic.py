@@ -48,7 +48,7 @@ import tempfile
 CHILD = r"""
 import json, resource, sys, tempfile, time
 import polars as pl
-from recalign.data.synthetic import _build_catalogue, iter_synthetic_users, write_synthetic
+from recalign.data.synthetic import build_catalogue, iter_synthetic_users, write_synthetic
 from recalign.data.store import write_prepared
 
 mode, users, items = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -57,7 +57,7 @@ with tempfile.TemporaryDirectory() as out:
     if mode == "stream":
         write_synthetic(out, users=users, items=items, seed=0, load=False)
     else:
-        catalogue = _build_catalogue(items, 0)
+        catalogue = build_catalogue(items, 0)
         sequences = pl.concat(iter_synthetic_users(catalogue, users, 0))
         write_prepared(out, "synthetic", sequences, catalogue.items)
     seconds = time.perf_counter() - start

@@ -278,7 +278,9 @@ def inject(trials: int, seed: int, only: list[str] | None, work: Path) -> dict:
     for index in range(trials):
         stage = chosen[index % len(chosen)]
         name = ("kill", "term")[(index // len(chosen)) % 2]
-        delay = rng.uniform(0.5, stage.duration_s)
+        # Within the reference's own duration, clear of its start and end, so that most
+        # signals land while the command works (a busy machine stretches it anyway).
+        delay = rng.uniform(0.15, 0.85) * stage.duration_s
         out = work / "trials" / f"{index:03d}-{stage.name}-{name}" / "out"
         out.parent.mkdir(parents=True)
         records.append(trial(stage, name, delay, out))
@@ -294,6 +296,11 @@ def inject(trials: int, seed: int, only: list[str] | None, work: Path) -> dict:
             s.name: {
                 sig: sum(1 for r in records if r.stage == s.name and r.signal == sig)
                 for sig in SIGNALS
+            }
+            | {
+                "interrupted": sum(
+                    1 for r in records if r.stage == s.name and r.killed_exit is not None
+                )
             }
             for s in chosen
         },

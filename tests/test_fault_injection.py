@@ -7,6 +7,7 @@ The full run (32 trials over prepare, samples, train and run) is
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "fault_injection.py"
 def _bench():
     spec = importlib.util.spec_from_file_location("fault_injection", BENCH)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

@@ -51,17 +51,15 @@ def test_protocol_table(name, task, catalogue, rating, on, off):
 
 
 def test_the_protocol_list_is_one_list():
-    from recalign.evaluation.llm import EvalOptions
-    from recalign.pipeline.config import PROTOCOLS as RUN_PROTOCOLS
+    from recalign.evaluation.options import EvalOptions
     from recalign.pipeline.config import EvaluationSection
 
     assert PROTOCOL_NAMES == tuple(PROTOCOLS) == ("retrieval", "ranking", "sampled", "rating")
     assert typing.get_args(ProtocolName) == PROTOCOL_NAMES
-    assert RUN_PROTOCOLS == PROTOCOL_NAMES
     assert EvaluationSection().protocols == list(PROTOCOL_NAMES)
     assert EvalOptions().protocol == FULL_RANKING == "retrieval"
     for name in PROTOCOL_NAMES:
-        EvalOptions(protocol=name).validate()
+        assert EvalOptions(protocol=name).protocol == name
 
 
 def test_unknown_and_legacy_names_are_clear_errors():

@@ -6,7 +6,7 @@ imported only by the stages that need them.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from recalign.version import __version__
 
 __all__ = ["__version__", "train"]
 

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from recalign import __version__
+from recalign.version import __version__
 
 _TRACKED_PACKAGES = (
     "numpy",

@@ -131,6 +131,7 @@ PROTOCOL_NAMES: tuple[str, ...] = tuple(PROTOCOLS)
 ProtocolName = Literal[PROTOCOL_NAMES]  # type: ignore[valid-type]
 FULL_RANKING = "retrieval"  # the protocol every model ranks the whole catalogue under
 RATING_PROTOCOL = "rating"
+TOP_K = 20  # items in a ranked list unless asked otherwise, for every model (DESIGN.md)
 # Names that earlier versions wrote into metrics.json, and the protocol they mean now.
 LEGACY_NAMES = {"full": FULL_RANKING}
 

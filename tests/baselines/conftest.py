@@ -1,31 +1,16 @@
-"""Tiny prepared datasets with known structure, written with `write_prepared`."""
+"""Tiny prepared datasets with known structure (written by `tests.factories`)."""
 
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 import pytest
 
-from recalign.data.store import write_prepared
-
-
-def _items(n: int) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "item_id": list(range(1, n + 1)),
-            "source_id": [f"s{i}" for i in range(1, n + 1)],
-            "text": [f"item {i}" for i in range(1, n + 1)],
-        }
-    )
+from tests.factories import write_dataset
 
 
 def write_sequences(path, sequences, num_items, ratings=None):
-    data = {"user_id": list(range(1, len(sequences) + 1)), "items": sequences}
-    schema = {"user_id": pl.Int64, "items": pl.List(pl.Int64)}
-    if ratings is not None:
-        data["ratings"] = ratings
-        schema["ratings"] = pl.List(pl.Float64)
-    return write_prepared(path, "fixture", pl.DataFrame(data, schema=schema), _items(num_items))
+    texts = [f"item {i}" for i in range(1, num_items + 1)]
+    return write_dataset(path, sequences, texts, ratings=ratings, source_prefix="s")
 
 
 @pytest.fixture(scope="session")

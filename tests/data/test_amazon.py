@@ -7,8 +7,7 @@ import pytest
 
 from recalign.data.prepare import prepare_dataset
 from recalign.errors import DataFormatError
-
-from .fixtures import review, write_raw_amazon, write_s3rec
+from tests.factories import review, write_raw_amazon, write_s3rec
 
 ITEMS = [
     (1, "A1", "Red &amp; Gold  Lipstick", "red lipstick", "Acme|Makeup|Lips"),

@@ -24,8 +24,7 @@ from recalign.data.prepare import parse_rating_scale, prepare_dataset
 from recalign.data.readers.custom import CustomColumns
 from recalign.data.text import DEFAULT_MAX_CHARS, build_item_texts, clean_text, cut_text
 from recalign.errors import ConfigError, DataFormatError
-
-from .fixtures import review, write_ml100k, write_raw_amazon, write_recbole, write_s3rec
+from tests.factories import review, write_ml100k, write_raw_amazon, write_recbole, write_s3rec
 
 runner = CliRunner()
 TEN_MB = 10_000_000

@@ -7,8 +7,7 @@ from typer.testing import CliRunner
 
 from recalign.cli.data import app
 from recalign.errors import ConfigError, DataFormatError
-
-from .fixtures import write_s3rec
+from tests.factories import write_s3rec
 
 runner = CliRunner()
 ITEMS = [(i, f"A{i}", f"Item {i}", f"item {i}", "Acme|Makeup") for i in range(1, 6)]

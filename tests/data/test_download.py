@@ -17,8 +17,7 @@ from recalign.data.download import cache_dir, fetch_file
 from recalign.data.prepare import prepare_dataset
 from recalign.data.registry import RemoteFile
 from recalign.errors import DownloadError
-
-from .fixtures import write_ml100k
+from tests.factories import write_ml100k
 
 PAYLOAD = b"hello recalign\n" * 100
 

@@ -4,8 +4,7 @@ import pytest
 
 from recalign.data.prepare import prepare_dataset
 from recalign.errors import DataFormatError, MissingColumnError
-
-from .fixtures import write_ml1m, write_ml100k, write_recbole
+from tests.factories import write_ml1m, write_ml100k, write_recbole
 
 # user 1: items 3 and 1 share a timestamp; file order (3 then 1) must be kept — an
 # item-id sort would put 1 first. User 3 has two ratings: excluded and reported.

@@ -17,6 +17,7 @@ from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignErro
 from recalign.evaluation.llm import EvalOptions, evaluate, evaluate_model, evaluate_zero_shot
 from recalign.evaluation.outputs import read_predictions
 from recalign.evaluation.targets import describe_model, model_label, model_name
+from recalign.validation import validate
 from tests.artifacts.helpers import fake_pipeline, fake_samples
 from tests.inference.conftest import catalogue, make_run, write_dataset
 from tests.tiny import TINY_OVERRIDES
@@ -286,5 +287,5 @@ def test_zero_shot_prompts_fit_a_given_budget(data_dir, tmp_path, monkeypatch):
     assert limit == budget
     assert max(len(ids) for ids in fitted.ids) <= budget
     assert fitted.summary()["shortened"] >= 1
-    with pytest.raises(ConfigError, match="max-source-length"):
-        EvalOptions(max_source_length=4).validate()
+    with pytest.raises(ConfigError, match="max_source_length: expected >= 8, got 4"):
+        validate(EvalOptions, {"max_source_length": 4}, "options")

@@ -10,10 +10,12 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from recalign.cli import app as root
 from recalign.cli.evaluate import app
 from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignError
 from recalign.evaluation.llm import EvalOptions, evaluate_run, sampled_candidate_lists
 from recalign.evaluation.outputs import metrics_from_predictions, read_predictions
+from recalign.validation import validate
 from tests.inference.conftest import make_run, write_dataset
 
 pytest.importorskip("torch")
@@ -201,27 +203,35 @@ def test_catalogue_differs(run_dir, tmp_path, texts):
 
 
 @pytest.mark.parametrize(
-    ("options", "message"),
+    ("values", "message"),
     [
-        (EvalOptions(max_users=0), "--max-users must be at least 1"),
-        (EvalOptions(k=21, num_beams=21), "above the catalogue size"),
-        (EvalOptions(protocol="full-sort"), "unknown protocol"),
-        (EvalOptions(split="train"), "split must be"),
+        ({"max_users": 0}, "max_users: expected >= 1, got 0"),
+        ({"protocol": "full-sort"}, "protocol: expected 'retrieval', 'ranking', 'sampled' or"),
+        ({"split": "train"}, "split: expected 'test' or 'valid', got 'train'"),
+        ({"shard": 1}, "give both shard and num_shards"),
     ],
 )
-def test_bad_options(run_dir, data_dir, tmp_path, options, message):
+def test_bad_options_are_named(values, message):
     with pytest.raises(ConfigError, match=message):
-        evaluate_run(run_dir, data_dir, tmp_path / "ev", options)
+        validate(EvalOptions, values, "options")
+
+
+def test_k_above_the_catalogue(run_dir, data_dir, tmp_path):
+    with pytest.raises(ConfigError, match="above the catalogue size"):
+        evaluate_run(run_dir, data_dir, tmp_path / "ev", EvalOptions(k=21, num_beams=21))
 
 
 def test_cli_bad_input_is_a_clear_message(run_dir, data_dir, tmp_path):
-    result = CliRunner().invoke(
-        app,
-        [str(run_dir), "--data", str(data_dir), "--max-users", "0", "--out", str(tmp_path / "e")],
-    )
+    common = [str(run_dir), "--data", str(data_dir), "--out", str(tmp_path / "e")]
+    # A bound of the options model is the option's bound: a usage error naming the flag.
+    result = CliRunner().invoke(root, ["evaluate", *common, "--max-users", "0"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--max-users'" in result.output
+    # What only the model can check is a ConfigError naming the options.
+    result = CliRunner().invoke(app, [*common, "--shard", "1"])
     assert result.exit_code != 0
     assert isinstance(result.exception, ConfigError)
-    assert "--max-users must be at least 1" in str(result.exception)
+    assert "recalign evaluate options: give both shard and num_shards" in str(result.exception)
 
 
 def test_causal_run(tmp_path, data_dir):

@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 
 from recalign.errors import ConfigError
-from recalign.pipeline.config import load_config, parse_config
+from recalign.pipeline.config import (
+    BaselinesSection,
+    TrainingSection,
+    load_config,
+    parse_config,
+)
 
 
 def test_default_config_is_the_demo():
@@ -53,17 +58,16 @@ def test_a_real_dataset_config_gets_no_demo_budget(tmp_path):
     path.write_text("data:\n  name: amazon2014-beauty\n")
     config = load_config(path)
     assert config.data.options == {}
-    assert config.training == {}
-    assert config.baselines.options == {}
+    assert config.training == TrainingSection()  # the defaults, not the demo's budget
+    assert config.baselines.options == BaselinesSection().options
+    assert config.baselines.options["sasrec"]["epochs"] == 300
     assert config.evaluation.max_users is None
 
 
 def test_the_demo_compares_its_mixture_with_rec_only_under_one_budget():
-    from recalign.training.config import make_config
-
     config = load_config(None)
     assert config.compare == ["rec-only"]
-    training = make_config(config.training, source="demo")
+    training = config.training.for_run(config.seed)
     # Only what the steps read is tokenised: memory stays small whatever the shop's size.
     assert training.max_train_samples == training.max_steps * training.batch_size
     assert training.eval_steps == training.max_steps  # one validation pass, at the end

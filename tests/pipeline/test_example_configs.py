@@ -6,7 +6,6 @@ import pytest
 
 from recalign.baselines.registry import create_baseline
 from recalign.pipeline.config import load_config
-from recalign.training.config import make_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 
@@ -20,10 +19,10 @@ def test_there_are_example_configs():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_example_config_is_valid_for_every_stage(path):
-    config = load_config(path)
-    make_config(config.training, source=str(path))
+    config = load_config(path)  # every section is checked here, whole
+    config.training.for_run(config.seed)
     for name in config.baselines.models:
-        create_baseline(name, config.baselines.options.get(name))
+        create_baseline(name, config.baselines.options_for(name, config.seed))
 
 
 def test_the_gpu_config_runs_end_to_end_with_tiny_presets_on_cpu(tmp_path):

@@ -142,16 +142,13 @@ def test_rerun_reuses_and_an_evaluation_change_only_reevaluates(small_run):
 
 def test_failing_stage_keeps_earlier_caches_and_says_how_to_resume(small_run, tmp_path):
     run_dir, _ = small_run
-    broken = {
-        **SMALL,
-        "evaluation": {**SMALL["evaluation"], "max_users": 5},
-        "baselines": {"models": ["no-such-model"]},
-    }
+    # Only the stage can know: K above the catalogue's 160 items.
+    broken = {**SMALL, "evaluation": {**SMALL["evaluation"], "k": 500, "num_beams": 500}}
     with pytest.raises(StageFailed) as error:
         run_pipeline(parse_config(broken), run_dir)
     message = str(error.value)
-    assert "baseline-no-such-model" in message and "run the same command again" in message
-    assert "unknown baseline 'no-such-model'" in message
+    assert "eval-retrieval" in message and "run the same command again" in message
+    assert "above the catalogue size" in message
     assert (run_dir / "train" / "model").is_dir()
 
 

@@ -75,7 +75,7 @@ def test_sigterm_during_samples_generation_leaves_no_split_behind(tmp_path):
 
     make_dataset(tmp_path / "data", users=60, items=40)
     out = tmp_path / "samples"
-    slow_writes = ("recalign.samples.generate", "_SplitWriters", "write")
+    slow_writes = ("recalign.samples.writers", "SplitWriters", "write")
     process = start(
         ["samples", "generate", str(tmp_path / "data"), "--out", str(out)],
         tmp_path,

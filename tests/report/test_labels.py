@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 
 from recalign.artifacts import read_manifest
-from recalign.report.collect import BASELINE, LLM, collect_run, read_evaluation
-from recalign.report.labels import model_label
+from recalign.report.collect import BASELINE, LLM, read_evaluation
+from recalign.report.labels import collect_run, model_label
 from tests.artifacts.helpers import reseal
 
 from .fixture import LLM_LABEL, make_run

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from recalign.evaluation.outputs import write_evaluation
-from recalign.report.collect import BASELINE, LLM, collect_run, read_evaluation
+from recalign.report.collect import BASELINE, LLM, read_evaluation
+from recalign.report.labels import collect_run
 from recalign.report.results import result_groups
 from recalign.report.verdict import chance_level, compare, comparison_sentence, group_verdicts
 

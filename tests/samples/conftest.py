@@ -3,10 +3,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import polars as pl
 import pytest
 
-from recalign.data.store import PreparedDataset, write_prepared
+from recalign.data.store import PreparedDataset
+from tests.factories import write_dataset
 
 WORDS = ["red", "matte", "gentle", "daily", "travel", "organic", "silk", "fresh"]
 
@@ -23,19 +23,8 @@ def make_dataset(
     ratings: Sequence[Sequence[float]] | None = None,
     name: str = "fixture",
 ) -> PreparedDataset:
-    frame = {"user_id": list(range(1, len(sequences) + 1)), "items": [list(s) for s in sequences]}
-    schema = {"user_id": pl.Int64, "items": pl.List(pl.Int64)}
-    if ratings is not None:
-        frame["ratings"] = [list(map(float, r)) for r in ratings]
-        schema["ratings"] = pl.List(pl.Float64)
-    items = pl.DataFrame(
-        {
-            "item_id": list(range(1, num_items + 1)),
-            "source_id": [f"S{i}" for i in range(1, num_items + 1)],
-            "text": [item_text(i) for i in range(1, num_items + 1)],
-        }
-    )
-    return write_prepared(out, name, pl.DataFrame(frame, schema=schema), items)
+    texts = [item_text(i) for i in range(1, num_items + 1)]
+    return write_dataset(out, sequences, texts, ratings=ratings, name=name)
 
 
 SEQUENCES = [

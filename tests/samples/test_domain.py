@@ -13,6 +13,7 @@ from recalign.data.domain import DOMAINS, NEUTRAL, Domain, domain_of_manifest, p
 from recalign.errors import ConfigError
 from recalign.samples import build_eval_samples, generate_samples, load_templates
 from recalign.samples.tasks import TASKS
+from tests.factories import write_dataset
 
 from .conftest import RATINGS, SEQUENCES
 
@@ -97,25 +98,16 @@ def test_cli_custom_domain(tmp_path):
 
 def _movie_dataset(tmp_path):
     """The fixture users with film titles, prepared as MovieLens records it."""
-    from recalign.data.store import write_prepared
-
-    num_items = 40
-    frame = pl.DataFrame(
-        {
-            "user_id": list(range(1, len(SEQUENCES) + 1)),
-            "items": SEQUENCES,
-            "ratings": [list(map(float, r)) for r in RATINGS],
-        },
-        schema={"user_id": pl.Int64, "items": pl.List(pl.Int64), "ratings": pl.List(pl.Float64)},
+    texts = [f"Film F{i:04d} of the year {1950 + i}" for i in range(1, 41)]
+    return write_dataset(
+        tmp_path / "d",
+        SEQUENCES,
+        texts,
+        ratings=RATINGS,
+        name="movielens-100k",
+        source_prefix="",
+        domain=DOMAINS["movies"],
     )
-    items = pl.DataFrame(
-        {
-            "item_id": list(range(1, num_items + 1)),
-            "source_id": [str(i) for i in range(1, num_items + 1)],
-            "text": [f"Film F{i:04d} of the year {1950 + i}" for i in range(1, num_items + 1)],
-        }
-    )
-    return write_prepared(tmp_path / "d", "movielens-100k", frame, items, domain=DOMAINS["movies"])
 
 
 def _every_template(tasks) -> dict:
@@ -152,7 +144,7 @@ def test_undeclared_domain_word_is_an_error(tmp_path):
         "  - id: my-1\n    version: 1\n"
         '    input: "The user {{ verb_past }} {{ history }}."\n    target: "{{ target }}"\n'
     )
-    from recalign.samples.templates import load_template_file
+    from recalign.samples.tasks import load_template_file
 
     with pytest.raises(ConfigError, match=r"undeclared placeholder\(s\) \['verb_past'\]"):
         load_template_file(path)

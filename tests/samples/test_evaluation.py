@@ -5,7 +5,7 @@ import pytest
 
 from recalign.errors import ConfigError
 from recalign.samples import build_eval_samples, generate_samples, render_prompt
-from recalign.samples.templates import load_templates
+from recalign.samples.tasks import load_templates
 
 from .conftest import SEQUENCES, item_text
 

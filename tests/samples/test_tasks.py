@@ -11,9 +11,10 @@ import pytest
 
 from recalign.data.domain import NEUTRAL
 from recalign.samples import generate_samples
+from recalign.samples.tasks import load_templates
 from recalign.samples.tasks.base import format_rating
 from recalign.samples.tasks.mlm import Words, assemble, hidden_spans
-from recalign.samples.templates import load_templates
+from tests.factories import write_dataset
 
 from .conftest import SEQUENCES, item_text, make_dataset
 
@@ -222,22 +223,10 @@ def odd_text(item_id: int) -> str:
 
 
 def odd_dataset(path):
-    from recalign.data.store import write_prepared
-
     sequences = [list(range(u * 9 + 1, u * 9 + 4 + u)) for u in range(5)]  # unique items
     ratings = [[(u + i) % 5 + 1.0 for i in range(len(s))] for u, s in enumerate(sequences)]
-    frame = pl.DataFrame(
-        {"user_id": range(1, 6), "items": sequences, "ratings": ratings},
-        schema={"user_id": pl.Int64, "items": pl.List(pl.Int64), "ratings": pl.List(pl.Float64)},
-    )
-    items = pl.DataFrame(
-        {
-            "item_id": range(1, 61),
-            "source_id": [f"S{i}" for i in range(1, 61)],
-            "text": [odd_text(i) for i in range(1, 61)],
-        }
-    )
-    return write_prepared(path, "odd", frame, items), sequences, ratings
+    texts = [odd_text(i) for i in range(1, 61)]
+    return write_dataset(path, sequences, texts, ratings=ratings, name="odd"), sequences, ratings
 
 
 WORDS = NEUTRAL.words()  # the fixture's domain words

@@ -7,8 +7,7 @@ from typer.testing import CliRunner
 
 from recalign.cli.samples import app
 from recalign.errors import ConfigError
-from recalign.samples.tasks import TASKS
-from recalign.samples.templates import load_template_file, load_templates
+from recalign.samples.tasks import TASKS, load_template_file, load_templates
 
 GOOD = """
 task: retrieval

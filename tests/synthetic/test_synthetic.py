@@ -31,7 +31,7 @@ from recalign.constants import (
 )
 from recalign.data.store import load_prepared
 from recalign.data.synthetic import (
-    _build_catalogue,
+    build_catalogue,
     generate_synthetic_items,
     iter_synthetic_users,
     write_synthetic,
@@ -143,7 +143,7 @@ def test_ratings_follow_affinity(demo):
 
 
 def test_complements_follow_each_other():
-    catalogue = _build_catalogue(500, seed=0)
+    catalogue = build_catalogue(500, seed=0)
     pairs = followed = 0
     for batch in iter_synthetic_users(catalogue, users=500, seed=0):
         for items in batch.get_column(ITEMS).to_list():
@@ -158,7 +158,7 @@ def test_a_complement_can_be_read_from_the_titles():
     """The next product of a line: the same words before the number, the next number."""
     import re
 
-    catalogue = _build_catalogue(500, seed=0)
+    catalogue = build_catalogue(500, seed=0)
     titles = dict(
         zip(catalogue.items[ITEM_ID].to_list(), catalogue.items[TITLE].to_list(), strict=True)
     )

@@ -34,7 +34,7 @@ def test_two_processes_write_one_consistent_checkpoint(shop, tmp_path):
         "--dynamo_backend",
         "no",
         "-m",
-        "recalign.training",
+        "recalign",
         "train",
         "--data",
         str(data),

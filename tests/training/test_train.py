@@ -263,7 +263,7 @@ def test_cli_train_and_python_api(shop, tmp_path):
     from typer.testing import CliRunner
 
     import recalign
-    from recalign.cli.train import app
+    from recalign.cli import app
 
     assert recalign.train is train
     data, samples = shop
@@ -340,7 +340,7 @@ def test_num_processes_relaunches_through_accelerate():
         "2",
         "--multi_gpu",
         "-m",
-        "recalign.training",
+        "recalign",
         "train",
         "--data",
         "d",
@@ -349,10 +349,17 @@ def test_num_processes_relaunches_through_accelerate():
     ]
 
 
+def test_relaunch_keeps_the_root_options():
+    from recalign.cli.train import launch_command
+
+    command = launch_command(["--threads", "1", "train", "--data", "d", "--num-processes", "2"], 2)
+    assert command[-6:] == ["recalign", "--threads", "1", "train", "--data", "d"]
+
+
 def test_sample_flags_subset_and_are_kept_on_resume(shop, tmp_path):
     from typer.testing import CliRunner
 
-    from recalign.cli.train import app
+    from recalign.cli import app
 
     data, samples = shop
     config = tmp_path / "train.yaml"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from recalign.artifacts.checkpoints import CHECKPOINTS_DIR, checkpoint_dirs
 from recalign.artifacts.hashing import file_record
@@ -59,6 +59,17 @@ logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Manifest)
 D = TypeVar("D", bound="ArtifactDir")
+
+
+class Member:
+    """A file or folder of an artefact directory as an attribute: `items = Member(ITEMS_FILE)`
+    reads as `self.path / ITEMS_FILE` on an instance."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        return self if instance is None else instance.path / self.name
 
 
 class ArtifactDir(Generic[M]):
@@ -146,17 +157,9 @@ class DatasetDir(ArtifactDir[DatasetManifest]):
     manifest_type = DatasetManifest
     required = (SEQUENCES_FILE, ITEMS_FILE)
 
-    @property
-    def sequences(self) -> Path:
-        return self.path / SEQUENCES_FILE
-
-    @property
-    def items(self) -> Path:
-        return self.path / ITEMS_FILE
-
-    @property
-    def stats_file(self) -> Path:
-        return self.path / STATS_FILE
+    sequences = Member(SEQUENCES_FILE)
+    items = Member(ITEMS_FILE)
+    stats_file = Member(STATS_FILE)
 
     @property
     def data_hash(self) -> str:
@@ -190,9 +193,7 @@ class SamplesDir(ArtifactDir[SamplesManifest]):
     def split(self, name: str) -> Path:
         return self.path / f"{name}.parquet"
 
-    @property
-    def item_texts(self) -> Path:
-        return self.path / ITEM_TEXTS_FILE
+    item_texts = Member(ITEM_TEXTS_FILE)
 
     @property
     def data_hash(self) -> str | None:
@@ -233,9 +234,7 @@ class RunDir(ArtifactDir[RunManifest]):
 
     manifest_type = RunManifest
 
-    @property
-    def model(self) -> Path:
-        return self.path / MODEL_DIR
+    model = Member(MODEL_DIR)
 
     @property
     def tokenizer(self) -> Path:
@@ -243,21 +242,10 @@ class RunDir(ArtifactDir[RunManifest]):
         saved = self.path / TOKENIZER_DIR
         return saved if saved.is_dir() else self.model
 
-    @property
-    def base(self) -> Path:
-        return self.path / BASE_DIR
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / CHECKPOINTS_DIR
-
-    @property
-    def config_file(self) -> Path:
-        return self.path / CONFIG_FILE
-
-    @property
-    def log_file(self) -> Path:
-        return self.path / LOG_FILE
+    base = Member(BASE_DIR)
+    checkpoints = Member(CHECKPOINTS_DIR)
+    config_file = Member(CONFIG_FILE)
+    log_file = Member(LOG_FILE)
 
     @property
     def finished(self) -> bool:
@@ -309,13 +297,8 @@ class EvaluationDir(ArtifactDir[EvaluationManifest]):
     manifest_type = EvaluationManifest
     required = (PREDICTIONS_FILE, METRICS_FILE)
 
-    @property
-    def predictions(self) -> Path:
-        return self.path / PREDICTIONS_FILE
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / METRICS_FILE
+    predictions = Member(PREDICTIONS_FILE)
+    metrics = Member(METRICS_FILE)
 
 
 class BaselineDir(ArtifactDir[BaselineManifest]):
@@ -324,21 +307,10 @@ class BaselineDir(ArtifactDir[BaselineManifest]):
     manifest_type = BaselineManifest
     required = (PREDICTIONS_FILE, METRICS_FILE)
 
-    @property
-    def model(self) -> Path:
-        return self.path / MODEL_DIR
-
-    @property
-    def predictions(self) -> Path:
-        return self.path / PREDICTIONS_FILE
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / METRICS_FILE
-
-    @property
-    def config_file(self) -> Path:
-        return self.path / CONFIG_FILE
+    model = Member(MODEL_DIR)
+    predictions = Member(PREDICTIONS_FILE)
+    metrics = Member(METRICS_FILE)
+    config_file = Member(CONFIG_FILE)
 
     def dataset_dir(self) -> Path:
         """The prepared dataset the baseline was fitted on, found from any working directory."""
@@ -396,9 +368,7 @@ class PipelineDir:
     def baselines(self) -> Path:
         return self.path / self.BASELINES
 
-    @property
-    def config_file(self) -> Path:
-        return self.path / CONFIG_FILE
+    config_file = Member(CONFIG_FILE)
 
     def stage_dirs(self) -> dict[str, Path]:
         """Every stage the manifest lists that wrote something: name -> directory."""

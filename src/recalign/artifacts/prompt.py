@@ -110,7 +110,7 @@ class PromptSettings:
 
     def load_templates(self) -> Any:
         """The template set the prompts use (the shipped one, with `templates` applied)."""
-        from recalign.samples.templates import load_templates
+        from recalign.samples.tasks import load_templates
 
         return load_templates(list(self.templates))
 

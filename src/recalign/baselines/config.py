@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from recalign.errors import ConfigError
+from recalign.validation import validate
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 
@@ -80,22 +80,8 @@ class MeanConfig(_Config):
 
 
 def parse_config(cls: type[_Config], values: dict[str, Any] | None, *, where: str = "") -> _Config:
-    """Build a config, turning pydantic's errors into one `ConfigError` naming each key."""
-    try:
-        return cls(**(values or {}))
-    except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            key = ".".join(str(part) for part in item["loc"]) or "<config>"
-            if item["type"] == "extra_forbidden":
-                known = ", ".join(sorted(cls.model_fields))
-                problems.append(f"unknown key {key!r} (known keys: {known})")
-            else:
-                expected = cls.model_fields.get(key)
-                hint = f" (expected {expected.annotation!r})" if expected else ""
-                problems.append(f"{key}: {item['msg']}{hint}")
-        prefix = f"{where}: " if where else ""
-        raise ConfigError(f"{prefix}invalid {cls.__name__}: " + "; ".join(problems)) from None
+    """Build a config; a `ConfigError` naming each bad key otherwise."""
+    return validate(cls, values, f"baseline {where} options" if where else "baseline options")
 
 
 def load_defaults() -> dict[str, dict[str, Any]]:

@@ -28,11 +28,11 @@ from recalign.data.store import PreparedDataset
 from recalign.errors import RecalignError
 from recalign.evaluation.metrics import per_user_ranking_metrics
 from recalign.evaluation.metrics import target_ranks as ranks_in_lists
-from recalign.ranking import banned_items, prediction_record, target_positions, unpad
+from recalign.ranking import TOP_K, banned_items, prediction_record, target_positions, unpad
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_K = 20
+DEFAULT_K = TOP_K
 
 
 def target_ranks(

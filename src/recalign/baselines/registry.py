@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from recalign.baselines.base import Baseline, read_model_meta
 from recalign.baselines.bprmf import BPRMF
 from recalign.baselines.config import parse_config
@@ -16,6 +18,7 @@ from recalign.baselines.pop import Popularity
 from recalign.baselines.rating import BiasedMF, GlobalMean, ItemMean, UserMean
 from recalign.baselines.sasrec import SASRec
 from recalign.errors import ConfigError
+from recalign.validation import unknown_name
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,11 @@ class BaselineSpec:
     @property
     def kind(self) -> str:
         return self.cls.kind
+
+    @property
+    def config_model(self) -> type[BaseModel]:
+        """The pydantic model of this baseline's options (`recalign.baselines.config`)."""
+        return type(self.cls.default_config())
 
 
 BASELINES: dict[str, BaselineSpec] = {
@@ -45,15 +53,13 @@ def get_spec(name: str) -> BaselineSpec:
     try:
         return BASELINES[name]
     except KeyError:
-        known = ", ".join(BASELINES)
-        raise ConfigError(f"unknown baseline {name!r} (known: {known})") from None
+        raise ConfigError(unknown_name("baseline", name, list(BASELINES))) from None
 
 
 def create_baseline(name: str, overrides: dict[str, Any] | None = None) -> Baseline:
     """A fresh baseline from its preset plus `overrides` (validated, unknown keys named)."""
     spec = get_spec(name)
-    config_cls = type(spec.cls.default_config())
-    config = parse_config(config_cls, {**spec.preset, **(overrides or {})}, where=name)
+    config = parse_config(spec.config_model, {**spec.preset, **(overrides or {})}, where=name)
     return spec.cls(config)
 
 

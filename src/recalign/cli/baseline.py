@@ -10,7 +10,9 @@ from typing import Any
 
 import typer
 
+from recalign.cli.options import default, field_option
 from recalign.errors import ConfigError
+from recalign.evaluation.options import EvalOptions
 
 app = typer.Typer(help="Conventional baselines on the same split and evaluator.")
 
@@ -29,15 +31,17 @@ def _parse_set(values: list[str]) -> dict[str, Any]:
 
 @app.command()
 def baseline(
+    # The registry's names (tests/baselines/test_cli.py keeps them in step); the registry
+    # itself is imported when the command runs.
     name: str = typer.Argument(
         ...,
         help="pop, bprmf, sasrec (BCE), sasrec-ce, global-mean, user-mean, item-mean, biased-mf.",
     ),
     data: Path = typer.Option(..., "--data", help="A prepared-dataset directory."),
     out: Path = typer.Option(..., "--out", help="Output directory."),
-    split: str = typer.Option("test", "--split", help="Evaluate on 'valid' or 'test'."),
+    split: str = field_option(EvalOptions, "split", "--split"),
     include_history: bool = typer.Option(
-        False,
+        not default(EvalOptions, "exclude_history"),
         "--include-history",
         help="Rank the user's history items too (as RecBole's full sort); default: excluded.",
     ),
@@ -45,37 +49,24 @@ def baseline(
     seed: int | None = typer.Option(None, "--seed", help="Random seed."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda."),
     threads: int | None = typer.Option(None, "--threads", help="torch CPU threads."),
-    k: int = typer.Option(20, "--k", help="Length of each user's ranked list."),
+    k: int = field_option(EvalOptions, "k", "--k", help="Length of each user's ranked list."),
     config: Path | None = typer.Option(None, "--config", help="YAML of config values."),
     set_: list[str] = typer.Option([], "--set", help="KEY=VALUE config override (repeatable)."),
 ) -> None:
     """Train a baseline on the train part (early stopping on valid NDCG@10), evaluate the
     split over the whole catalogue and write predictions.jsonl and metrics.json."""
-    import yaml
-
     from recalign.baselines.registry import get_spec
     from recalign.baselines.run import run_baseline
     from recalign.threads import configure_threads
+    from recalign.validation import read_yaml
 
     spec = get_spec(name)
     configure_threads()
-    overrides: dict[str, Any] = {}
-    if config is not None:
-        if not config.is_file():
-            raise ConfigError(f"--config {config}: no such file")
-        loaded = yaml.safe_load(config.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{config}: expected a mapping of config keys")
-        overrides.update(loaded)
+    overrides: dict[str, Any] = read_yaml(config, what="--config") if config is not None else {}
     overrides.update(_parse_set(set_))
-    trained = (spec.kind == "rating" and name == "biased-mf") or name in (
-        "bprmf",
-        "sasrec",
-        "sasrec-ce",
-    )
     for key, value in (("epochs", epochs), ("device", device), ("num_threads", threads)):
         if value is not None:
-            if not trained:
+            if key not in spec.config_model.model_fields:
                 raise ConfigError(f"--{key.replace('num_', '')} does not apply to {name}")
             overrides[key] = value
     if seed is not None:

@@ -56,7 +56,8 @@ def _group_table(group: ResultGroup, history: str) -> Table:
 def print_results(run_dir: Path, out: Console | None = None) -> None:
     """Every evaluation of a run directory: a table per protocol (the LLM first), the
     verdict under each, the settings and a legend of what the numbers mean."""
-    from recalign.report.collect import collect_run, unreadable_lines
+    from recalign.report.collect import unreadable_lines
+    from recalign.report.labels import collect_run
     from recalign.report.legend import SHORT_LEGEND, models_legend
     from recalign.report.results import result_groups
     from recalign.report.settings import group_history, short_settings

@@ -13,7 +13,10 @@ from pathlib import Path
 import typer
 from typer.core import TyperGroup
 
-from recalign.ranking import FULL_RANKING, PROTOCOL_NAMES
+from recalign.cli.options import default, field_option, override_option
+from recalign.evaluation.options import EvalOptions
+from recalign.ranking import PROTOCOL_NAMES
+from recalign.samples.mixture import MixtureConfig
 
 
 class _RunByDefault(TyperGroup):
@@ -48,35 +51,37 @@ def run(
         help="Prepared dataset. Default for a run: the one it was trained on (a `recalign "
         "run` directory's data/); required for a model.",
     ),
-    protocol: str = typer.Option(FULL_RANKING, "--protocol", help=" | ".join(PROTOCOL_NAMES)),
+    protocol: str = field_option(
+        EvalOptions, "protocol", "--protocol", help=" | ".join(PROTOCOL_NAMES)
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for predictions and metrics."),
-    split: str = typer.Option("test", "--split", help="test | valid"),
-    max_users: int | None = typer.Option(None, "--max-users", help="Evaluate a seeded subset."),
-    template: str = typer.Option("default", "--template", help="Template id, or 'unseen'."),
+    split: str = field_option(EvalOptions, "split", "--split", help="test | valid"),
+    max_users: int | None = field_option(
+        EvalOptions, "max_users", "--max-users", help="Evaluate a seeded subset of N users."
+    ),
+    template: str = field_option(EvalOptions, "template", "--template"),
     include_history: bool = typer.Option(
-        False, "--include-history", help="Let retrieval return the user's own history items."
+        not default(EvalOptions, "exclude_history"),
+        "--include-history",
+        help="Let retrieval return the user's own history items.",
     ),
-    k: int = typer.Option(20, "--k", help="Items to retrieve per user."),
-    beams: int = typer.Option(20, "--beams", help="Beams (>= K)."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Users decoded together."),
+    k: int = field_option(EvalOptions, "k", "--k"),
+    beams: int = field_option(EvalOptions, "num_beams", "--beams"),
+    batch_size: int = field_option(EvalOptions, "batch_size", "--batch-size"),
     reference: bool = typer.Option(
-        False, "--reference", help="Decode with generate(prefix_allowed_tokens_fn) (slow)."
+        default(EvalOptions, "decoder") == "reference",
+        "--reference",
+        help="Decode with generate(prefix_allowed_tokens_fn) (slow).",
     ),
-    length_penalty: float = typer.Option(
-        0.0, "--length-penalty", help="Retrieval: score / length**p (0 = log-likelihood)."
-    ),
-    length_normalize: bool = typer.Option(
-        False, "--length-normalize", help="Ranking/sampled: mean instead of summed log-prob."
-    ),
-    num_candidates: int = typer.Option(20, "--num-candidates", help="Ranking prompt candidates."),
-    num_negatives: int | None = typer.Option(
-        None, "--num-negatives", help="Sampled protocol: unseen items scored with the target (99)."
-    ),
-    greedy: bool = typer.Option(False, "--greedy", help="Rating: most likely, not expected."),
-    seed: int = typer.Option(0, "--seed", help="Seed for user subsets, negatives, bootstrap."),
-    shard: int | None = typer.Option(None, "--shard", help="This shard's index (0-based)."),
-    num_shards: int | None = typer.Option(None, "--num-shards", help="Number of user shards."),
-    which: str = typer.Option("best", "--which", help="best | last | checkpoint-N"),
+    length_penalty: float = field_option(EvalOptions, "length_penalty", "--length-penalty"),
+    length_normalize: bool = field_option(EvalOptions, "length_normalize", "--length-normalize"),
+    num_candidates: int = field_option(EvalOptions, "num_candidates", "--num-candidates"),
+    num_negatives: int = field_option(EvalOptions, "num_negatives", "--num-negatives"),
+    greedy: bool = field_option(EvalOptions, "greedy_rating", "--greedy"),
+    seed: int = field_option(EvalOptions, "seed", "--seed"),
+    shard: int | None = field_option(EvalOptions, "shard", "--shard"),
+    num_shards: int | None = field_option(EvalOptions, "num_shards", "--num-shards"),
+    which: str = field_option(EvalOptions, "which", "--which"),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ..."),
     samples: Path | None = typer.Option(
         None,
@@ -84,11 +89,19 @@ def run(
         help="Zero-shot: build prompts as this samples directory's (item representation, "
         "history length, id seed, templates).",
     ),
-    max_history: int | None = typer.Option(
-        None, "--max-history", help="Zero-shot: history items in a prompt (the most recent)."
+    max_history: int | None = override_option(
+        MixtureConfig,
+        "max_history",
+        "--max-history",
+        help="Zero-shot: history items in a prompt.",
+        source="--samples",
     ),
-    item_repr: str | None = typer.Option(
-        None, "--item-repr", help="Zero-shot: how prompts show items: title | id | id+title."
+    item_repr: str | None = override_option(
+        MixtureConfig,
+        "item_repr",
+        "--item-repr",
+        help="Zero-shot: how prompts show items: title | id | id+title.",
+        source="--samples",
     ),
     tokenizer: Path | None = typer.Option(
         None, "--tokenizer", help="Zero-shot: the tokenizer of a tiny preset (random init)."
@@ -96,41 +109,46 @@ def run(
     dtype: str | None = typer.Option(
         None, "--dtype", help="Zero-shot: load the model as float32 / bfloat16 / float16."
     ),
-    max_source_length: int | None = typer.Option(
-        None,
+    max_source_length: int | None = field_option(
+        EvalOptions,
+        "max_source_length",
         "--max-source-length",
-        min=8,
         help="Prompt budget in tokens (oldest history items dropped to fit); default: the "
         "run's training budget, none for a model evaluated zero-shot.",
     ),
 ) -> None:
     """Evaluate TARGET on DATA (a run with its own prompts, a model zero-shot); write OUT."""
     from recalign.artifacts import PromptSettings, SamplesDir
-    from recalign.evaluation.llm import EvalOptions, evaluate
+    from recalign.evaluation.llm import evaluate
     from recalign.threads import configure_threads
+    from recalign.validation import validate
 
     configure_threads()
 
-    options = EvalOptions(
-        protocol=protocol,
-        split=split,
-        max_users=max_users,
-        template=template,
-        exclude_history=not include_history,
-        k=k,
-        num_beams=beams,
-        batch_size=batch_size,
-        decoder="reference" if reference else "fast",
-        length_penalty=length_penalty,
-        num_candidates=num_candidates,
-        length_normalize=length_normalize,
-        greedy_rating=greedy,
-        seed=seed,
-        shard=shard,
-        num_shards=num_shards,
-        which=which,
-        max_source_length=max_source_length,
-        **({} if num_negatives is None else {"num_negatives": num_negatives}),
+    options = validate(
+        EvalOptions,
+        {
+            "protocol": protocol,
+            "split": split,
+            "max_users": max_users,
+            "template": template,
+            "exclude_history": not include_history,
+            "k": k,
+            "num_beams": beams,
+            "batch_size": batch_size,
+            "decoder": "reference" if reference else "fast",
+            "length_penalty": length_penalty,
+            "num_candidates": num_candidates,
+            "length_normalize": length_normalize,
+            "greedy_rating": greedy,
+            "seed": seed,
+            "shard": shard,
+            "num_shards": num_shards,
+            "which": which,
+            "max_source_length": max_source_length,
+            "num_negatives": num_negatives,
+        },
+        "recalign evaluate options",
     )
     prompt = None
     if samples is not None or max_history is not None or item_repr is not None:

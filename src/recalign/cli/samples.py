@@ -7,6 +7,10 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from recalign.cli.options import field_option, override_option
+from recalign.pipeline.config import SamplesSection
+from recalign.samples.mixture import DEFAULT_PRESET, PRESETS, MixtureConfig
+
 if TYPE_CHECKING:
     from recalign.artifacts import SamplesManifest
 
@@ -24,7 +28,7 @@ def templates_command(
     show: bool = typer.Option(False, "--show", help="Print the template strings too."),
 ) -> None:
     """List the prompt templates, or validate your own template files."""
-    from recalign.samples.templates import load_template_file, load_templates
+    from recalign.samples.tasks import load_template_file, load_templates
 
     if validate:
         for path in validate:
@@ -44,33 +48,28 @@ def templates_command(
 def generate_command(
     data_dir: Path = typer.Argument(..., help="A prepared dataset directory."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
-    preset: str = typer.Option(
-        "paper", "--preset", help="paper, rec-only, rec+mim, rec+bpr, rec+mlm."
-    ),
+    preset: str = typer.Option(DEFAULT_PRESET, "--preset", help=", ".join(PRESETS) + "."),
     config: Path | None = typer.Option(None, "--config", help="Mixture config (YAML)."),
     seed: int = typer.Option(0, "--seed"),
     shard: int | None = typer.Option(None, "--shard", help="This shard's index (0-based)."),
     num_shards: int | None = typer.Option(None, "--num-shards"),
     family: str = typer.Option("seq2seq", "--family", help="seq2seq (T5 sentinels) or causal."),
-    item_repr: str | None = typer.Option(
-        None,
+    item_repr: str | None = override_option(
+        MixtureConfig,
+        "item_repr",
         "--item-repr",
-        help="title, id, id+title, semantic or semantic+title (semantic ids: docs/models.md).",
+        help="How prompts show an item: title, id, id+title, semantic or semantic+title "
+        "(semantic ids: docs/models.md).",
     ),
-    max_history: int | None = typer.Option(
-        None,
-        "--max-history",
-        min=1,
-        help="Most recent items in a prompt's history (default: the config's, else 20).",
-    ),
+    max_history: int | None = override_option(MixtureConfig, "max_history", "--max-history"),
     templates: list[Path] = typer.Option(
         [], "--templates", help="Your template file(s): replace the task's shipped templates."
     ),
-    workers: int = typer.Option(
-        1,
+    workers: int = field_option(
+        SamplesSection,
+        "workers",
         "--workers",
         "-j",
-        min=1,
         help=(
             "Processes generating blocks of users in parallel (the same files as one). "
             "Worth it beyond 2 cores: one process already overlaps generating and writing."
@@ -82,7 +81,8 @@ def generate_command(
     from rich.progress import Progress
 
     from recalign.data.store import load_prepared
-    from recalign.samples.generate import generate_samples, shard_users
+    from recalign.samples.generate import generate_samples
+    from recalign.sharding import shard_users
 
     dataset = load_prepared(data_dir)
     users = len(shard_users(np.arange(dataset.num_users), shard, num_shards))
@@ -187,7 +187,7 @@ def inspect_command(
     from rich.table import Table
 
     from recalign.cli.console import console
-    from recalign.models.tokenization import load_tokenizer
+    from recalign.models.loading import load_tokenizer
     from recalign.samples.inspect import inspect_fit
 
     tokenizer, family = load_tokenizer(model)

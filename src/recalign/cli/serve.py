@@ -19,13 +19,13 @@ from typing import Any
 
 import typer
 
-from recalign.errors import DataFormatError, RecalignError
+from recalign.cli.options import field_option
+from recalign.errors import RecalignError
+from recalign.serving.limits import ServeCapacity, ServeLimits
 
 logger = logging.getLogger(__name__)
 
 app = typer.Typer(help="Recommend from a trained run, or serve it over HTTP.", no_args_is_help=True)
-
-_BATCH = 64  # users per model call in --users mode
 
 
 def _history_entry(raw: str) -> int | str:
@@ -34,67 +34,26 @@ def _history_entry(raw: str) -> int | str:
     return int(stripped) if stripped.isdigit() else raw
 
 
-def _read_users(path: Path) -> list[tuple[Any, list[int | str], int]]:
-    if not path.is_file():
-        raise RecalignError(f"{path} does not exist (expected JSON lines with user_id and history)")
-    users = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataFormatError(
-                    f"not valid JSON ({error.msg})", path=path, line=number
-                ) from None
-            if not isinstance(row, dict) or not isinstance(row.get("history"), list):
-                raise DataFormatError(
-                    'expected an object with a "history" list',
-                    path=path,
-                    line=number,
-                    field="history",
-                )
-            if not row["history"]:
-                raise DataFormatError("empty history", path=path, line=number, field="history")
-            users.append((row.get("user_id", number), row["history"], number))
-    if not users:
-        raise DataFormatError("no users in the file", path=path)
-    return users
+def _write_recommendations(rec: Any, users_file: Path, out: Path, k: int, **options: Any) -> int:
+    """Every user of `users_file` with their top-K, as JSON lines in `out` (written whole)."""
+    from recalign.serving.bulk import read_users, recommend_users
 
-
-def _recommend_file(
-    rec: Any, users_file: Path, out: Path, k: int, exclude: bool, fuzzy: bool
-) -> int:
-    from recalign.serving.resolve import UnknownItemsError
-
-    users = _read_users(users_file)
+    users = read_users(users_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
-        for start in range(0, len(users), _BATCH):
-            chunk = users[start : start + _BATCH]
-            histories = []
-            for _, history, number in chunk:
-                try:
-                    histories.append([r.item_id for r in rec.resolve(history, fuzzy=fuzzy)])
-                except UnknownItemsError as error:
-                    raise DataFormatError(
-                        str(error), path=users_file, line=number, field="history"
-                    ) from None
-            lists = rec.recommend_ids(histories, k, exclude_history=exclude)
-            for (user_id, _, _), items in zip(chunk, lists, strict=True):
-                row = {
-                    "user_id": user_id,
-                    "items": [r.item_id for r in items],
-                    "texts": [r.text for r in items],
-                    "scores": [r.score for r in items],
-                }
-                handle.write(json.dumps(row) + "\n")
+        for record in recommend_users(rec, users, k, source=users_file, **options):
+            handle.write(json.dumps(record) + "\n")
     tmp.replace(out)  # never leave half an output file behind
     return len(users)
 
 
+_LIMIT_HELP = {
+    "max_history": "Items in a request's history.",
+    "max_k": "Largest k of /recommend.",
+    "max_candidates": "Candidates in a /rank request.",
+    "max_body_bytes": "Bytes of a request body.",
+}
 _RUN_DIR_HELP = "A run directory: a `recalign run` directory, an LLM or baseline run, or a dataset."
 _MODEL_HELP = (
     "Which model of a `recalign run` directory: llm (the fine-tuned model, the default) or "
@@ -132,7 +91,9 @@ def recommend(
     rec = Recommender.load(run_dir, data_dir=data, device=device, model=model)
     if users is not None:
         assert out is not None
-        count = _recommend_file(rec, users, out, k, not include_history, not no_fuzzy)
+        count = _write_recommendations(
+            rec, users, out, k, exclude_history=not include_history, fuzzy=not no_fuzzy
+        )
         typer.echo(f"wrote recommendations for {count} users to {out}", err=True)
         return
     result = rec.recommend(
@@ -200,35 +161,29 @@ def serve(
     port: int = typer.Option(8000, "--port", min=0, max=65535),
     data: Path | None = typer.Option(None, "--data", help="Prepared dataset, if the run moved."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, ... (LLM runs)."),
-    max_history: int = typer.Option(100, "--max-history", min=1),
-    max_k: int = typer.Option(100, "--max-k", min=1),
-    max_candidates: int = typer.Option(200, "--max-candidates", min=1),
-    max_body_bytes: int = typer.Option(64 * 1024, "--max-body-bytes", min=256),
-    batch_window_ms: float = typer.Option(
-        2.0, "--batch-window-ms", min=0.0, help="How long to gather concurrent requests."
+    max_history: int = field_option(
+        ServeLimits, "max_history", "--max-history", help=_LIMIT_HELP["max_history"]
     ),
-    max_batch: int = typer.Option(32, "--max-batch", min=1, help="Requests per model call."),
+    max_k: int = field_option(ServeLimits, "max_k", "--max-k", help=_LIMIT_HELP["max_k"]),
+    max_candidates: int = field_option(
+        ServeLimits, "max_candidates", "--max-candidates", help=_LIMIT_HELP["max_candidates"]
+    ),
+    max_body_bytes: int = field_option(
+        ServeLimits, "max_body_bytes", "--max-body-bytes", help=_LIMIT_HELP["max_body_bytes"]
+    ),
+    batch_window_ms: float = field_option(ServeCapacity, "batch_window_ms", "--batch-window-ms"),
+    max_batch: int = field_option(ServeCapacity, "max_batch", "--max-batch"),
     model: str | None = typer.Option(None, "--model", help=_MODEL_HELP),
-    max_queue: int = typer.Option(
-        64, "--max-queue", min=1, help="Requests in progress at once; more get 503 + Retry-After."
-    ),
-    request_timeout: float = typer.Option(
-        30.0, "--request-timeout", min=0.001, help="Seconds to answer a request, else 503/504."
-    ),
-    read_timeout: float = typer.Option(
-        10.0, "--read-timeout", min=0.001, help="Seconds a client has to send headers and body."
-    ),
-    keep_alive: int = typer.Option(5, "--keep-alive", min=1, help="Idle seconds per connection."),
-    max_connections: int = typer.Option(
-        256, "--max-connections", min=1, help="Open connections; beyond it requests get 503."
-    ),
-    max_fuzzy_texts: int = typer.Option(
-        64, "--max-fuzzy-texts", min=0, help="Texts one request may resolve by fuzzy search."
-    ),
+    max_queue: int = field_option(ServeCapacity, "max_queue", "--max-queue"),
+    request_timeout: float = field_option(ServeCapacity, "request_timeout_s", "--request-timeout"),
+    read_timeout: float = field_option(ServeCapacity, "read_timeout_s", "--read-timeout"),
+    keep_alive: int = field_option(ServeCapacity, "keep_alive_s", "--keep-alive"),
+    max_connections: int = field_option(ServeCapacity, "max_connections", "--max-connections"),
+    max_fuzzy_texts: int = field_option(ServeLimits, "max_fuzzy_texts", "--max-fuzzy-texts"),
 ) -> None:
     """Serve a run over HTTP: /recommend, /rank, /rate, /items, /health, a page at /."""
     from recalign.serving import Recommender
-    from recalign.serving.app import ServeLimits, create_app
+    from recalign.serving.app import create_app
     from recalign.serving.server import ServerLimits, run_server
     from recalign.threads import configure_threads
 

@@ -8,41 +8,43 @@ from pathlib import Path
 
 import typer
 
-from recalign.cli.signals import INTERRUPTED_EXIT, InterruptibleGroup
+from recalign.cli.options import field_option, override_option
+from recalign.cli.signals import INTERRUPTED_EXIT
+from recalign.pipeline.config import ModelSection
+from recalign.training.config import LoraConfig, TrainConfig
 
 models_app = typer.Typer(help="Import and inspect models.", no_args_is_help=True)
-# `python -m recalign.training` (and `accelerate launch -m recalign.training`) runs this.
-app = typer.Typer(
-    cls=InterruptibleGroup,
-    help="Fine-tune a model on generated samples.",
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 
 
 def train(
     data: Path = typer.Option(..., "--data", help="Prepared dataset directory."),
     samples: Path = typer.Option(..., "--samples", help="Samples directory made from --data."),
-    model: str = typer.Option(
-        "tiny-t5", "--model", help="tiny-t5, tiny-causal, a local model dir, a .gguf or a hub name."
+    model: str = field_option(
+        ModelSection,
+        "spec",
+        "--model",
+        help="tiny-t5, tiny-causal, a local model dir, a .gguf or a hub name.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write."),
     config: Path | None = typer.Option(None, "--config", help="YAML training config."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after N steps."),
-    epochs: float | None = typer.Option(None, "--epochs", help="Number of epochs."),
-    lora: bool | None = typer.Option(None, "--lora/--full", help="LoRA or full fine-tuning."),
-    max_train_samples: int | None = typer.Option(
-        None, "--max-train-samples", min=1, help="Train on a seeded subset of N samples."
+    max_steps: int | None = override_option(TrainConfig, "max_steps", "--max-steps"),
+    epochs: float | None = override_option(TrainConfig, "epochs", "--epochs"),
+    lora: bool | None = override_option(LoraConfig, "enabled", "--lora/--full"),
+    max_train_samples: int | None = override_option(
+        TrainConfig, "max_train_samples", "--max-train-samples"
     ),
-    max_eval_samples: int | None = typer.Option(
-        None, "--max-eval-samples", min=1, help="Validate on a seeded subset of N samples."
+    max_eval_samples: int | None = override_option(
+        TrainConfig, "max_eval_samples", "--max-eval-samples", min=1
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
     tokenizer: Path | None = typer.Option(
         None, "--tokenizer", help="Tokenizer dir for tiny presets (default: train one)."
     ),
     num_processes: int = typer.Option(
-        1, "--num-processes", help="Processes (GPUs) on this machine, through accelerate launch."
+        1,
+        "--num-processes",
+        min=1,
+        help="Processes (GPUs) on this machine, through accelerate launch.",
     ),
 ) -> None:
     """Fine-tune MODEL on SAMPLES and write RUN_DIR (model, checkpoints, logs, manifest)."""
@@ -85,8 +87,11 @@ def train(
 
 
 def launch_command(argv: list[str], num_processes: int) -> list[str]:
-    """`accelerate launch` of `recalign.training train` with this command's other options."""
-    args = argv[1:] if argv and argv[0] == "train" else list(argv)
+    """`accelerate launch -m recalign train` with this command's other options: each
+    process runs the same `recalign train`, without --num-processes."""
+    # `recalign [ROOT OPTIONS] train [OPTIONS]`: the root's options (--threads, -v) too.
+    at = argv.index("train") if "train" in argv else -1
+    root, args = list(argv[: max(at, 0)]), list(argv[at + 1 :])
     cleaned: list[str] = []
     skip = False
     for arg in args:
@@ -106,7 +111,8 @@ def launch_command(argv: list[str], num_processes: int) -> list[str]:
         # processes use gloo.
         "--multi_gpu",
         "-m",
-        "recalign.training",
+        "recalign",
+        *root,
         "train",
         *cleaned,
     ]
@@ -117,14 +123,6 @@ def _relaunch(num_processes: int) -> None:
     command = launch_command(sys.argv[1:], num_processes)
     typer.echo("launching: " + " ".join(command), err=True)
     raise typer.Exit(subprocess.call(command))
-
-
-app.command("train")(train)
-
-
-@app.callback(invoke_without_command=False)
-def _standalone() -> None:
-    """Fine-tune a model (run as `python -m recalign.training train ...`)."""
 
 
 @models_app.callback()

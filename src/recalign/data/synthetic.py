@@ -167,7 +167,9 @@ def _title(brand: str, line: str, position: int, product: str, variant: str) -> 
     return f"{brand} {line} {variant} No. {position + 1} {product}"
 
 
-def _build_catalogue(num_items: int, seed: int) -> _Catalogue:
+def build_catalogue(num_items: int, seed: int) -> _Catalogue:
+    """The shop's `num_items` products (seeded): categories, brands, numbered lines and
+    their weights; `iter_synthetic_users` simulates users over it, `.items` is the table."""
     if num_items < 10:
         raise ConfigError(f"the synthetic shop needs at least 10 items, got {num_items}")
     rng = np.random.default_rng([seed, _ITEMS_STREAM])
@@ -275,7 +277,7 @@ def _build_catalogue(num_items: int, seed: int) -> _Catalogue:
 
 def generate_synthetic_items(num_items: int = 500, seed: int = 0) -> pl.DataFrame:
     """The catalogue as an items.parquet table (`item_id`, `source_id`, unique `text`, ...)."""
-    return _build_catalogue(num_items, seed).items
+    return build_catalogue(num_items, seed).items
 
 
 def _simulate_user(catalogue: _Catalogue, user_id: int, seed: int) -> tuple[list, list, list]:
@@ -381,7 +383,7 @@ def iter_synthetic_users(
     catalogue = (
         catalogue_or_items
         if isinstance(catalogue_or_items, _Catalogue)
-        else _build_catalogue(int(catalogue_or_items), seed)
+        else build_catalogue(int(catalogue_or_items), seed)
     )
     for first in range(1, users + 1, batch_size):
         ids = list(range(first, min(first + batch_size, users + 1)))
@@ -411,7 +413,7 @@ def write_synthetic(
     With `load=False` the dataset is not read back (returns None): memory stays flat
     in the number of users.
     """
-    catalogue = _build_catalogue(items, seed)
+    catalogue = build_catalogue(items, seed)
     options = {"users": users, "items": items, "seed": seed}
     logger.info("synthetic shop: %d users x %d items (seed %d)", users, items, seed)
     return write_prepared_streaming(

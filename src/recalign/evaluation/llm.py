@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,63 +36,19 @@ import polars as pl
 from recalign.artifacts import InputRecord, PipelineDir, PromptSettings, RunDir, artifact_kind
 from recalign.constants import ITEM_ID, MANIFEST_FILE, TARGET_ITEM, TEXT, USER_ID
 from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignError
+from recalign.evaluation.options import EvalOptions
 from recalign.fileio import read_parquet
 from recalign.ranking import (
     CATALOGUE,
-    FULL_RANKING,
     banned_items,
     get_protocol,
     prediction_record,
 )
+from recalign.sharding import shard_users
 
 logger = logging.getLogger(__name__)
 
 _SAMPLED_STREAM = 0x5A3  # salt of the sampled-candidates rng, independent of other streams
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    """How to evaluate; every field is recorded in `metrics.json` (`options`)."""
-
-    protocol: str = FULL_RANKING
-    split: str = "test"
-    max_users: int | None = None
-    template: str = "default"
-    exclude_history: bool = True
-    k: int = 20
-    num_beams: int = 20
-    batch_size: int = 16
-    decoder: str = "fast"  # "fast" or "reference" (generate + prefix_allowed_tokens_fn)
-    length_penalty: float = 0.0
-    num_candidates: int = 20  # ranking prompt
-    num_negatives: int = 99  # sampled protocol
-    length_normalize: bool = False
-    greedy_rating: bool = False
-    seed: int = 0
-    shard: int | None = None
-    num_shards: int | None = None
-    which: str = "best"
-    n_boot: int = 1000
-    # Prompt budget in the model's tokens (whole history items are dropped to fit).
-    # None: the budget the run was trained with; a zero-shot model is not fitted.
-    max_source_length: int | None = None
-
-    def validate(self) -> None:
-        get_protocol(self.protocol)
-        if self.split not in ("test", "valid"):
-            raise ConfigError(f"split must be 'test' or 'valid', got {self.split!r}")
-        if self.max_users is not None and self.max_users < 1:
-            raise ConfigError(f"--max-users must be at least 1, got {self.max_users}")
-        if self.decoder not in ("fast", "reference"):
-            raise ConfigError(f"decoder must be 'fast' or 'reference', got {self.decoder!r}")
-        if self.num_negatives < 1:
-            raise ConfigError(f"the sampled protocol needs >= 1 negative, got {self.num_negatives}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
-        if self.max_source_length is not None and self.max_source_length < 8:
-            raise ConfigError(
-                f"--max-source-length must be at least 8 tokens, got {self.max_source_length}"
-            )
 
 
 def check_catalogue(
@@ -218,7 +174,6 @@ def evaluate_run(
     from recalign.models.loading import load_run_model
 
     options = options or EvalOptions()
-    options.validate()
     run = _open_run(run_dir, data_dir)
     run.run.weights(options.which)  # a run without that model fails before any work
     dataset = load_prepared(run.data_dir)
@@ -272,6 +227,9 @@ def evaluate_model(
     dtype: str | None = None,
     device: str | None = None,
     show_progress: bool = False,
+    overrides: dict[str, Any] | None = None,
+    facts: dict[str, Any] | None = None,
+    inputs: dict[str, InputRecord] | None = None,
 ) -> dict:
     """Evaluate a model zero-shot (no fine-tuning) on `data_dir`; write `out_dir`.
 
@@ -282,45 +240,16 @@ def evaluate_model(
     `SamplesDir.open(SAMPLES).prompt_settings()` to match a samples directory (e.g. the one
     a fine-tuned run of the same model trained on); default: the samples stage's
     defaults. With the same `options`, the users (and sampled candidates) are those a
-    fine-tuned run's evaluation scores, so the two rows compare. Returns metrics.json.
+    fine-tuned run's evaluation scores, so the two rows compare. `overrides` resize a
+    tiny preset; `facts` override what `model_info` says about the model; `inputs` add
+    to what the manifest records. Returns metrics.json.
     """
-    return _evaluate_model(
-        spec,
-        data_dir,
-        out_dir,
-        options,
-        prompt=prompt,
-        tokenizer=tokenizer,
-        dtype=dtype,
-        device=device,
-        show_progress=show_progress,
-    )
-
-
-def _evaluate_model(
-    spec: str | Path,
-    data_dir: str | Path,
-    out_dir: str | Path,
-    options: EvalOptions | None,
-    *,
-    prompt: PromptSettings | None,
-    tokenizer: str | Path | None,
-    device: str | None,
-    show_progress: bool,
-    dtype: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    facts: dict[str, Any] | None = None,
-    inputs: dict[str, InputRecord] | None = None,
-) -> dict:
-    """`evaluate_model`; `overrides` resize a tiny preset, `facts` override what
-    `model_info` says about the model, `inputs` add to what the manifest records."""
     from recalign.data.store import load_prepared
     from recalign.evaluation.targets import describe_model, model_label
     from recalign.models import TINY_PRESETS
     from recalign.models.loading import load_model
 
     options = options or EvalOptions()
-    options.validate()
     if options.which != "best":
         raise ConfigError(
             f"which={options.which!r} picks a checkpoint of a training run; {spec} is a model"
@@ -418,7 +347,7 @@ def evaluate_zero_shot(
     facts: dict[str, Any] = {"name": model_name(source), "source": source, "run_dir": str(run.path)}
     if source in TINY_PRESETS:
         facts.update(model_preset=source, random_init=True)
-    return _evaluate_model(
+    return evaluate_model(
         spec,
         opened.data_dir,
         out_dir,
@@ -459,7 +388,6 @@ def _eval_samples(
 ) -> pl.DataFrame:
     """The evaluation prompts of this shard's users."""
     from recalign.samples.evaluation import build_eval_samples
-    from recalign.samples.generate import shard_users
 
     protocol = get_protocol(options.protocol)
     if protocol.ranks == CATALOGUE and options.k > num_items:
@@ -512,14 +440,11 @@ def _run_protocol(
     show_progress: bool,
 ) -> dict:
     """Run the protocol on the prepared users and write the evaluation directory."""
-    from dataclasses import replace
-
     from recalign.evaluation.outputs import write_evaluation
 
     # Prompts are fitted to the budget asked for, else to the one the run trained with.
-    options = replace(
-        options, max_source_length=options.max_source_length or prompt.max_source_length
-    )
+    budget = options.max_source_length or prompt.max_source_length
+    options = options.model_copy(update={"max_source_length": budget})
     started = time.perf_counter()
     bar = _progress(samples.height, show_progress, options.protocol)
     try:
@@ -530,7 +455,7 @@ def _run_protocol(
         bar.close()
     seconds = time.perf_counter() - started
     extra = {
-        "options": {k: v for k, v in asdict(options).items() if k not in ("shard", "num_shards")},
+        "options": options.model_dump(exclude={"shard", "num_shards"}),
         **extra,
         "prompt": prompt.to_dict(),
         "dataset": dataset.name,

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from recalign.inference.session import _device, _pad, _softmax, _upcast
+from recalign.inference.tensors import model_device, pad_rows, softmax, upcast
 
 # Architectures whose decoder layer is exactly the one `LlamaSession._layer` computes.
 _LLAMA_LIKE = ("llama", "mistral", "qwen2")
@@ -71,7 +71,7 @@ class LlamaSession:
     def __init__(self, model: Any, *, pad_token_id: int) -> None:
         self.model = _base(model)
         self.pad_token_id = pad_token_id
-        self.device = _device(self.model)
+        self.device = model_device(self.model)
         inner = self.model.model
         self.layers = list(inner.layers[: self.model.config.num_hidden_layers])
         self.embed, self.norm, self.rotary = inner.embed_tokens, inner.norm, inner.rotary_emb
@@ -84,7 +84,7 @@ class LlamaSession:
         import torch
         from transformers import DynamicCache
 
-        ids, mask = _pad(prompts, self.pad_token_id, left=True)
+        ids, mask = pad_rows(prompts, self.pad_token_id, left=True)
         ids, mask = ids.to(self.device), mask.to(self.device)
         out = self.model(
             input_ids=ids,
@@ -105,7 +105,7 @@ class LlamaSession:
         self.row_prompt = torch.arange(len(prompts), device=self.device)
         self.next_pos = mask.sum(-1)
         self.generated = 0
-        return _upcast(out.logits[:, -1])
+        return upcast(out.logits[:, -1])
 
     def advance(self, tokens: Any, parents: Any) -> Any:
         """Feed (rows, m) tokens, row r continuing previous row `parents[r]`;
@@ -171,7 +171,7 @@ class LlamaSession:
         )
         future = future.repeat(self.groups, 1)  # rows of q are (group, token)
         gen_scores = gen_scores.masked_fill(future, torch.finfo(gen_scores.dtype).min)
-        probs = _softmax(torch.cat([prompt_scores, gen_scores], dim=-1))
+        probs = softmax(torch.cat([prompt_scores, gen_scores], dim=-1))
         out = torch.matmul(probs[..., prompt_len:], gen_v)
         prompt_probs = q.new_zeros((n_prompts, width, kv_heads, self.groups * m, prompt_len))
         prompt_probs[self.row_prompt, slot] = probs[..., :prompt_len]
@@ -202,4 +202,4 @@ class LlamaSession:
             x = x + layer.mlp(layer.post_attention_layernorm(x))
         self.next_pos = self.next_pos + m
         self.generated += m
-        return _upcast(self.model.lm_head(self.norm(x)))
+        return upcast(self.model.lm_head(self.norm(x)))

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from recalign.inference.retrieval import Retrieved, check_retrieval_sizes
-from recalign.inference.session import _pad
+from recalign.inference.tensors import pad_rows
 from recalign.inference.trie import ItemTrie
 
 
@@ -44,7 +44,7 @@ def reference_retrieval(
             set(trie.banned_nodes(list(banned[i])).tolist()) if banned is not None else set()
             for i in chunk
         ]
-        ids, mask = _pad([prompts[i] for i in chunk], pad, left=family != "seq2seq")
+        ids, mask = pad_rows([prompts[i] for i in chunk], pad, left=family != "seq2seq")
         # seq2seq outputs start with the decoder start token; causal ones with the prompt.
         skip = 1 if family == "seq2seq" else ids.shape[1]
 

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from recalign.errors import ConfigError
-from recalign.inference.session import logsumexp, open_session
+from recalign.inference.session import open_session
+from recalign.inference.tensors import logsumexp
 from recalign.inference.trie import ItemTrie
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from recalign.errors import ConfigError
-from recalign.inference.session import _pad, logsumexp, open_session
+from recalign.inference.session import open_session
+from recalign.inference.tensors import logsumexp, pad_rows
 
 RATING_SCALE = (1, 2, 3, 4, 5)
 
@@ -40,7 +41,7 @@ def score_candidates(
         raise ConfigError("a candidate answer has no tokens")
     session = open_session(model, family, tokenizer)
     lengths = torch.as_tensor([len(c) for c in candidates])
-    targets, mask = _pad(candidates, session.pad_token_id, left=False)
+    targets, mask = pad_rows(candidates, session.pad_token_id, left=False)
     targets, mask = targets.to(session.device), mask.to(session.device)
     with torch.inference_mode():
         first = _log_softmax(session.start([list(prompt)]))[0]  # (V,)

@@ -25,52 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-
-def _pad(rows: Sequence[Sequence[int]], pad_id: int, *, left: bool) -> tuple[Any, Any]:
-    import torch
-
-    width = max(1, max(len(r) for r in rows))
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if not row:
-            continue
-        span = slice(width - len(row), width) if left else slice(0, len(row))
-        ids[i, span] = torch.as_tensor(list(row), dtype=torch.long)
-        mask[i, span] = 1
-    return ids, mask
-
-
-def _upcast(logits: Any) -> Any:
-    """Half-precision logits to float32 (log-probabilities of long answers need it)."""
-    import torch
-
-    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
-
-
-def _softmax(scores: Any) -> Any:
-    """Softmax in at least fp32 (half-precision logits lose the tail of the distribution)."""
-    import torch
-
-    if scores.dtype in (torch.float16, torch.bfloat16):
-        return torch.softmax(scores.float(), dim=-1).to(scores.dtype)
-    return torch.softmax(scores, dim=-1)
-
-
-def logsumexp(logits: Any) -> Any:
-    """`torch.logsumexp` over the last axis, without its denormal slow path.
-
-    Logits far below the maximum make `exp` produce denormals, which x86 CPUs handle
-    ~10x slower (measured: 40-100 ms instead of 3-8 ms for 320 x 8k logits of a
-    random-init T5). Clamping differences at -80 cannot change the result: each clamped
-    term is below 2e-35 while the sum is at least 1, far under one ulp even in float64.
-    """
-    top = logits.amax(dim=-1, keepdim=True)
-    return (logits - top).clamp_(min=-80.0).exp_().sum(dim=-1).log_() + top.squeeze(-1)
-
-
-def _device(model: Any) -> Any:
-    return next(model.parameters()).device
+from recalign.inference.tensors import model_device, pad_rows, softmax, upcast
 
 
 class Seq2SeqSession:
@@ -80,14 +35,14 @@ class Seq2SeqSession:
         self.model = model
         self.pad_token_id = pad_token_id
         self.start_id = decoder_start_token_id
-        self.device = _device(model)
+        self.device = model_device(model)
 
     def start(self, prompts: Sequence[Sequence[int]]) -> Any:
         """Logits of the first answer token, one row per prompt: (len(prompts), V)."""
         import torch
         from transformers import DynamicCache, EncoderDecoderCache
 
-        ids, mask = _pad(prompts, self.pad_token_id, left=False)
+        ids, mask = pad_rows(prompts, self.pad_token_id, left=False)
         ids, mask = ids.to(self.device), mask.to(self.device)
         self.hidden = self.model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
         self.mask = mask
@@ -106,7 +61,7 @@ class Seq2SeqSession:
             use_cache=True,
         )
         self.cache = out.cache
-        return _upcast(out.logits)
+        return upcast(out.logits)
 
     def advance(self, tokens: Any, parents: Any) -> Any:
         """Feed (rows, m) tokens, row r continuing previous row `parents[r]`.
@@ -125,12 +80,12 @@ class CausalSession:
     def __init__(self, model: Any, *, pad_token_id: int) -> None:
         self.model = model
         self.pad_token_id = pad_token_id
-        self.device = _device(model)
+        self.device = model_device(model)
 
     def start(self, prompts: Sequence[Sequence[int]]) -> Any:
         from transformers import DynamicCache
 
-        ids, mask = _pad(prompts, self.pad_token_id, left=True)
+        ids, mask = pad_rows(prompts, self.pad_token_id, left=True)
         ids, mask = ids.to(self.device), mask.to(self.device)
         out = self.model(
             input_ids=ids,
@@ -143,7 +98,7 @@ class CausalSession:
         self.cache = out.cache
         self.mask = mask
         self.next_pos = mask.sum(-1)
-        return _upcast(out.logits[:, -1])
+        return upcast(out.logits[:, -1])
 
     def advance(self, tokens: Any, parents: Any) -> Any:
         import torch
@@ -162,7 +117,7 @@ class CausalSession:
         )
         self.cache = out.cache
         self.next_pos = self.next_pos + m
-        return _upcast(out.logits)
+        return upcast(out.logits)
 
 
 def _t5_model(model: Any) -> Any | None:
@@ -184,7 +139,7 @@ class T5Session:
         config = self.model.config
         self.pad_token_id = pad_token_id
         self.start_id = decoder_start_token_id
-        self.device = _device(self.model)
+        self.device = model_device(self.model)
         self.heads, self.head_dim = config.num_heads, config.d_kv
         # transformers >= 5.2x names the rescaling of tied T5 heads; older ones key it on
         # the tying itself.
@@ -202,7 +157,7 @@ class T5Session:
     def start(self, prompts: Sequence[Sequence[int]]) -> Any:
         import torch
 
-        ids, mask = _pad(prompts, self.pad_token_id, left=False)
+        ids, mask = pad_rows(prompts, self.pad_token_id, left=False)
         ids, mask = ids.to(self.device), mask.to(self.device)
         hidden = self.model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
         self.cross_k = [self._heads(b.layer[1].EncDecAttention.k(hidden)) for b in self.blocks]
@@ -252,7 +207,7 @@ class T5Session:
         grouped[self.row_prompt, slot] = q
         grouped = grouped.view(n_prompts, width * m, self.heads, self.head_dim).transpose(1, 2)
         scores = torch.matmul(grouped, self.cross_k[layer].transpose(-1, -2)) + self.cross_bias
-        out = torch.matmul(_softmax(scores), self.cross_v[layer])
+        out = torch.matmul(softmax(scores), self.cross_v[layer])
         out = out.transpose(1, 2).reshape(n_prompts, width, m, self.heads * self.head_dim)
         return attn.o(out[self.row_prompt, slot])
 
@@ -278,7 +233,7 @@ class T5Session:
             self.self_k[layer], self.self_v[layer] = k, v
             # T5 does not scale q.k: the scale is folded into its initialisation.
             scores = torch.matmul(q, k.transpose(-1, -2)) + bias
-            out = torch.matmul(_softmax(scores), v)
+            out = torch.matmul(softmax(scores), v)
             x = x + attn.o(out.transpose(1, 2).reshape(rows, m, -1))
             ca = block.layer[1]
             x = x + self._cross_attention(ca.EncDecAttention, ca.layer_norm(x), layer)
@@ -287,7 +242,7 @@ class T5Session:
         if self.scale_output is not None:
             x = x * self.scale_output
         self.length = total
-        return _upcast(self.model.lm_head(x))
+        return upcast(self.model.lm_head(x))
 
 
 def open_session(model: Any, family: str, tokenizer: Any, *, fast: bool = True) -> Any:

@@ -88,6 +88,31 @@ def _load_tokenizer(path: str | Path) -> Any:
         raise RecalignError(f"cannot load a tokenizer from {path}: {error}") from error
 
 
+def load_tokenizer(spec: str | Path) -> tuple[Any, str]:
+    """The tokenizer of a run directory, a model directory or a hub name, and its family.
+
+    A run directory has the tokenizer it trained with (RUN_DIR/tokenizer) and its family
+    in the manifest; a model directory or hub name has a config that tells the family.
+    """
+    from recalign.artifacts import RunDir, artifact_kind
+
+    path = Path(spec)
+    if path.is_dir() and artifact_kind(path) == "run":
+        run = RunDir.open(path)
+        return _load_tokenizer(run.tokenizer), run.manifest.family
+    if str(spec) in ("tiny-t5", "tiny-causal"):
+        raise RecalignError(
+            f"{spec} trains its tokenizer when it is trained: pass that run's directory"
+        )
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(spec))
+    except (OSError, ValueError) as error:
+        raise RecalignError(f"cannot read a model config from {spec}: {error}") from error
+    return _load_tokenizer(spec), family_of_config(config)
+
+
 def build_tiny(
     preset: str,
     *,

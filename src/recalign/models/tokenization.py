@@ -18,7 +18,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -391,30 +390,3 @@ def fit_prompt(
 ) -> list[int]:
     """`fit_prompts` for one prompt (serving)."""
     return fit_prompts(tokenizer, family, [text], [bounds], max_length).ids[0]
-
-
-def load_tokenizer(spec: str | Path) -> tuple[Any, str]:
-    """The tokenizer of a run directory, a model directory or a hub name, and its family.
-
-    A run directory has the tokenizer it trained with (RUN_DIR/tokenizer) and its family
-    in the manifest; a model directory or hub name has a config that tells the family.
-    """
-    from recalign.artifacts import RunDir, artifact_kind
-    from recalign.errors import RecalignError
-    from recalign.models.loading import _load_tokenizer, family_of_config
-
-    path = Path(spec)
-    if path.is_dir() and artifact_kind(path) == "run":
-        run = RunDir.open(path)
-        return _load_tokenizer(run.tokenizer), run.manifest.family
-    if str(spec) in ("tiny-t5", "tiny-causal"):
-        raise RecalignError(
-            f"{spec} trains its tokenizer when it is trained: pass that run's directory"
-        )
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(str(spec))
-    except (OSError, ValueError) as error:
-        raise RecalignError(f"cannot read a model config from {spec}: {error}") from error
-    return _load_tokenizer(spec), family_of_config(config)

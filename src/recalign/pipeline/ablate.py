@@ -20,7 +20,7 @@ from recalign.constants import PREDICTIONS_FILE, hit_at, ndcg_at
 from recalign.errors import ConfigError
 from recalign.evaluation.metrics import paired_difference
 from recalign.manifest import write_json
-from recalign.pipeline.config import RunConfig
+from recalign.pipeline.config import RunConfig, checked
 from recalign.pipeline.run import run_pipeline
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,18 @@ def _mean(per_user: dict[int, dict[str, float]], key: str) -> float:
     return float(np.mean([v[key] for v in per_user.values()])) if per_user else float("nan")
 
 
+def _variant(config: RunConfig, preset: str, seed: int) -> RunConfig:
+    """`config` trained on `preset` with `seed`, evaluated on retrieval only, validated."""
+    variant = config.model_copy(deep=True)
+    variant.samples.preset = preset
+    variant.seed = seed
+    variant.baselines.models = []
+    variant.compare = []  # the ablation is the comparison
+    variant.evaluation.protocols = ["retrieval"]
+    variant.report = False
+    return checked(variant)
+
+
 def run_ablation(
     config: RunConfig,
     root: str | Path,
@@ -56,21 +68,18 @@ def run_ablation(
     if not presets:
         raise ConfigError("--presets needs at least one preset")
     root = Path(root)
+    # Every variant is checked before the first one runs: a typo in the third preset
+    # must not surface after two trainings.
+    planned = {
+        (preset, seed): _variant(config, preset, seed) for preset in presets for seed in seeds
+    }
     variants: dict[tuple[str, int], dict[int, dict[str, float]]] = {}
-    for preset in presets:
-        for seed in seeds:
-            variant = config.model_copy(deep=True)
-            variant.samples.preset = preset
-            variant.seed = seed
-            variant.baselines.models = []
-            variant.compare = []  # the ablation is the comparison
-            variant.evaluation.protocols = ["retrieval"]
-            variant.report = False
-            run_dir = root / preset / f"seed-{seed}"
-            if on_stage:
-                on_stage(f"variant {preset} (seed {seed})")
-            run_pipeline(variant, run_dir, on_stage=on_stage)
-            variants[(preset, seed)] = _per_user(run_dir / "eval" / "retrieval" / PREDICTIONS_FILE)
+    for (preset, seed), variant in planned.items():
+        run_dir = root / preset / f"seed-{seed}"
+        if on_stage:
+            on_stage(f"variant {preset} (seed {seed})")
+        run_pipeline(variant, run_dir, on_stage=on_stage)
+        variants[(preset, seed)] = _per_user(run_dir / "eval" / "retrieval" / PREDICTIONS_FILE)
     reference = presets[0]
     header = [
         "preset",
@@ -95,7 +104,8 @@ def run_ablation(
         "rows": rows,
         "note": (
             f"Retrieval (full ranking) on the {config.evaluation.split} split; every variant "
-            f"trained under the same budget ({config.training}). Differences are paired "
+            f"trained under the same budget ({config.training.model_dump(exclude_defaults=True)}"
+            "). Differences are paired "
             "over the same users, with 95% bootstrap intervals."
         ),
         "presets": list(presets),

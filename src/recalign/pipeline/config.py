@@ -1,24 +1,35 @@
 """The typed configuration of `recalign run` (and `recalign ablate`).
 
-Every section rejects unknown keys, so a typo is an error naming the key rather than a
-silently ignored setting. The resolved configuration is written into the run directory.
+Every stage's config is a section of one model, validated whole when the file is read —
+before any stage runs: `samples` is the task mixture (`recalign.samples.mixture`, each
+task's options checked against that task's model), `training` the training config
+(`recalign.training.config`), `evaluation` the evaluation settings
+(`recalign.evaluation.options`), `baselines` names resolved through the registry with
+each baseline's options checked against its own model. A typo, a wrong type or an
+unknown name is an error naming the key (`training.batch_sise`). None of these modules
+imports torch or transformers, so a config is checked in about a second.
+
+The resolved configuration (every default filled in) is written into the run directory.
+`training.seed` and a baseline's `seed` are null unless given: they follow the run's
+`seed`, so an ablation over seeds changes them all.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from recalign.errors import ConfigError
-from recalign.ranking import PROTOCOL_NAMES as PROTOCOLS
-from recalign.ranking import ProtocolName
+from recalign.evaluation.options import EvalSettings
+from recalign.ranking import PROTOCOL_NAMES, ProtocolName
+from recalign.samples.mixture import DEFAULT_PRESET, PRESETS, MixtureConfig
+from recalign.training.config import TrainConfig
+from recalign.validation import Problems, known_name, read_yaml, unknown_name, validate
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class DataSection(_Section):
@@ -29,16 +40,47 @@ class DataSection(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
     """Reader options (e.g. `users`/`items` for the synthetic shop, column names for custom)."""
 
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        from recalign.data.registry import DATASETS
 
-class SamplesSection(_Section):
-    preset: str = "paper"
-    """Task mixture: paper, rec-only, rec+mim, rec+bpr, rec+mlm."""
-    config: dict[str, Any] | None = None
-    """Per-task overrides of the mixture (the same keys as `samples generate --config`)."""
-    item_repr: Literal["title", "id", "id+title", "semantic", "semantic+title"] = "title"
-    max_history: int = Field(20, ge=1)
+        return known_name("dataset", name, list(DATASETS))
+
+
+class SamplesSection(MixtureConfig):
+    """The samples stage: the task mixture (`samples generate --config` keys) and workers."""
+
+    preset: str = DEFAULT_PRESET
+    """Task mixture: paper, rec-only, rec+mim, rec+bpr, rec+mlm; `tasks` adds to it."""
     workers: int = Field(1, ge=1)
     """Processes generating blocks of users in parallel (the samples are the same)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_config_key(cls, values: Any) -> Any:
+        """`samples.config` (older run configs) held the mixture keys this section has now."""
+        if not isinstance(values, dict) or "config" not in values:
+            return values
+        values = dict(values)
+        nested = values.pop("config") or {}
+        if isinstance(nested, dict):
+            twice = sorted(set(nested) & set(values))
+            if twice:
+                raise ValueError(f"{twice} given both in samples and in samples.config")
+            values.update(nested)
+        else:
+            values["config"] = nested  # reported as an unknown key
+        return values
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, preset: str) -> str:
+        return known_name("preset", preset, list(PRESETS))
+
+    def mixture(self) -> MixtureConfig:
+        """The mixture config the samples stage generates with."""
+        return MixtureConfig.model_validate(self.model_dump(exclude={"workers"}))
 
 
 class ModelSection(_Section):
@@ -48,16 +90,25 @@ class ModelSection(_Section):
     """Tokenizer path for the tiny presets (default: trained on the dataset's text)."""
 
 
-class EvaluationSection(_Section):
-    protocols: list[ProtocolName] = Field(default_factory=lambda: list(PROTOCOLS))
+class TrainingSection(TrainConfig):
+    """The keys of `recalign train --config` (docs/models.md); `seed` null: the run's."""
+
+    seed: int | None = None
+
+    def for_run(self, seed: int) -> TrainConfig:
+        """The training config of a run whose seed is `seed`."""
+        values = self.model_dump()
+        values["seed"] = seed if self.seed is None else self.seed
+        return TrainConfig.model_validate(values)
+
+
+class EvaluationSection(EvalSettings):
+    """How the language model is evaluated (the options of `recalign evaluate`)."""
+
+    model_config = ConfigDict(frozen=False)
+
+    protocols: list[ProtocolName] = Field(default_factory=lambda: list(PROTOCOL_NAMES))
     """Protocols to run; those the data cannot support (rating without ratings) are skipped."""
-    split: Literal["valid", "test"] = "test"
-    max_users: int | None = Field(None, ge=1)
-    """Evaluate the LLM on a seeded sample of users (null: all); decoding is the slow part
-    on a CPU. The baselines rank every user."""
-    exclude_history: bool = True
-    num_beams: int = Field(20, ge=1)
-    batch_size: int = Field(16, ge=1)
     zero_shot: list[ProtocolName] | None = None
     """Protocols on which the model *before* fine-tuning is evaluated too (its row reads
     "zero-shot"; the report compares it with the fine-tuned model on the same users).
@@ -65,23 +116,55 @@ class EvaluationSection(_Section):
     init is no baseline); [] turns it off."""
 
 
+def _every_baseline() -> list[str]:
+    from recalign.baselines.registry import BASELINES
+
+    return list(BASELINES)
+
+
 class BaselinesSection(_Section):
-    models: list[str] = Field(
-        default_factory=lambda: [
-            "pop",
-            "bprmf",
-            "sasrec",
-            "sasrec-ce",
-            "global-mean",
-            "user-mean",
-            "item-mean",
-            "biased-mf",
-        ]
-    )
+    models: list[str] = Field(default_factory=_every_baseline)
     """Baselines on the same split (`recalign baseline --help`); rating baselines are
     skipped, with a message, on data without ratings."""
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    """Per-baseline options (the keys of `recalign baseline --config`)."""
+    """Per-baseline options (the keys of `recalign baseline --config`). Resolved, every
+    listed baseline's options are here in full; `seed` null: the run's."""
+
+    @model_validator(mode="after")
+    def _resolve(self) -> BaselinesSection:
+        """Every name known and every option checked against that baseline's model."""
+        from recalign.baselines.registry import BASELINES
+
+        problems = Problems()
+        for index, name in enumerate(self.models):
+            if name not in BASELINES:
+                problems.add(("models", index), unknown_name("baseline", name, list(BASELINES)))
+            elif self.models.index(name) != index:
+                problems.add(("models", index), f"baseline {name!r} is listed twice")
+        resolved: dict[str, dict[str, Any]] = {}
+        for name in [*self.models, *(n for n in self.options if n not in self.models)]:
+            if name not in BASELINES:
+                if name in self.options:
+                    problems.add(("options", name), unknown_name("baseline", name, list(BASELINES)))
+                continue
+            given = dict(self.options.get(name) or {})
+            seed = given.pop("seed", None)
+            spec = BASELINES[name]
+            built = problems.validate(
+                ("options", name), spec.config_model, {**spec.preset, **given}
+            )
+            if built is not None:
+                resolved[name] = {**built.model_dump(), "seed": seed}
+        problems.check()
+        self.options = resolved
+        return self
+
+    def options_for(self, name: str, seed: int) -> dict[str, Any]:
+        """The options baseline `name` runs with in a run whose seed is `seed`."""
+        values = dict(self.options.get(name) or {})
+        if values.get("seed") is None:
+            values["seed"] = seed
+        return values
 
 
 class RunConfig(_Section):
@@ -90,7 +173,7 @@ class RunConfig(_Section):
     data: DataSection = Field(default_factory=DataSection)
     samples: SamplesSection = Field(default_factory=SamplesSection)
     model: ModelSection = Field(default_factory=ModelSection)
-    training: dict[str, Any] = Field(default_factory=dict)
+    training: TrainingSection = Field(default_factory=TrainingSection)
     """Training options (see `recalign train --help` / docs/models.md)."""
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     baselines: BaselinesSection = Field(default_factory=BaselinesSection)
@@ -103,11 +186,8 @@ class RunConfig(_Section):
     @field_validator("compare")
     @classmethod
     def _known_presets(cls, presets: list[str]) -> list[str]:
-        from recalign.samples.mixture import PRESETS
-
         for preset in presets:
-            if preset not in PRESETS:
-                raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+            known_name("preset", preset, list(PRESETS))
         if len(set(presets)) != len(presets):
             raise ValueError(f"a preset is listed twice in {presets}")
         return presets
@@ -121,26 +201,15 @@ class RunConfig(_Section):
         return self
 
 
-def _format_validation_error(error: ValidationError, origin: str) -> str:
-    lines = [f"invalid configuration in {origin}:"]
-    for problem in error.errors():
-        key = ".".join(str(part) for part in problem["loc"])
-        if problem["type"] == "extra_forbidden":
-            lines.append(f"  - unknown key {key!r}")
-        elif problem["type"] == "value_error":
-            message = problem["msg"].removeprefix("Value error, ")
-            lines.append(f"  - {key}: {message}" if key else f"  - {message}")
-        else:
-            expected = problem["msg"]
-            lines.append(f"  - {key}: {expected} (got {problem.get('input')!r})")
-    return "\n".join(lines)
+def parse_config(raw: dict[str, Any] | None, origin: str = "run config") -> RunConfig:
+    """A run config from a mapping; a `ConfigError` naming every bad key otherwise."""
+    return validate(RunConfig, raw, origin)
 
 
-def parse_config(raw: dict[str, Any] | None, origin: str = "<config>") -> RunConfig:
-    try:
-        return RunConfig.model_validate(raw or {})
-    except ValidationError as error:
-        raise ConfigError(_format_validation_error(error, origin)) from None
+def checked(config: RunConfig) -> RunConfig:
+    """`config` validated again, whole: a config changed after it was built (a variant of
+    an ablation, a Python caller's edit) is checked before anything runs."""
+    return parse_config(config.model_dump(mode="json"), f"run config {config.name!r}")
 
 
 # The built-in demo: every stage, protocol and baseline in minutes on a busy 2-core CPU,
@@ -180,13 +249,4 @@ def load_config(path: str | Path | None) -> RunConfig:
     """Read a YAML run configuration; `None` gives the built-in demo."""
     if path is None:
         return parse_config(DEMO_CONFIG, "the built-in demo")
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
-    if raw is not None and not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
-    return parse_config(raw, str(path))
+    return parse_config(read_yaml(path, what="config file"), str(path))

@@ -31,7 +31,7 @@ from recalign.pipeline.cache import (
     run_stage,
     stage_key,
 )
-from recalign.pipeline.config import RunConfig
+from recalign.pipeline.config import RunConfig, checked
 from recalign.pipeline.eta import Work, announce, format_seconds
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,7 @@ def run_pipeline(
     on_stage: Callable[[str], None] | None = None,
 ) -> PipelineResult:
     """Run every stage of `config` into `run_dir`, reusing what is up to date."""
+    config = checked(config)  # the whole config is valid before any stage writes a file
     run_dir = Path(run_dir)
     with output_lock(run_dir):  # a second `recalign run` into it fails at once
         return _run_pipeline(config, run_dir, on_stage)

@@ -14,9 +14,6 @@ from recalign.pipeline.config import RunConfig
 
 log = logging.getLogger(__name__)
 
-# Rating baselines predict ratings; they need a dataset with ratings.
-RATING_BASELINES = frozenset({"global-mean", "user-mean", "item-mean", "biased-mf"})
-
 
 def prepare(config: RunConfig, out: Path) -> dict[str, Any]:
     from recalign.data.prepare import prepare_dataset
@@ -44,15 +41,12 @@ def model_family(spec: str) -> str:
 def samples(config: RunConfig, data_dir: Path, out: Path) -> dict[str, Any]:
     from recalign.samples import generate_samples
 
-    mixture = dict(config.samples.config or {})
-    mixture.setdefault("max_history", config.samples.max_history)
-    mixture.setdefault("item_repr", config.samples.item_repr)
     manifest = generate_samples(
         data_dir,
         out,
         preset=config.samples.preset,
         seed=config.seed,
-        config=mixture,
+        config=config.samples.mixture(),
         family=model_family(config.model.spec),
         workers=config.samples.workers,
     )
@@ -65,11 +59,10 @@ def train(
     from recalign.errors import Interrupted
     from recalign.threads import configure_threads
     from recalign.training import train as train_model
-    from recalign.training.config import make_config
 
     # Chosen per stage: the machine's load may have changed since the previous one.
     configure_threads()
-    train_config = make_config({"seed": config.seed, **config.training}, source="training")
+    train_config = config.training.for_run(config.seed)
     # A stage interrupted after its first checkpoint continues from the newest one that
     # verifies; before the first (or with every checkpoint damaged) it starts over.
     resume = resume and _can_resume(out)
@@ -145,41 +138,36 @@ def evaluate(
 ) -> dict[str, Any]:
     """One protocol on the fine-tuned model of `run_dir`, or (`zero_shot`) on the model
     it started from, with the same prompts, options and users."""
-    from recalign.evaluation.llm import EvalOptions, evaluate_run, evaluate_zero_shot
+    from recalign.evaluation.llm import evaluate_run, evaluate_zero_shot
+    from recalign.evaluation.options import EvalOptions
     from recalign.threads import configure_threads
 
     configure_threads()
-    ev = config.evaluation
-    options = EvalOptions(
-        protocol=protocol,
-        split=ev.split,
-        max_users=ev.max_users,
-        exclude_history=ev.exclude_history,
-        num_beams=ev.num_beams,
-        batch_size=ev.batch_size,
-        seed=config.seed,
-    )
+    settings = config.evaluation.model_dump(exclude={"protocols", "zero_shot"})
+    options = EvalOptions(**settings, protocol=protocol, seed=config.seed)
     evaluate_fn = evaluate_zero_shot if zero_shot else evaluate_run
     metrics = evaluate_fn(run_dir, data_dir, out, options, show_progress=True)
     return {"users": metrics.get("users"), "metrics": metrics.get("metrics", {})}
 
 
 def baseline(config: RunConfig, data_dir: Path, name: str, out: Path) -> dict[str, Any]:
+    from recalign.baselines.registry import get_spec
     from recalign.baselines.run import run_baseline
     from recalign.data import load_prepared
     from recalign.threads import configure_threads
 
-    if name in RATING_BASELINES and not load_prepared(data_dir).has_ratings:
+    # Rating baselines predict ratings; they need a dataset with ratings.
+    if get_spec(name).kind == "rating" and not load_prepared(data_dir).has_ratings:
         log.info("skipping baseline %s: the dataset has no ratings", name)
         return {"skipped": "the dataset has no ratings"}
     configure_threads()
-    overrides = {"seed": config.seed, **config.baselines.options.get(name, {})}
     metrics = run_baseline(
         name,
         data_dir,
         out,
         split=config.evaluation.split,
         exclude_history=config.evaluation.exclude_history,
-        overrides=overrides,
+        k=config.evaluation.k,
+        overrides=config.baselines.options_for(name, config.seed),
     )
     return {"metrics": metrics.get("metrics", {})}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from recalign.pipeline.config import RunConfig
 from recalign.pipeline.eta import Work
+from recalign.ranking import get_protocol
 
 # A forward pass (validation loss) costs about a third of a training step per sample.
 FORWARD_SHARE = 1 / 3
@@ -83,9 +84,9 @@ def samples_work(config: RunConfig, data_dir: Path, preset: str) -> Work:
 
 
 def train_work(config: RunConfig, samples_dir: Path, preset: str) -> Work:
-    from recalign.training.config import make_config
+    from recalign.training.config import eval_sample_limit
 
-    cfg = make_config({"seed": config.seed, **config.training}, source="training")
+    cfg = config.training.for_run(config.seed)
     counts = _counts(samples_dir)
     available = counts.get("train", 0)
     if cfg.max_train_samples is not None:
@@ -93,7 +94,7 @@ def train_work(config: RunConfig, samples_dir: Path, preset: str) -> Work:
     per_step = cfg.batch_size * cfg.grad_accum
     steps = cfg.max_steps or int(cfg.epochs * available / max(1, per_step))
     length = _mean_length(samples_dir, "train", caps=(cfg.max_source_length, cfg.max_target_length))
-    valid = min(counts.get("valid", 0), cfg.max_eval_samples or counts.get("valid", 0))
+    valid = min(counts.get("valid", 0), eval_sample_limit(cfg) or counts.get("valid", 0))
     evaluations = steps // cfg.eval_steps if cfg.eval_steps else 0
     units = length * (steps * per_step + FORWARD_SHARE * evaluations * valid)
     return Work(
@@ -116,12 +117,12 @@ _PROTOCOL_WORDS = {
     "sampled": "score 1 + 99 sampled candidates",
     "rating": "predict ratings",
 }
-_PROTOCOL_TASK = {"retrieval": "retrieval", "ranking": "ranking", "sampled": "retrieval"}
 
 
 def eval_work(config: RunConfig, data_dir: Path, samples_dir: Path, protocol: str) -> Work:
     users = eval_users(config, data_dir)
-    length = _mean_length(samples_dir, "test", _PROTOCOL_TASK.get(protocol, protocol))
+    # The prompts of the task the protocol reads (sampled scores under the retrieval one).
+    length = _mean_length(samples_dir, "test", get_protocol(protocol).task)
     words = _PROTOCOL_WORDS[protocol].format(beams=config.evaluation.num_beams)
     return Work(
         f"eval-{protocol}:{config.model.spec}",
@@ -132,14 +133,10 @@ def eval_work(config: RunConfig, data_dir: Path, samples_dir: Path, protocol: st
 
 def baseline_work(config: RunConfig, data_dir: Path, name: str) -> Work:
     from recalign.baselines.registry import create_baseline
-    from recalign.errors import RecalignError
 
     interactions = _stats(data_dir).get("interactions", 0)
-    options = config.baselines.options.get(name, {})
-    try:
-        epochs = getattr(create_baseline(name, options).config, "epochs", 1)
-    except RecalignError:  # an unknown name fails in the stage itself, with its message
-        epochs = 1
+    model = create_baseline(name, config.baselines.options_for(name, config.seed))
+    epochs = getattr(model.config, "epochs", 1)
     budget = f" (at most {epochs} epochs)" if epochs > 1 else ""
     return Work(
         f"baseline-{name}",

@@ -25,14 +25,9 @@ from recalign.report.blocks import (
     to_html,
     to_markdown,
 )
-from recalign.report.collect import (
-    RunEvaluations,
-    collect_run,
-    read_stats,
-    read_train_log,
-    unreadable_lines,
-)
+from recalign.report.collect import RunEvaluations, read_stats, read_train_log, unreadable_lines
 from recalign.report.examples import example_blocks
+from recalign.report.labels import collect_run
 from recalign.report.legend import metric_legend, models_legend
 from recalign.report.plots import bar_chart, training_curves
 from recalign.report.results import ResultGroup, result_groups

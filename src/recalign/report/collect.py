@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,7 @@ def find_evaluations(root: Path, role: str = "") -> list[Evaluation]:
     return _sorted(found)
 
 
-def _gather(
+def gather(
     directories: list[Path], role: str, stages: dict[Path, str]
 ) -> tuple[list[Evaluation], list[Unreadable]]:
     """Read each evaluation directory; those that cannot be read are listed, not dropped."""
@@ -213,31 +213,6 @@ class RunEvaluations:
         return [*self.llm, *self.baselines, *self.same_users]
 
 
-def _pipeline_manifest(run_dir: Path) -> dict[str, Any]:
-    """The run directory's pipeline manifest ({} when it has none, or it cannot be read:
-    the report then shows what it finds)."""
-    from recalign.artifacts import PipelineManifest, artifact_kind, read_manifest
-    from recalign.errors import RecalignError
-
-    if artifact_kind(run_dir) != "pipeline":
-        return {}
-    try:
-        return read_manifest(run_dir, PipelineManifest).model_dump(mode="json")
-    except RecalignError as error:
-        log.warning("%s", error)
-        return {}
-
-
-def _expected(run_dir: Path, manifest: dict[str, Any], sub: str) -> dict[Path, str]:
-    """The evaluation directories below `RUN/sub` the pipeline's stages wrote: dir -> stage."""
-    expected = {}
-    for name, stage in (manifest.get("stages") or {}).items():
-        directory = run_dir / stage["directory"]
-        if stage.get("content_hash") and directory.parts[len(run_dir.parts)] == sub:
-            expected[directory] = name
-    return expected
-
-
 def unreadable_lines(run: RunEvaluations) -> list[str]:
     """One line per evaluation the results leave out, saying why and how to redo it."""
     lines = []
@@ -250,41 +225,3 @@ def unreadable_lines(run: RunEvaluations) -> list[str]:
         )
         lines.append(f"`{where}` is not in the tables: {item.reason} ({redo})")
     return lines
-
-
-def collect_run(run_dir: Path) -> RunEvaluations:
-    """Read `RUN/eval` and `RUN/baselines`, label every model, re-score on the same users.
-
-    The directories read are those holding a `metrics.json` and those the pipeline's
-    manifest lists; one that cannot be read (missing, corrupt, altered) is kept in
-    `unreadable`, so the report says so instead of dropping its row.
-    """
-    from recalign.artifacts import PipelineDir
-    from recalign.report.labels import model_label
-
-    manifest = _pipeline_manifest(run_dir)
-    layout = PipelineDir(run_dir)
-    unreadable: list[Unreadable] = []
-
-    def found(root: Path, role: str) -> list[Evaluation]:
-        stages = _expected(run_dir, manifest, root.name)
-        present = [
-            p.parent
-            for p in (root.rglob(METRICS_FILE) if root.is_dir() else ())
-            # Not a writer's temporary directory (`.NAME.tmp-...`): not an evaluation yet.
-            if not any(part.startswith(".") for part in p.relative_to(root).parts)
-        ]
-        directories = sorted({*present, *stages})
-        evaluations, missing = _gather(directories, role, stages)
-        unreadable.extend(missing)
-        return [replace(e, label=model_label(e, run_dir)) for e in evaluations]
-
-    llm, baselines = found(layout.evaluations, LLM), found(layout.baselines, BASELINE)
-    return RunEvaluations(
-        run_dir=run_dir,
-        llm=llm,
-        baselines=baselines,
-        same_users=on_same_users(llm, baselines),
-        manifest=manifest,
-        unreadable=unreadable,
-    )

@@ -4,12 +4,14 @@ The raw `model` string of an evaluation is an identifier (`train:tiny-t5`, `sasr
 newcomer reads "tiny-t5 (trained from scratch, paper mixture)" or "SASRec (BCE loss)". Labels are derived from the records beside the evaluation — the baseline's
 config, the training run's and the samples' manifests — never parsed out of the raw
 string, so a change to that string only changes the fallback: when nothing is known,
-the label is the raw string itself.
+the label is the raw string itself. `collect_run` reads a run's evaluations with their
+labels.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,20 @@ from recalign.artifacts import (
     find_input,
     read_manifest,
 )
+from recalign.constants import METRICS_FILE
 from recalign.errors import RecalignError
-from recalign.report.collect import BASELINE, LLM, SAME_USERS, Evaluation
+from recalign.report.collect import (
+    BASELINE,
+    LLM,
+    SAME_USERS,
+    Evaluation,
+    RunEvaluations,
+    Unreadable,
+    gather,
+    on_same_users,
+)
+
+log = logging.getLogger(__name__)
 
 # Baseline names of `recalign.baselines.registry.BASELINES` -> what a reader calls them.
 _BASELINE_NAMES = {
@@ -144,3 +158,62 @@ def baseline_description(evaluation: Evaluation) -> str:
     config = evaluation.raw.get("config") or {}
     spec = BASELINES.get(str(config.get("baseline") or evaluation.raw.get("model")))
     return spec.help if spec else ""
+
+
+def collect_run(run_dir: Path) -> RunEvaluations:
+    """Read `RUN/eval` and `RUN/baselines`, label every model, re-score on the same users.
+
+    The directories read are those holding a `metrics.json` and those the pipeline's
+    manifest lists; one that cannot be read (missing, corrupt, altered) is kept in
+    `unreadable`, so the report says so instead of dropping its row.
+    """
+    manifest = _pipeline_manifest(run_dir)
+    layout = PipelineDir(run_dir)
+    unreadable: list[Unreadable] = []
+
+    def found(root: Path, role: str) -> list[Evaluation]:
+        stages = _expected(run_dir, manifest, root.name)
+        present = [
+            p.parent
+            for p in (root.rglob(METRICS_FILE) if root.is_dir() else ())
+            # Not a writer's temporary directory (`.NAME.tmp-...`): not an evaluation yet.
+            if not any(part.startswith(".") for part in p.relative_to(root).parts)
+        ]
+        directories = sorted({*present, *stages})
+        evaluations, missing = gather(directories, role, stages)
+        unreadable.extend(missing)
+        return [replace(e, label=model_label(e, run_dir)) for e in evaluations]
+
+    llm, baselines = found(layout.evaluations, LLM), found(layout.baselines, BASELINE)
+    return RunEvaluations(
+        run_dir=run_dir,
+        llm=llm,
+        baselines=baselines,
+        same_users=on_same_users(llm, baselines),
+        manifest=manifest,
+        unreadable=unreadable,
+    )
+
+
+def _pipeline_manifest(run_dir: Path) -> dict[str, Any]:
+    """The run directory's pipeline manifest ({} when it has none, or it cannot be read:
+    the report then shows what it finds)."""
+    from recalign.artifacts import PipelineManifest, artifact_kind
+
+    if artifact_kind(run_dir) != "pipeline":
+        return {}
+    try:
+        return read_manifest(run_dir, PipelineManifest).model_dump(mode="json")
+    except RecalignError as error:
+        log.warning("%s", error)
+        return {}
+
+
+def _expected(run_dir: Path, manifest: dict[str, Any], sub: str) -> dict[Path, str]:
+    """The evaluation directories below `RUN/sub` the pipeline's stages wrote: dir -> stage."""
+    expected = {}
+    for name, stage in (manifest.get("stages") or {}).items():
+        directory = run_dir / stage["directory"]
+        if stage.get("content_hash") and directory.parts[len(run_dir.parts)] == sub:
+            expected[directory] = name
+    return expected

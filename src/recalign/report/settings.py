@@ -25,11 +25,18 @@ def run_config(run: RunEvaluations) -> dict[str, Any]:
     """The pipeline configuration: from manifest.json, else config.yaml, else {}."""
     if run.manifest.get("config"):
         return dict(run.manifest["config"])
-    path = run.run_dir / CONFIG_FILE
+    return _recorded_config(run.run_dir)
+
+
+def _recorded_config(directory: Path | None) -> dict[str, Any]:
+    """The mapping in `directory`'s config.yaml; {} when there is none or it is damaged
+    (a report says what it can rather than fail)."""
+    if directory is None or not (directory / CONFIG_FILE).is_file():
+        return {}
     try:
-        loaded = yaml.safe_load(path.read_text()) if path.is_file() else None
+        loaded = yaml.safe_load((directory / CONFIG_FILE).read_text())
     except yaml.YAMLError:
-        loaded = None
+        return {}
     return loaded if isinstance(loaded, dict) else {}
 
 
@@ -78,7 +85,7 @@ def model_sentence(run: RunEvaluations) -> str | None:
     manifest = trained.manifest
     family = f" ({manifest['family']})" if manifest.get("family") else ""
     text = f"Language model: {trained.name}{family}, {trained.how}"
-    train_config = _train_config(trained.directory)
+    train_config = _recorded_config(trained.directory)
     steps = manifest.get("steps_done")
     batch = train_config.get("batch_size")
     if steps and batch:
@@ -97,16 +104,6 @@ def model_sentence(run: RunEvaluations) -> str | None:
     if manifest.get("lora"):
         text += "; only the LoRA adapters were trained"
     return text + "."
-
-
-def _train_config(directory: Path | None) -> dict[str, Any]:
-    if directory is None or not (directory / CONFIG_FILE).is_file():
-        return {}
-    try:
-        loaded = yaml.safe_load((directory / CONFIG_FILE).read_text())
-    except yaml.YAMLError:
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
 
 
 def mixture_sentence(run: RunEvaluations) -> str | None:

@@ -87,26 +87,24 @@ made, so memory does not grow with the number of users.
 
 from __future__ import annotations
 
-from recalign.samples.evaluation import Prompt, build_eval_samples, build_prompt, render_prompt
-from recalign.samples.generate import generate_samples
-from recalign.samples.inspect import inspect_fit
-from recalign.samples.merge import merge_samples
-from recalign.samples.mixture import PRESETS, resolve_mixture
-from recalign.samples.tasks import TASKS
-from recalign.samples.templates import Template, TemplateSet, load_templates
+from recalign.lazy import lazy_exports
 
-__all__ = [
-    "PRESETS",
-    "TASKS",
-    "Prompt",
-    "Template",
-    "TemplateSet",
-    "build_eval_samples",
-    "build_prompt",
-    "generate_samples",
-    "inspect_fit",
-    "load_templates",
-    "merge_samples",
-    "render_prompt",
-    "resolve_mixture",
-]
+# The names, by the module that defines them. Imported on first use: the mixture's schema
+# (what the CLI and the run config read) must not pull the generator (polars, Arrow) in.
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "recalign.samples.mixture": ("PRESETS", "MixtureConfig", "resolve_mixture"),
+        "recalign.samples.tasks": ("TASKS", "load_templates"),
+        "recalign.samples.templates": ("Template", "TemplateSet"),
+        "recalign.samples.evaluation": (
+            "Prompt",
+            "build_eval_samples",
+            "build_prompt",
+            "render_prompt",
+        ),
+        "recalign.samples.generate": ("generate_samples",),
+        "recalign.samples.inspect": ("inspect_fit",),
+        "recalign.samples.merge": ("merge_samples",),
+    },
+)

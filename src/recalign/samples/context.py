@@ -12,6 +12,7 @@ from recalign.constants import ITEMS
 from recalign.data.domain import Domain
 from recalign.data.store import PreparedDataset
 from recalign.errors import ConfigError
+from recalign.samples.mixture import DEFAULTS
 from recalign.samples.negatives import make_sampler
 from recalign.samples.representation import item_representations
 from recalign.samples.tasks import TASKS, TaskContext
@@ -65,12 +66,12 @@ def build_contexts(
     task_options: dict[str, Any],
     templates: TemplateSet,
     *,
-    item_repr: str = "title",
-    id_seed: int = 0,
-    negatives: str = "uniform",
-    max_history: int = 20,
+    item_repr: str = DEFAULTS.item_repr,
+    id_seed: int = DEFAULTS.id_seed,
+    negatives: str = DEFAULTS.negatives,
+    max_history: int = DEFAULTS.max_history,
     family: str = "seq2seq",
-    separator: str = "; ",
+    separator: str = DEFAULTS.separator,
     domain: Domain | None = None,
     codes: list[str] | None = None,
     exclude_items: np.ndarray | None = None,

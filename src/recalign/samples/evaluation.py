@@ -35,7 +35,8 @@ from recalign.samples.batch import Batch, Joined, Ragged, ranges
 from recalign.samples.buffer import list_array
 from recalign.samples.context import build_contexts, default_options
 from recalign.samples.generate import check_lengths
-from recalign.samples.tasks import REC_TASKS, TASK_INDEX, TASKS
+from recalign.samples.mixture import DEFAULTS
+from recalign.samples.tasks import REC_TASKS, TASK_INDEX, TASKS, load_templates
 from recalign.samples.tasks.base import (
     NULL_ITEM,
     eval_cases,
@@ -45,12 +46,11 @@ from recalign.samples.tasks.base import (
     whole_history,
 )
 from recalign.samples.tasks.rating import RATED
-from recalign.samples.templates import TemplateSet, load_templates
+from recalign.samples.templates import TemplateSet
 
 FULL_HISTORY = "full_history"  # every item before the target (the prompt may cut it)
 ITEM = "item"  # rating rows: the item being rated
 EVAL_TASKS = ("retrieval", "ranking", "rating")
-_DEFAULT_SEPARATOR = "; "
 
 
 def _select_users(
@@ -79,13 +79,13 @@ def build_eval_samples(
     template: str = "default",
     users: Sequence[int] | None = None,
     max_users: int | None = None,
-    num_candidates: int = 20,
-    item_repr: str = "title",
-    max_history: int = 20,
+    num_candidates: int | None = None,
+    item_repr: str = DEFAULTS.item_repr,
+    max_history: int = DEFAULTS.max_history,
     seed: int = 0,
     templates: TemplateSet | None = None,
-    id_seed: int = 0,
-    negatives: str = "uniform",
+    id_seed: int = DEFAULTS.id_seed,
+    negatives: str = DEFAULTS.negatives,
     codes: list[str] | None = None,
 ) -> pl.DataFrame:
     """One row per user: `user_id, template, input, target, target_item, candidates, history`.
@@ -104,7 +104,9 @@ def build_eval_samples(
         raise ConfigError(f"task {task!r} needs ratings, but dataset {dataset.name!r} has none")
     templates = templates or load_templates()
     chosen = templates.resolve(task, template)
-    overrides = {"num_candidates": num_candidates} if task == "ranking" else {}
+    # None: the ranking task's own default (K of the generated ranking samples).
+    given = task == "ranking" and num_candidates is not None
+    overrides = {"num_candidates": num_candidates} if given else {}
     ctx = build_contexts(
         dataset,
         {task: default_options(task, **overrides)},
@@ -184,7 +186,7 @@ def build_prompt(
     if task not in REC_TASKS:
         raise ConfigError(f"prompts can be rendered for {REC_TASKS}, not {task!r}")
     chosen = (templates or load_templates()).resolve(task, template)
-    sep = _DEFAULT_SEPARATOR
+    sep = DEFAULTS.separator
     shown = list(history_texts)
     values: dict[str, object] = {"target": [b""], **domain.words()}
     if task == "ranking":

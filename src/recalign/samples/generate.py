@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import queue
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
@@ -23,7 +21,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from recalign.artifacts import SamplesManifest, staged_output
 from recalign.artifacts.dirs import ITEM_TEXTS_FILE, TEMPLATES_DIR
@@ -40,31 +37,22 @@ from recalign.data.store import PreparedDataset, load_prepared
 from recalign.errors import ConfigError, DataFormatError
 from recalign.manifest import config_hash
 from recalign.samples.batch import Batch
-from recalign.samples.buffer import SCHEMA, assemble
+from recalign.samples.buffer import assemble
 from recalign.samples.context import build_contexts, check_family
-from recalign.samples.mixture import Mixture, resolve_mixture
+from recalign.samples.mixture import DEFAULT_PRESET, Mixture, MixtureConfig, resolve_mixture
 from recalign.samples.representation import is_semantic
 from recalign.samples.semantic import SEMANTIC_IDS_FILE, catalogue_codes, write_codes
-from recalign.samples.tasks import TASK_INDEX, TASKS, TaskContext, TaskRows
+from recalign.samples.tasks import TASK_INDEX, TASKS, TaskContext, TaskRows, load_templates
 from recalign.samples.tasks.base import eval_cases, train_cases
-from recalign.samples.templates import TemplateSet, load_templates
+from recalign.samples.templates import TemplateSet
+from recalign.samples.writers import SplitWriters
+from recalign.sharding import shard_users
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ITEM_TEXTS_FILE", "generate_samples", "shard_users"]
 CHUNK_USERS = 512  # users per block: larger blocks amortise numpy calls, smaller use less memory
 ROW_GROUP_ROWS = 8192  # a split's buffer is written once it holds this many rows
-
-
-def shard_users(user_ids: np.ndarray, shard: int | None, num_shards: int | None) -> np.ndarray:
-    """Row indices of the users in `shard` (contiguous blocks of the sorted users)."""
-    if shard is None and num_shards is None:
-        return np.arange(len(user_ids))
-    if shard is None or num_shards is None:
-        raise ConfigError("give both --shard and --num-shards")
-    if num_shards < 1 or not 0 <= shard < num_shards:
-        raise ConfigError(f"shard {shard} is out of range for {num_shards} shard(s)")
-    return np.array_split(np.arange(len(user_ids)), num_shards)[shard]
 
 
 def _active_tasks(mixture: Mixture, dataset: PreparedDataset) -> tuple[dict[str, Any], dict]:
@@ -81,63 +69,6 @@ def _active_tasks(mixture: Mixture, dataset: PreparedDataset) -> tuple[dict[str,
     if not tasks:
         raise ConfigError("the mixture has no task left to generate")
     return tasks, skipped
-
-
-class _SplitWriters:
-    """One ParquetWriter per split, writing to temporary names renamed on success.
-
-    Encoding and compressing the row groups (about a third of a run) happens in a
-    background thread, which Arrow lets run without the GIL: the next block of users is
-    generated meanwhile. The queue is short, so memory stays flat.
-    """
-
-    def __init__(self, out: Path, compression: str) -> None:
-        self.paths = {split: out / f"{split}.parquet" for split in SPLITS}
-        self.tmp = {split: out / f".{split}.parquet.tmp" for split in SPLITS}
-        self.writers = {
-            split: pq.ParquetWriter(
-                self.tmp[split],
-                SCHEMA,
-                compression=compression,
-                use_dictionary=["task", "template", "target"],
-                write_statistics=["user_id", "target_item"],
-            )
-            for split in SPLITS
-        }
-        self.error: BaseException | None = None
-        self.queue: queue.Queue = queue.Queue(maxsize=1)
-        self.thread = threading.Thread(target=self._drain, name="samples-writer", daemon=True)
-        self.thread.start()
-
-    def _drain(self) -> None:
-        while (item := self.queue.get()) is not None:
-            if self.error is not None:
-                continue  # keep taking tables so that the generating thread never blocks
-            split, table = item
-            try:
-                self.writers[split].write_table(table, row_group_size=table.num_rows)
-            except BaseException as error:  # re-raised in the generating thread
-                self.error = error
-
-    def write(self, split: str, table: pa.Table) -> None:
-        if self.error is not None:
-            raise self.error
-        if table.num_rows:
-            self.queue.put((split, table))
-
-    def close(self, ok: bool) -> None:
-        """Finish writing; keep the files if `ok` (else remove them) and raise a write error."""
-        self.queue.put(None)
-        self.thread.join()
-        keep = ok and self.error is None
-        for split, writer in self.writers.items():
-            writer.close()
-            if keep:
-                self.tmp[split].replace(self.paths[split])
-            else:
-                self.tmp[split].unlink(missing_ok=True)
-        if ok and self.error is not None:  # else the generating thread's error propagates
-            raise self.error
 
 
 def check_lengths(dataset: PreparedDataset) -> None:
@@ -179,7 +110,7 @@ def _setup(
     dataset: PreparedDataset,
     preset: str,
     seed: int,
-    config: str | Path | dict[str, Any] | None,
+    config: str | Path | dict[str, Any] | MixtureConfig | None,
     family: str,
     item_repr: str | None,
     templates: TemplateSet | Sequence[str | Path] | None,
@@ -225,9 +156,9 @@ def _setup(
 def generate_samples(
     data: str | Path | PreparedDataset,
     out_dir: str | Path,
-    preset: str = "paper",
+    preset: str = DEFAULT_PRESET,
     seed: int = 0,
-    config: str | Path | dict[str, Any] | None = None,
+    config: str | Path | dict[str, Any] | MixtureConfig | None = None,
     shard: int | None = None,
     num_shards: int | None = None,
     family: str = "seq2seq",
@@ -359,7 +290,7 @@ def _write_splits(
     """Write the blocks' tables into the split files; the samples per task and split."""
     counts: dict[str, Counter[str]] = {split: Counter() for split in SPLITS}
     pending: dict[str, list[pa.Table]] = {split: [] for split in SPLITS}
-    writers = _SplitWriters(out, compression)
+    writers = SplitWriters(out, compression)
     ok = False
     # Samples are bytes in lists: the cyclic collector would rescan them for nothing.
     gc_was_enabled = gc.isenabled()

@@ -90,14 +90,14 @@ def merge_samples(
     record_sources: bool = True,
 ) -> SamplesManifest:
     """Write `out_dir` as if the generation had run unsharded; returns its manifest."""
-    from recalign.samples.generate import _SplitWriters
+    from recalign.samples.writers import SplitWriters
 
     shards = _read_shards(shard_dirs)
     out = Path(out_dir)
     if any(out.resolve() == shard.path.resolve() for shard in shards):
         raise ConfigError(f"{out} is one of the shards: merge into a new directory")
     with staged_output(out, SamplesManifest) as staging:
-        writers = _SplitWriters(staging.path, compression)
+        writers = SplitWriters(staging.path, compression)
         ok = False
         try:
             for split in SPLITS:

@@ -26,13 +26,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recalign.errors import ConfigError
 from recalign.samples.representation import ItemRepr
 from recalign.samples.semantic import SemanticConfig
-from recalign.samples.tasks import TASKS
+from recalign.validation import Problems, read_yaml, unknown_name, validate
 
 PRESETS: dict[str, tuple[str, ...]] = {
     "paper": ("retrieval", "ranking", "rating", "mim", "bpr", "mlm"),
@@ -41,6 +40,10 @@ PRESETS: dict[str, tuple[str, ...]] = {
     "rec+bpr": ("retrieval", "ranking", "rating", "bpr"),
     "rec+mlm": ("retrieval", "ranking", "rating", "mlm"),
 }
+DEFAULT_PRESET = "paper"
+# Items of history a prompt shows (the most recent): the paper's and P5's 20. The one
+# definition: generation, evaluation prompts and the server read it from here.
+DEFAULT_MAX_HISTORY = 20
 
 # Per-task defaults of the presets: MLM prompts are long and repeat the same titles, so
 # the paper mixture uses them on half of the positions.
@@ -48,28 +51,57 @@ PRESET_TASK_DEFAULTS: dict[str, dict[str, Any]] = {"mlm": {"ratio": 0.5}}
 
 
 class MixtureConfig(BaseModel):
-    """The config file's schema (and the resolved config written to the manifest)."""
+    """The config file's schema (and the resolved config written to the manifest).
 
-    model_config = ConfigDict(extra="forbid")
+    `tasks` holds what the user set per task, checked against that task's options model;
+    the preset's task list and defaults are applied by `resolve_mixture`.
+    """
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     preset: str | None = None
-    max_history: int = Field(default=20, ge=1)
+    """The task set: paper, rec-only, rec+mim, rec+bpr, rec+mlm; `tasks` adds to it."""
+    max_history: int = Field(default=DEFAULT_MAX_HISTORY, ge=1)
+    """Most recent items in a prompt's history."""
     item_repr: ItemRepr = "title"
+    """How prompts show an item: title, id, id+title, semantic or semantic+title."""
     id_seed: int = 0
+    """Seed of the random item-id permutation (item_repr id, id+title)."""
     semantic: SemanticConfig = Field(default_factory=SemanticConfig)
+    """How semantic ids are made (item_repr semantic, semantic+title): docs/models.md."""
     negatives: Literal["uniform", "popularity"] = "uniform"
+    """How ranking and BPR negatives are drawn."""
     separator: str = Field(default="; ", min_length=1)
-    templates: list[str] = Field(default_factory=list, description="extra template files")
+    """What joins the items of a history."""
+    templates: list[str] = Field(default_factory=list)
+    """Extra template files: each replaces the shipped templates of its task."""
     tasks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Per-task options (`ratio`, `count`, `max_per_user`, `templates`, the task's own)."""
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _known_tasks(cls, tasks: Any) -> Any:
+        """Every task named and every option checked now, not when generation reaches it."""
+        if not isinstance(tasks, Mapping):
+            return tasks  # pydantic says what the field expects
+        from recalign.samples.tasks import TASKS
+
+        problems = Problems()
+        checked: dict[str, Any] = {}
+        for name, options in tasks.items():
+            if name not in TASKS:
+                problems.add((name,), unknown_name("task", str(name), list(TASKS)))
+                continue
+            model = problems.validate((name,), TASKS[name].options, options)
+            if model is not None:
+                checked[name] = model.model_dump(exclude_unset=True)
+        problems.check()
+        return checked
 
 
-def _pydantic_message(error: ValidationError, prefix: str = "") -> str:
-    first = error.errors()[0]
-    parts = [*(prefix.split(".") if prefix else ()), *first["loc"]]
-    key = ".".join(str(p) for p in parts)
-    got = first.get("input")
-    shown = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"{key}: {first['msg']}{shown}"
+# The samples stage's defaults, for what builds prompts outside a mixture (evaluation,
+# serving): one place for all of them.
+DEFAULTS = MixtureConfig()
 
 
 class Mixture:
@@ -86,43 +118,32 @@ class Mixture:
         return data
 
 
-def read_config(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys, got {type(raw).__name__}")
-    return raw
+def read_mixture(config: str | Path | Mapping[str, Any] | MixtureConfig | None) -> MixtureConfig:
+    """A mixture config from a YAML file, a mapping or a config already built."""
+    if isinstance(config, MixtureConfig):
+        return config
+    if isinstance(config, (str, Path)):
+        return validate(MixtureConfig, read_yaml(config, what="mixture config"), str(config))
+    return validate(MixtureConfig, dict(config or {}), "mixture config")
 
 
 def resolve_mixture(
-    preset: str | None = "paper",
-    config: str | Path | Mapping[str, Any] | None = None,
+    preset: str | None = DEFAULT_PRESET,
+    config: str | Path | Mapping[str, Any] | MixtureConfig | None = None,
     *,
     presets: Mapping[str, tuple[str, ...]] = PRESETS,
 ) -> Mixture:
     """Preset + config -> validated options per task."""
-    where = ""
-    if isinstance(config, (str, Path)):
-        where = f"{config}: "
-        config = read_config(config)
-    try:
-        cfg = MixtureConfig.model_validate(dict(config or {}))
-    except ValidationError as error:
-        raise ConfigError(where + _pydantic_message(error)) from None
-    name = cfg.preset or preset or "paper"
+    from recalign.samples.tasks import TASKS
+
+    where = f"{config}: " if isinstance(config, (str, Path)) else ""
+    cfg = read_mixture(config)
+    name = cfg.preset or preset or DEFAULT_PRESET
     if name not in presets:
         raise ConfigError(f"{where}unknown preset {name!r}; choose from {', '.join(presets)}")
     unknown = [t for t in presets[name] if t not in TASKS]
     if unknown:
         raise ConfigError(f"preset {name!r} names unknown task(s) {unknown}; known: {list(TASKS)}")
-    for task in cfg.tasks:
-        if task not in TASKS:
-            raise ConfigError(f"{where}tasks.{task}: unknown task; known: {', '.join(TASKS)}")
     wanted = set(presets[name]) | set(cfg.tasks)
     options: dict[str, Any] = {}
     for task in TASKS:  # canonical order
@@ -130,12 +151,7 @@ def resolve_mixture(
             continue
         raw = {**(PRESET_TASK_DEFAULTS.get(task, {}) if task not in cfg.tasks else {})}
         raw.update(cfg.tasks.get(task) or {})
-        try:
-            opts = TASKS[task].options.model_validate(raw)
-        except ValidationError as error:
-            raise ConfigError(where + _pydantic_message(error, f"tasks.{task}")) from None
-        if opts.ratio is not None and opts.count is not None:
-            raise ConfigError(f"{where}tasks.{task}: give `ratio` or `count`, not both")
+        opts = validate(TASKS[task].options, raw, f"{where}tasks.{task}")
         if opts.ratio == 0 or opts.count == 0:
             continue
         options[task] = opts

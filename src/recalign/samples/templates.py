@@ -36,10 +36,10 @@ from typing import Any, Literal
 import jinja2
 import jinja2.meta
 import jinja2.nodes
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from recalign.errors import ConfigError, DataFormatError
+from recalign.errors import ConfigError
+from recalign.validation import parse_yaml, unknown_name, validate
 
 logger = logging.getLogger(__name__)
 
@@ -158,11 +158,13 @@ class Template:
     def fast(self) -> bool:
         return self._input.fmt is not None and self._target.fmt is not None
 
+    def pieces(self, which: Literal["input", "target"]) -> list[tuple[bytes, str | None]] | None:
+        """The input or target string as (UTF-8 text, None) and (b"", placeholder) pieces.
 
-def _available_placeholders() -> dict[str, frozenset[str]]:
-    from recalign.samples.tasks import TASKS  # the tasks say what they provide
-
-    return {name: spec.provides for name, spec in TASKS.items()}
+        Generation assembles prompts from these for whole blocks at once; None where the
+        string needs Jinja itself (control flow, filters): render it one by one then.
+        """
+        return (self._input if which == "input" else self._target).pieces
 
 
 def _parse(source: str, where: str) -> jinja2.nodes.Template:
@@ -173,27 +175,16 @@ def _parse(source: str, where: str) -> jinja2.nodes.Template:
 
 
 def parse_template_file(
-    text: str, path: str | Path, available: Mapping[str, frozenset[str]] | None = None
+    text: str, path: str | Path, available: Mapping[str, frozenset[str]]
 ) -> list[Template]:
-    """Validate and compile the templates of one YAML document."""
-    available = available if available is not None else _available_placeholders()
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        line = getattr(getattr(error, "problem_mark", None), "line", None)
-        raise DataFormatError(
-            f"not valid YAML: {error}", path=path, line=None if line is None else line + 1
-        ) from None
-    try:
-        spec = _TemplateFile.model_validate(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: {key}: {first['msg']}") from None
+    """Validate and compile the templates of one YAML document.
+
+    `available` says which placeholders each task provides (the tasks' table,
+    `recalign.samples.tasks.PLACEHOLDERS`): a template may use only those.
+    """
+    spec = validate(_TemplateFile, parse_yaml(text, str(path)), str(path))
     if spec.task not in available:
-        raise ConfigError(
-            f"{path}: unknown task {spec.task!r}; known tasks: {', '.join(sorted(available))}"
-        )
+        raise ConfigError(f"{path}: {unknown_name('task', spec.task, sorted(available))}")
     provided = available[spec.task]
     templates: list[Template] = []
     seen: set[str] = set()
@@ -240,11 +231,12 @@ def parse_template_file(
     return templates
 
 
-def load_template_file(path: str | Path) -> list[Template]:
+def read_template_file(path: str | Path, available: Mapping[str, frozenset[str]]) -> list[Template]:
+    """The templates of one file (`parse_template_file`)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"template file {path} does not exist")
-    return parse_template_file(path.read_text(encoding="utf-8"), path)
+    return parse_template_file(path.read_text(encoding="utf-8"), path, available)
 
 
 class TemplateSet:
@@ -316,14 +308,22 @@ def default_template_files() -> list[Path]:
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_templates(
-    paths: Sequence[str | Path] | None = None, *, include_defaults: bool = True
+def read_templates(
+    paths: Sequence[str | Path] | None,
+    available: Mapping[str, frozenset[str]],
+    *,
+    include_defaults: bool = True,
 ) -> TemplateSet:
-    """The shipped templates, with the tasks of the user's files replaced by theirs."""
+    """The shipped templates, with the tasks of the user's files replaced by theirs.
+
+    `recalign.samples.tasks.load_templates` is this with the tasks' placeholders.
+    """
     base = TemplateSet([])
     if include_defaults:
-        base = TemplateSet(t for path in default_template_files() for t in load_template_file(path))
+        base = TemplateSet(
+            t for path in default_template_files() for t in read_template_file(path, available)
+        )
     for path in paths or ():
-        base = base.replace(load_template_file(path))
+        base = base.replace(read_template_file(path, available))
         logger.info("using templates from %s", path)
     return base

@@ -43,32 +43,16 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
-from recalign import __version__
 from recalign.errors import RecalignError
 from recalign.serving.admission import AdmissionGate, DeadlineExceeded, Overloaded
 from recalign.serving.batching import MicroBatcher
 from recalign.serving.inputs import StrictJSONRoute, check_text, printable
+from recalign.serving.limits import CAPACITY, ServeLimits
 from recalign.serving.recommender import Recommender
 from recalign.serving.resolve import FuzzyBudget, UnknownItemsError
+from recalign.version import __version__
 
 logger = logging.getLogger(__name__)
-
-
-class ServeLimits(BaseModel):
-    """Request limits; anything beyond them is refused with a 422 and a message."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_history: int = Field(100, ge=1, description="items in a history")
-    max_k: int = Field(100, ge=1, description="largest k for /recommend")
-    max_candidates: int = Field(200, ge=1, description="candidates in a /rank request")
-    max_body_bytes: int = Field(64 * 1024, ge=256, description="request body size")
-    max_text_length: int = Field(500, ge=1, description="characters in one item text")
-    max_query_length: int = Field(200, ge=1, description="characters in an /items query")
-    max_search_results: int = Field(100, ge=1, description="largest /items limit")
-    max_fuzzy_texts: int = Field(
-        64, ge=0, description="texts one request may resolve by fuzzy search (~1 ms each)"
-    )
 
 
 def _error(
@@ -240,11 +224,11 @@ def create_app(
     recommender: Recommender,
     limits: ServeLimits | None = None,
     *,
-    batch_window_ms: float = 2.0,
-    max_batch: int = 32,
-    max_queue: int = 64,
-    request_timeout_s: float = 30.0,
-    read_timeout_s: float = 10.0,
+    batch_window_ms: float = CAPACITY.batch_window_ms,
+    max_batch: int = CAPACITY.max_batch,
+    max_queue: int = CAPACITY.max_queue,
+    request_timeout_s: float = CAPACITY.request_timeout_s,
+    read_timeout_s: float = CAPACITY.read_timeout_s,
     retry_after_s: int = 1,
 ) -> FastAPI:
     """Build the FastAPI app serving `recommender` under `limits`.

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recalign.serving.admission import Deadline, DeadlineExceeded, Overloaded
+from recalign.serving.limits import CAPACITY
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,8 @@ class MicroBatcher:
         self,
         fn: BatchFn,
         *,
-        window_ms: float = 2.0,
-        max_batch: int = 32,
+        window_ms: float = CAPACITY.batch_window_ms,
+        max_batch: int = CAPACITY.max_batch,
         executor: ThreadPoolExecutor | None = None,
     ) -> None:
         if max_batch < 1:

@@ -24,6 +24,8 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from recalign.serving.limits import CAPACITY
+
 logger = logging.getLogger(__name__)
 
 
@@ -73,9 +75,9 @@ class TimedH11Protocol(H11Protocol):
 class ServerLimits:
     """What one client connection may hold: sockets, idle time, time to send a request."""
 
-    max_connections: int = 256  # open connections (and running requests); then a 503
-    keep_alive_s: int = 5  # idle time between requests on one connection
-    header_timeout_s: float = 10.0  # time to send a complete request head
+    max_connections: int = CAPACITY.max_connections  # open connections; then a 503
+    keep_alive_s: int = CAPACITY.keep_alive_s  # idle time between requests on one connection
+    header_timeout_s: float = CAPACITY.read_timeout_s  # time to send a complete request head
     max_header_bytes: int = 16 * 1024  # an incomplete request head buffered beyond it: a 400
 
 

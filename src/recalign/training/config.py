@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from recalign.errors import ConfigError
+from recalign.validation import read_yaml, validate
 
 # LoRA targets per architecture (`config.model_type`): the attention projections, as in
 # the LoRA paper and peft's own defaults; ones not listed fall back to peft's table.
@@ -37,7 +37,8 @@ class _Strict(BaseModel):
 
 
 class LoraConfig(_Strict):
-    enabled: bool = False  # full fine-tuning by default; `--lora` turns this on
+    # full fine-tuning by default; `--lora` turns this on
+    enabled: bool = Field(False, description="LoRA or full fine-tuning.")
     r: int = Field(8, ge=1)  # rank 8 is the paper-era default and enough for task adaptation
     alpha: int = Field(16, ge=1)  # alpha = 2r keeps the update scale ~1 as r changes
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
@@ -47,8 +48,8 @@ class LoraConfig(_Strict):
 
 class TrainConfig(_Strict):
     # --- length of training ---
-    max_steps: int | None = Field(None, ge=1)  # wins over epochs when both are set
-    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="Stop after N steps (wins over epochs).")
+    epochs: float = Field(1.0, gt=0, description="Number of epochs.")
     # --- batches ---
     batch_size: int = Field(16, ge=1)  # per device
     eval_batch_size: int | None = Field(None, ge=1)  # None: batch_size
@@ -88,9 +89,13 @@ class TrainConfig(_Strict):
     logging_steps: int = Field(10, ge=1)
     # A seeded validation subset. auto: sized so validation takes about `eval_fraction` of
     # the training time (`auto_eval_samples`); null: the whole split.
-    max_eval_samples: int | Literal["auto"] | None = "auto"
+    max_eval_samples: int | Literal["auto"] | None = Field(
+        "auto", description="Validate on a seeded subset of N samples."
+    )
     eval_fraction: float = Field(0.1, gt=0, le=1)  # the time share `auto` aims at
-    max_train_samples: int | None = Field(None, ge=1)  # a seeded subset (quick runs, benches)
+    max_train_samples: int | None = Field(  # quick runs, benches
+        None, ge=1, description="Train on a seeded subset of N samples."
+    )
     tasks: list[str] | None = None  # train on these tasks only (None: every task)
     # --- model ---
     vocab_size: int = Field(8000, ge=100)  # tiny presets: trained tokenizer size
@@ -146,45 +151,20 @@ def eval_sample_limit(config: TrainConfig, processes: int = 1) -> int | None:
     return config.max_eval_samples
 
 
-def _format_error(error: ValidationError, source: str) -> str:
-    lines = []
-    for item in error.errors():
-        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        if item["type"] == "extra_forbidden":
-            lines.append(f"unknown key {key!r}")
-        else:
-            lines.append(f"{key}: {item['msg']}")
-    return f"invalid training config {source}: " + "; ".join(lines)
-
-
 def make_config(values: dict[str, Any] | None = None, *, source: str = "(values)") -> TrainConfig:
     """Validate a dict into a `TrainConfig`, with an error naming each bad key."""
-    try:
-        return TrainConfig.model_validate(values or {})
-    except ValidationError as error:
-        raise ConfigError(_format_error(error, source)) from None
+    return validate(TrainConfig, values, f"training config {source}")
 
 
 def load_config(path: str | Path | None, **overrides: Any) -> TrainConfig:
     """Read a YAML config (or the defaults) and apply non-None overrides on top."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"training config {path} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path} is not valid YAML: {error}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path} must hold a mapping of config keys")
-        values = loaded
+    values = read_yaml(path, what="training config") if path is not None else {}
     for key, value in overrides.items():
         if value is None:
             continue
         if key == "lora":
-            values.setdefault("lora", {})
-            values["lora"] = {**values["lora"], "enabled": bool(value)}
+            lora = values.get("lora")
+            values["lora"] = {**(lora if isinstance(lora, dict) else {}), "enabled": bool(value)}
         else:
             values[key] = value
     return make_config(values, source=str(path) if path else "(defaults)")

@@ -30,7 +30,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recalign.data.domain import NEUTRAL, PLACEHOLDERS
 from recalign.samples.batch import Batch, Cases, Joined, Ragged
@@ -62,6 +62,12 @@ class TaskOptions(BaseModel):
         description="template ids to draw from (default: all training ones)",
     )
 
+    @model_validator(mode="after")
+    def _ratio_or_count(self) -> TaskOptions:
+        if self.ratio is not None and self.count is not None:
+            raise ValueError("give `ratio` or `count`, not both")
+        return self
+
 
 @dataclass
 class TaskContext:
@@ -72,10 +78,10 @@ class TaskContext:
     templates: list[Template]  # training templates to draw from
     sampler: NegativeSampler
     options: Any  # the task's options model
-    max_history: int = 20
+    max_history: int  # items of history a prompt shows (the most recent)
+    separator: str  # what joins the items of a history
     ratio: float = 1.0  # resolved from options.ratio / options.count
     family: str = "seq2seq"
-    separator: str = "; "
     words: dict[str, str] = field(default_factory=NEUTRAL.words)  # the domain placeholders
     cache: dict[str, Any] = field(default_factory=dict)  # per-run precomputations of a task
 
@@ -211,6 +217,24 @@ class Rendered(NamedTuple):
     target: Texts
     offset: np.ndarray | None  # int64 byte offset of `locate` in each input (or a code)
 
+    def rows(
+        self,
+        task: str,
+        cases: Cases,
+        shown: Ragged,
+        bounds: Bounds,
+        *,
+        target_item: np.ndarray | None = None,
+        candidates: Ragged | None = None,
+    ) -> TaskRows:
+        """The task's rows made of these renderings; no `target_item`: no target is one
+        item (NULL_ITEM in every row)."""
+        if target_item is None:
+            target_item = np.full(len(self.ids), NULL_ITEM, dtype=np.int64)
+        return TaskRows(
+            task, cases, self.ids, self.input, self.target, target_item, candidates, shown, bounds
+        )
+
 
 def _lengths(values: list[bytes]) -> np.ndarray:
     return np.fromiter(map(len, values), dtype=np.int64, count=len(values))
@@ -274,7 +298,7 @@ def render(
     `locate`, `offset` says where that placeholder's value starts in each input (bytes),
     `NOT_USED` where the template does not use it, `NOT_LOCATED` where it occurs twice.
     """
-    if any(t._input.pieces is None or t._target.pieces is None for t in templates):
+    if any(t.pieces("input") is None or t.pieces("target") is None for t in templates):
         return _render_with_jinja(templates, choice, values, locate)
     values = {
         name: str(v).encode("utf-8")
@@ -293,8 +317,8 @@ def render(
 
     offset = None if locate is None else np.full(n, NOT_USED, dtype=np.int64)
 
-    def fill(which: str, offset: np.ndarray | None = None) -> Texts:
-        pieces_of = [_merge_constants(getattr(t, which).pieces, values) for t in templates]
+    def fill(which: Literal["input", "target"], offset: np.ndarray | None = None) -> Texts:
+        pieces_of = [_merge_constants(t.pieces(which), values) for t in templates]
         widths = [sum(width(name) for _, name in p) for p in pieces_of]
         pieces = np.full((n, max(widths)), b"", dtype=object)
         lengths = np.zeros(n, dtype=np.int64)
@@ -323,7 +347,7 @@ def render(
         return Texts(pieces, lengths)
 
     ids = np.array([t.id for t in templates], dtype=object)
-    return Rendered(ids[choice].tolist(), fill("_input", offset), fill("_target"), offset)
+    return Rendered(ids[choice].tolist(), fill("input", offset), fill("target"), offset)
 
 
 def _merge_constants(

@@ -47,19 +47,10 @@ def build(
         "target": item_texts(ctx, positive),
         **ctx.words,
     }
-    ids, inputs, targets, offset = render(templates, choice, values, locate="history")
+    rendered = render(templates, choice, values, locate="history")
     shown = concat_rows(ranges(batch.items, first, target), matrix_rows(pair))
-    return TaskRows(
-        NAME,
-        cases,
-        ids,
-        inputs,
-        targets,
-        positive,
-        None,
-        shown,
-        whole_history(joined, first, target, offset),
-    )
+    bounds = whole_history(joined, first, target, rendered.offset)
+    return rendered.rows(NAME, cases, shown, bounds, target_item=positive)
 
 
 SPEC = TaskSpec(

@@ -123,22 +123,14 @@ def build(
         "target": hidden_texts,
         **ctx.words,
     }
-    ids, inputs, targets, offset = render(templates, choice, values, locate="history")
+    rendered = render(templates, choice, values, locate="history")
     firsts = np.cumsum(count) - count
     single = batch.items[np.asarray(masked, dtype=np.int64)[firsts]] if len(cases) else firsts
     target_item = np.where(count == 1, single, NULL_ITEM)
     shown = ranges(batch.items, first, target + 1)
-    return TaskRows(
-        NAME,
-        cases,
-        ids,
-        inputs,
-        targets,
-        target_item,
-        None,
-        shown,
-        history_bounds(joined, first, first_masked, joined.start[first_masked], offset),
-    )
+    starts = joined.start[first_masked]
+    bounds = history_bounds(joined, first, first_masked, starts, rendered.offset)
+    return rendered.rows(NAME, cases, shown, bounds, target_item=target_item)
 
 
 SPEC = TaskSpec(

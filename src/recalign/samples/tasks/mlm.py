@@ -21,7 +21,6 @@ from pydantic import Field
 from recalign.samples.batch import Batch, Cases, ranges
 from recalign.samples.draws import STRIDE, Purpose, below, uniform
 from recalign.samples.tasks.base import (
-    NULL_ITEM,
     TaskContext,
     TaskOptions,
     TaskRows,
@@ -167,20 +166,10 @@ def build(
     templates, choice = choose_templates(cases, ctx, template)
     values = {"text": shown_texts, "target": answers, **ctx.words}
     # The masked titles are MLM's history: the oldest unmasked ones may be dropped.
-    ids, inputs, targets, offset = render(templates, choice, values, locate="text")
-    target_item = np.full(len(cases), NULL_ITEM, dtype=np.int64)
+    rendered = render(templates, choice, values, locate="text")
     shown = ranges(batch.items, first, target + 1)
-    return TaskRows(
-        NAME,
-        cases,
-        ids,
-        inputs,
-        targets,
-        target_item,
-        None,
-        shown,
-        history_bounds(joined, first, held, joined.start[held], offset),
-    )
+    bounds = history_bounds(joined, first, held, joined.start[held], rendered.offset)
+    return rendered.rows(NAME, cases, shown, bounds)  # the target is words, not an item
 
 
 SPEC = TaskSpec(

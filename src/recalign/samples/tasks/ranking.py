@@ -58,20 +58,11 @@ def build(
         "target": item_texts(ctx, items),
         **ctx.words,
     }
-    ids, inputs, targets, offset = render(templates, choice, values, locate="history")
+    rendered = render(templates, choice, values, locate="history")
     listed = matrix_rows(matrix)
     shown = concat_rows(ranges(batch.items, first, target), listed)
-    return TaskRows(
-        NAME,
-        cases,
-        ids,
-        inputs,
-        targets,
-        items,
-        listed,
-        shown,
-        whole_history(joined, first, target, offset),
-    )
+    bounds = whole_history(joined, first, target, rendered.offset)
+    return rendered.rows(NAME, cases, shown, bounds, target_item=items, candidates=listed)
 
 
 SPEC = TaskSpec(

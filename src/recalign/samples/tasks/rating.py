@@ -6,7 +6,6 @@ import numpy as np
 
 from recalign.samples.batch import Batch, Cases, ranges
 from recalign.samples.tasks.base import (
-    NULL_ITEM,
     TaskContext,
     TaskRows,
     TaskSpec,
@@ -52,12 +51,10 @@ def build(
         "target": _rating_texts(batch.ratings[target]),
         **ctx.words,
     }
-    ids, inputs, targets, offset = render(templates, choice, values, locate="history")
-    bounds = whole_history(joined, first, target, offset)
-    # The target is a rating, not an item: target_item stays null.
-    target_item = np.full(len(cases), NULL_ITEM, dtype=np.int64)
+    rendered = render(templates, choice, values, locate="history")
+    bounds = whole_history(joined, first, target, rendered.offset)
     shown = ranges(batch.items, first, target + 1)
-    return TaskRows(NAME, cases, ids, inputs, targets, target_item, None, shown, bounds)
+    return rendered.rows(NAME, cases, shown, bounds)  # the target is a rating, not an item
 
 
 SPEC = TaskSpec(

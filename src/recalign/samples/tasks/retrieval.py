@@ -29,19 +29,10 @@ def build(
         "target": item_texts(ctx, items),
         **ctx.words,
     }
-    ids, inputs, targets, offset = render(templates, choice, values, locate="history")
+    rendered = render(templates, choice, values, locate="history")
     shown = ranges(batch.items, first, target + 1)  # the history and the target
-    return TaskRows(
-        NAME,
-        cases,
-        ids,
-        inputs,
-        targets,
-        items,
-        None,
-        shown,
-        whole_history(joined, first, target, offset),
-    )
+    bounds = whole_history(joined, first, target, rendered.offset)
+    return rendered.rows(NAME, cases, shown, bounds, target_item=items)
 
 
 SPEC = TaskSpec(

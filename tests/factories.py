@@ -1,12 +1,64 @@
-"""Writers for small source files in the exact formats the readers accept."""
+"""Test data, written the way the stages write it: one place for every test package.
+
+- prepared datasets (`write_dataset`): sequences and item texts through `write_prepared`;
+- source files in the exact formats the readers accept (`write_s3rec`, `write_raw_amazon`,
+  `write_ml100k`, `write_ml1m`, `write_recbole`).
+
+The conftests keep what is particular to their tests (the sequences, the texts, the
+sizes); how such data becomes files is here. Samples, run and pipeline directories with
+their manifests are made by `tests/artifacts/helpers.py` (`fake_samples`, `fake_run`,
+`fake_pipeline`).
+"""
 
 from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from recalign.data.store import PreparedDataset, write_prepared
 
 
+# --- prepared datasets -------------------------------------------------------------------
+def write_dataset(
+    out: Path,
+    sequences: Sequence[Sequence[int]],
+    texts: Sequence[str],
+    *,
+    ratings: Sequence[Sequence[float]] | None = None,
+    name: str = "fixture",
+    source_prefix: str = "S",
+    source_start: int = 1,
+    item_columns: dict[str, list] | None = None,
+    **options: Any,
+) -> PreparedDataset:
+    """A prepared dataset: user i + 1 has `sequences[i]` (and `ratings[i]`), item j + 1 the
+    text `texts[j]` and the source id `f"{source_prefix}{j + source_start}"`, plus any
+    `item_columns`. `options` go to `write_prepared` (e.g. `domain`)."""
+    frame: dict[str, Any] = {
+        "user_id": list(range(1, len(sequences) + 1)),
+        "items": [list(s) for s in sequences],
+    }
+    schema: dict[str, Any] = {"user_id": pl.Int64, "items": pl.List(pl.Int64)}
+    if ratings is not None:
+        frame["ratings"] = [[float(r) for r in row] for row in ratings]
+        schema["ratings"] = pl.List(pl.Float64)
+    items = pl.DataFrame(
+        {
+            "item_id": list(range(1, len(texts) + 1)),
+            "source_id": [f"{source_prefix}{j + source_start}" for j in range(len(texts))],
+            "text": list(texts),
+            **(item_columns or {}),
+        }
+    )
+    return write_prepared(out, name, pl.DataFrame(frame, schema=schema), items, **options)
+
+
+# --- source files, in the formats the readers accept -------------------------------------
 def write_s3rec(directory: Path, sequences: dict[int, list[int]], items: list[tuple]) -> Path:
     """`sequences.txt` (`user item ...`) and `items.tsv` (item_id asin title short_text attributes)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -24,8 +76,8 @@ def write_raw_amazon(
     """McAuley raw files: gzip JSON lines (reviews), gzip Python-literal dicts (meta)."""
     directory.mkdir(parents=True, exist_ok=True)
     with gzip.open(directory / f"reviews_{category}_5.json.gz", "wt") as handle:
-        for review in reviews:
-            handle.write(json.dumps(review) + "\n")
+        for record in reviews:
+            handle.write(json.dumps(record) + "\n")
     with gzip.open(directory / f"meta_{category}.json.gz", "wt") as handle:
         for record in meta:
             handle.write(repr(record) + "\n")  # Python literal, single quotes: not JSON
