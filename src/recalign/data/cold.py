@@ -27,12 +27,19 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from recalign.constants import ITEM_ID, ITEMS, MIN_SEQUENCE_LENGTH, RATINGS, TIMESTAMPS, USER_ID
+from recalign.constants import (
+    COLD,
+    ITEM_ID,
+    ITEMS,
+    MIN_SEQUENCE_LENGTH,
+    RATINGS,
+    TIMESTAMPS,
+    USER_ID,
+)
 from recalign.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-COLD = "cold"  # the items.parquet column
 _COLD_STREAM = 0xC01D
 
 
@@ -112,10 +119,3 @@ def mark_cold(path: Any, fraction: float, seed: int = 0) -> Any:
         report={**(manifest.get("report") or {}), "cold": report},
         domain=domain_of_manifest(manifest),
     )
-
-
-def cold_item_ids(items: pl.DataFrame) -> np.ndarray:
-    """The ids marked cold in an items table (empty when it has no `cold` column)."""
-    if COLD not in items.columns:
-        return np.zeros(0, dtype=np.int64)
-    return items.filter(pl.col(COLD)).get_column(ITEM_ID).to_numpy().astype(np.int64)

@@ -33,6 +33,7 @@ from recalign.artifacts import (
 )
 from recalign.artifacts.store import StagedOutput
 from recalign.constants import (
+    COLD,
     ITEM_ID,
     ITEMS,
     ITEMS_FILE,
@@ -166,9 +167,10 @@ class PreparedDataset:
     @cached_property
     def cold_items(self) -> np.ndarray:
         """Ids of the cold-start items (`data prepare --cold-items`), sorted; often empty."""
-        from recalign.data.cold import cold_item_ids
-
-        return cold_item_ids(self.items)
+        if COLD not in self.items.columns:
+            return np.zeros(0, dtype=np.int64)
+        cold = self.items.filter(pl.col(COLD)).get_column(ITEM_ID).to_numpy()
+        return np.sort(cold.astype(np.int64))
 
     @cached_property
     def text_to_item(self) -> dict[str, int]:
