@@ -12,6 +12,7 @@ TIMESTAMPS = "timestamps"  # list[int] (Unix seconds), aligned with ITEMS (optio
 ITEM_ID = "item_id"  # int, dense from 1
 SOURCE_ID = "source_id"  # str: the source's own id (ASIN, MovieLens id, ...)
 TEXT = "text"  # the unique, cleaned text that prompts use
+COLD = "cold"  # items.parquet: a cold-start item, held out of training (data.cold)
 TITLE = "title"
 SHORT_TEXT = "short_text"
 BRAND = "brand"

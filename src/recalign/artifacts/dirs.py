@@ -183,6 +183,7 @@ class DatasetDir(ArtifactDir[DatasetManifest]):
 # --- samples --------------------------------------------------------------------------
 ITEM_TEXTS_FILE = "item_texts.parquet"  # item_id -> the string prompts show (for the trie)
 TEMPLATES_DIR = "templates"  # copies of the template files the prompts were built with
+SEMANTIC_IDS = "semantic_ids.parquet"  # item_id -> semantic id (item_repr semantic*)
 
 
 class SamplesDir(ArtifactDir[SamplesManifest]):
@@ -208,6 +209,9 @@ class SamplesDir(ArtifactDir[SamplesManifest]):
             separator=m.separator,
             tasks=tuple(m.tasks),
             source=f"samples {self.path}",
+            codes_file=str((self.path / SEMANTIC_IDS).absolute())
+            if (self.path / SEMANTIC_IDS).is_file()
+            else None,
         )
 
 

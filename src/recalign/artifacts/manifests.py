@@ -150,6 +150,7 @@ class SamplesManifest(Manifest):
         "valid.parquet",
         "test.parquet",
         "item_texts.parquet",
+        "semantic_ids.parquet",  # item_repr semantic / semantic+title
         "templates",
     )
 
@@ -182,6 +183,7 @@ class PromptRecord(BaseModel):
     tasks: list[str]  # the task mixture the run was trained on
     preset: str | None = None
     max_source_length: int
+    semantic_ids: str | None = None  # the copied semantic_ids.parquet (item_repr semantic*)
 
 
 RunStatus = Literal["running", "interrupted", "stopped", "aborted", "done"]

@@ -42,6 +42,7 @@ class PromptSettings:
     tasks: tuple[str, ...] | None = None
     max_source_length: int | None = None
     source: str = "defaults"  # where the settings came from, for metrics.json
+    codes_file: str | None = None  # semantic_ids.parquet (item_repr semantic*)
 
     @classmethod
     def from_record(cls, record: PromptRecord, directory: Path, source: str) -> PromptSettings:
@@ -55,6 +56,9 @@ class PromptSettings:
             tasks=tuple(record.tasks),
             max_source_length=record.max_source_length,
             source=source,
+            codes_file=None
+            if record.semantic_ids is None
+            else str((directory / record.semantic_ids).absolute()),
         )
 
     def with_overrides(
@@ -81,6 +85,29 @@ class PromptSettings:
             return self
         return replace(self, **changes, source=f"{self.source} + flags")
 
+    def item_codes(self, num_items: int) -> list[str] | None:
+        """The semantic ids (index = item id) for a semantic `item_repr`, else None."""
+        from recalign.errors import RecalignError
+        from recalign.samples.representation import is_semantic
+        from recalign.samples.semantic import read_codes
+
+        if not is_semantic(self.item_repr):
+            return None
+        if self.codes_file is None:
+            raise RecalignError(
+                f"item representation {self.item_repr!r} needs the semantic ids the model was "
+                "trained with (semantic_ids.parquet in its run or samples directory), and "
+                "none was found"
+            )
+        return read_codes(self.codes_file, num_items)
+
+    def representations(self, item_texts: Any) -> list[str]:
+        """The string each item id is shown as (index 0 unused) under these settings."""
+        from recalign.samples.representation import item_representations
+
+        codes = self.item_codes(len(item_texts) - 1)
+        return item_representations(item_texts, self.item_repr, self.id_seed, codes)
+
     def load_templates(self) -> Any:
         """The template set the prompts use (the shipped one, with `templates` applied)."""
         from recalign.samples.tasks import load_templates
@@ -97,4 +124,5 @@ class PromptSettings:
             "tasks": None if self.tasks is None else list(self.tasks),
             "max_source_length": self.max_source_length,
             "source": self.source,
+            "codes_file": self.codes_file,
         }

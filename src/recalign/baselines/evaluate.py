@@ -157,10 +157,12 @@ def write_results(
     model: str,
     exclude_history: bool | None,
     extra: dict[str, Any] | None = None,
+    cold_items: Any = None,
 ) -> dict[str, Any]:
     """Write `predictions.jsonl` and `metrics.json` (with bootstrap intervals) into the
     baseline's directory (being written: it commits it) through the shared evaluation
-    writer, so baselines and language models share one format."""
+    writer, so baselines and language models share one format. `cold_items`: metrics
+    by warm / cold held-out item as well."""
     from recalign.evaluation.outputs import compute_metrics, write_evaluation_files
 
     metrics = compute_metrics(
@@ -170,5 +172,6 @@ def write_results(
         model=model,
         exclude_history=exclude_history,
         extra=extra,
+        cold_items=cold_items,
     )
     return write_evaluation_files(out_dir, predictions, metrics)

@@ -86,6 +86,7 @@ def run_baseline(
             split=split,
             model=name,
             exclude_history=protocol.recorded_history(exclude_history),
+            cold_items=dataset.cold_items,
             extra={
                 "fit": report.to_dict(),
                 "eval_seconds": round(eval_seconds, 3),

@@ -102,6 +102,15 @@ def prepare(
     max_chars: int = typer.Option(
         300, help="Character budget of an item text (cut at a word boundary)."
     ),
+    cold_items: float = typer.Option(
+        0.0,
+        "--cold-items",
+        min=0.0,
+        max=0.99,
+        help="Hold out this seeded fraction of items as cold-start items: their "
+        "interactions are removed except as a user's test target (docs/pipeline.md).",
+    ),
+    cold_seed: int = typer.Option(0, "--cold-seed", help="Seed of the cold item draw."),
     rating_scale: str | None = typer.Option(
         None,
         help="custom: LOW,HIGH range ratings must lie in, e.g. 1,5 (default: any finite, "
@@ -169,6 +178,8 @@ def prepare(
                 ),
                 domain=domain,
             )
+    if cold_items:
+        options.update(cold_items=cold_items, cold_seed=cold_seed)
     from recalign.artifacts import DatasetDir
 
     prepare_dataset(name, out, source, **options)
@@ -187,6 +198,13 @@ def prepare(
     # What was dropped, cut or replaced, and why (also in manifest.json's `report`).
     for line, notable in report_lines(report):
         console.print(Text(line, style="yellow" if notable else ""))
+    if report.get("cold"):
+        cold = report["cold"]
+        console.print(
+            f"cold items: {cold['items']:,} held out of training ({cold['interactions_removed']:,} "
+            f"interactions removed, {cold['users_dropped_short']:,} user(s) left too short); "
+            f"test cases: {cold['cold_test_cases']:,} cold, {cold['warm_test_cases']:,} warm"
+        )
     if "items_text_fallback" not in report:  # the synthetic shop writes no prepare report
         console.print(
             f"item texts: {stats['text_fallbacks']:,} fallback(s), "

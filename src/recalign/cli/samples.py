@@ -58,7 +58,8 @@ def generate_command(
         MixtureConfig,
         "item_repr",
         "--item-repr",
-        help="How prompts show an item: title, id or id+title.",
+        help="How prompts show an item: title, id, id+title, semantic or semantic+title "
+        "(semantic ids: docs/models.md).",
     ),
     max_history: int | None = override_option(MixtureConfig, "max_history", "--max-history"),
     templates: list[Path] = typer.Option(

@@ -279,10 +279,21 @@ def prepare_dataset(
     `max_words`, `max_chars`, `disambiguators`; `cache` and `progress` for downloads;
     `synthetic`: `users`, `items`, `seed`; `custom`: `interactions`, `items` (paths),
     `columns` (a `CustomColumns`), `rating_scale` (`"1,5"` or `[1, 5]`) and `domain`
-    (what the items are: `recalign.data.domain`).
+    (what the items are: `recalign.data.domain`). Any dataset: `cold_items` (a fraction
+    of the catalogue held out of training, `recalign.data.cold`) and `cold_seed`.
     """
+    cold = float(options.pop("cold_items", 0) or 0)
+    cold_seed = int(options.pop("cold_seed", 0) or 0)
+    prepared = _prepare(name, Path(out), source, options)
+    if cold:
+        from recalign.data.cold import mark_cold
+
+        return mark_cold(out, cold, cold_seed)
+    return prepared
+
+
+def _prepare(name: str, out: Path, source: str | Path | None, options: dict[str, Any]) -> Any:
     spec = get_spec(name)
-    out = Path(out)
     if name == "synthetic":
         _refuse_unknown(name, options, {"users", "items", "seed"})
         from recalign.data.synthetic import write_synthetic  # lazy: the generator is large

@@ -33,6 +33,7 @@ from recalign.artifacts import (
 )
 from recalign.artifacts.store import StagedOutput
 from recalign.constants import (
+    COLD,
     ITEM_ID,
     ITEMS,
     ITEMS_FILE,
@@ -162,6 +163,14 @@ class PreparedDataset:
         texts[:] = ""
         texts[ids] = self.items.get_column(TEXT).to_list()
         return texts
+
+    @cached_property
+    def cold_items(self) -> np.ndarray:
+        """Ids of the cold-start items (`data prepare --cold-items`), sorted; often empty."""
+        if COLD not in self.items.columns:
+            return np.zeros(0, dtype=np.int64)
+        cold = self.items.filter(pl.col(COLD)).get_column(ITEM_ID).to_numpy()
+        return np.sort(cold.astype(np.int64))
 
     @cached_property
     def text_to_item(self) -> dict[str, int]:

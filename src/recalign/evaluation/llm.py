@@ -172,14 +172,13 @@ def evaluate_run(
     from recalign.data.store import load_prepared
     from recalign.evaluation.targets import describe_run, model_label
     from recalign.models.loading import load_run_model
-    from recalign.samples.representation import item_representations
 
     options = options or EvalOptions()
     run = _open_run(run_dir, data_dir)
     run.run.weights(options.which)  # a run without that model fails before any work
     dataset = load_prepared(run.data_dir)
     prompt = run.prompt
-    reprs = item_representations(dataset.item_texts, prompt.item_repr, seed=prompt.id_seed)
+    reprs = prompt.representations(dataset.item_texts)
     item_ids = dataset.items.get_column(ITEM_ID).to_list()
     _check_trained_catalogue(run.run, dataset, {i: reprs[i] for i in item_ids})
     eval_samples = _eval_samples(dataset, prompt, options, len(item_ids))
@@ -249,7 +248,6 @@ def evaluate_model(
     from recalign.evaluation.targets import describe_model, model_label
     from recalign.models import TINY_PRESETS
     from recalign.models.loading import load_model
-    from recalign.samples.representation import item_representations
 
     options = options or EvalOptions()
     if options.which != "best":
@@ -258,7 +256,7 @@ def evaluate_model(
         )
     prompt = prompt or PromptSettings()
     dataset = load_prepared(data_dir)
-    reprs = item_representations(dataset.item_texts, prompt.item_repr, seed=prompt.id_seed)
+    reprs = prompt.representations(dataset.item_texts)
     item_ids = dataset.items.get_column(ITEM_ID).to_list()
     eval_samples = _eval_samples(dataset, prompt, options, len(item_ids))
     spec = str(spec)
@@ -416,6 +414,7 @@ def _eval_samples(
         seed=options.seed,
         templates=prompt.load_templates(),
         id_seed=prompt.id_seed,
+        codes=prompt.item_codes(num_items),
     )
     samples = samples[
         shard_users(samples.get_column(USER_ID).to_numpy(), options.shard, options.num_shards)
@@ -479,6 +478,7 @@ def _run_protocol(
         extra=extra,
         n_boot=options.n_boot,
         seed=options.seed,
+        cold_items=dataset.cold_items,
         inputs={**inputs, **_dataset_input(dataset, out_dir)},
     )
 

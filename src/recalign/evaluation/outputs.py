@@ -37,6 +37,7 @@ from recalign.artifacts import (
     staged_output,
 )
 from recalign.constants import (
+    ITEM,
     METRICS_FILE,
     PREDICTION,
     PREDICTIONS_FILE,
@@ -75,6 +76,7 @@ CORE_KEYS = (
     "metrics",
     "intervals",
     "bootstrap",
+    "by_group",
 )
 # Keys that must agree between the shards of one evaluation.
 _IDENTITY_KEYS = ("protocol", "split", "model", "exclude_history", "template")
@@ -165,8 +167,13 @@ def compute_metrics(
     n_boot: int = 1000,
     seed: int = 0,
     ci: float = 0.95,
+    cold_items: Iterable[int] | None = None,
 ) -> dict[str, Any]:
-    """The `metrics.json` payload for a list of predictions (pure; writes nothing)."""
+    """The `metrics.json` payload for a list of predictions (pure; writes nothing).
+
+    With `cold_items` (non-empty), `by_group` holds the same summary over the test cases
+    whose held-out item is warm and over those whose held-out item is cold.
+    """
     if not predictions:
         raise RecalignError(f"no predictions to evaluate for model {model!r} ({protocol})")
     clash = sorted(set(extra or {}) & set(CORE_KEYS))
@@ -184,8 +191,40 @@ def compute_metrics(
         "metrics": means,
         "intervals": intervals,
         "bootstrap": {"resamples": n_boot, "confidence": ci, "seed": seed},
+        **_by_group(predictions, protocol, cold_items, n_boot=n_boot, seed=seed, ci=ci),
         **dict(extra or {}),
     }
+
+
+def _held_out(record: Mapping[str, Any]) -> int:
+    return int(record[TARGET] if TARGET in record else record[ITEM])
+
+
+def _by_group(
+    predictions: Sequence[Mapping[str, Any]],
+    protocol: str,
+    cold_items: Iterable[int] | None,
+    **bootstrap: Any,
+) -> dict[str, Any]:
+    """`{"by_group": {"warm": ..., "cold": ...}}` when there are cold items, else `{}`."""
+    cold = {int(i) for i in (cold_items if cold_items is not None else ())}
+    if not cold:
+        return {}
+    groups: dict[str, Any] = {}
+    for name, wanted in (("warm", False), ("cold", True)):
+        chosen = [r for r in predictions if (_held_out(r) in cold) == wanted]
+        if not chosen:
+            groups[name] = {"users": 0, "metrics": {}, "intervals": {}}
+            continue
+        means, intervals = summarize(per_user_metrics(chosen, protocol), **bootstrap)
+        groups[name] = {"users": len(chosen), "metrics": means, "intervals": intervals}
+    # The cold set travels with the metrics, so recompute and merge can regroup.
+    return {"by_group": {"cold_items": sorted(cold), **groups}}
+
+
+def _stored_cold(metrics: Mapping[str, Any]) -> list[int] | None:
+    group = metrics.get("by_group")
+    return list(group.get("cold_items") or []) if isinstance(group, dict) else None
 
 
 def write_predictions(path: str | Path, predictions: Iterable[Mapping[str, Any]]) -> Path:
@@ -231,12 +270,14 @@ def write_evaluation(
     n_boot: int = 1000,
     seed: int = 0,
     ci: float = 0.95,
+    cold_items: Iterable[int] | None = None,
     inputs: Mapping[str, InputRecord] | None = None,
 ) -> dict:
     """Write the evaluation directory `out_dir` (predictions, metrics and a manifest
     recording `inputs`, what was evaluated), whole; return the metrics dict."""
     metrics = compute_metrics(
         predictions,
+        cold_items=cold_items,
         protocol=protocol,
         split=split,
         model=model,
@@ -351,6 +392,7 @@ def metrics_from_predictions(
         n_boot=n_boot if n_boot is not None else int(bootstrap.get("resamples", 1000)),
         seed=seed if seed is not None else int(bootstrap.get("seed", 0)),
         ci=ci if ci is not None else float(bootstrap.get("confidence", 0.95)),
+        cold_items=_stored_cold(stored),
     )
 
 
@@ -398,6 +440,7 @@ def merge_evaluations(dirs: Sequence[str | Path], out_dir: str | Path) -> dict:
         n_boot=int(bootstrap.get("resamples", 1000)),
         seed=int(bootstrap.get("seed", 0)),
         ci=float(bootstrap.get("confidence", 0.95)),
+        cold_items=_stored_cold(first),
         inputs={f"shard-{i}": shard.record_for(out_dir) for i, shard in enumerate(opened)},
     )
 

@@ -59,6 +59,10 @@ Choices the paper leaves open, made here:
   (`format_rating`: `4.0` -> `4`, `3.5` -> `3.5`).
 - Item ids (`item_repr` `id` / `id+title`): `<item_N>` with N from a seeded permutation
   of 1..num_items (`id_seed`), never the dataset's sequential ids.
+- Semantic ids (`item_repr` `semantic` / `semantic+title`): `<a_i><b_j><c_k><d_n>` from
+  residual k-means over the item texts' embeddings (`recalign.samples.semantic`), written
+  to `semantic_ids.parquet`; the mixture config's `semantic:` block sets them.
+- Cold-start items (`data prepare --cold-items`) are never drawn as negatives.
 - Items in a prompt are joined by `"; "` (the config's `separator`).
 - Leakage: train samples are built from the train part only, so a user's valid and test
   positions never appear in them; an item the user bought again (in the train part

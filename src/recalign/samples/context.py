@@ -73,18 +73,21 @@ def build_contexts(
     family: str = "seq2seq",
     separator: str = DEFAULTS.separator,
     domain: Domain | None = None,
+    codes: list[str] | None = None,
+    exclude_items: np.ndarray | None = None,
 ) -> dict[str, TaskContext]:
     """One `TaskContext` per task; the item strings and the sampler are shared.
 
     The templates' domain words are the dataset's (`dataset.domain`) unless `domain` is
-    given.
+    given. `codes` are the items' semantic ids (for the semantic representations);
+    `exclude_items` are never drawn as negatives (cold-start items, in generated samples).
     """
     check_family(family)
     words = (domain or dataset.domain).words()
-    reprs = item_representations(dataset.item_texts, item_repr, id_seed)
+    reprs = item_representations(dataset.item_texts, item_repr, id_seed, codes)
     texts = [str(t) for t in dataset.item_texts.tolist()]
     counts = train_item_counts(dataset, len(reprs) - 1) if negatives == "popularity" else None
-    sampler = make_sampler(negatives, len(reprs) - 1, counts=counts)
+    sampler = make_sampler(negatives, len(reprs) - 1, counts=counts, excluded=exclude_items)
     repr_bytes = [r.encode("utf-8") for r in reprs]  # shared: users' joined items too
     total = None
     contexts: dict[str, TaskContext] = {}

@@ -86,6 +86,7 @@ def build_eval_samples(
     templates: TemplateSet | None = None,
     id_seed: int = DEFAULTS.id_seed,
     negatives: str = DEFAULTS.negatives,
+    codes: list[str] | None = None,
 ) -> pl.DataFrame:
     """One row per user: `user_id, template, input, target, target_item, candidates, history`.
 
@@ -114,6 +115,7 @@ def build_eval_samples(
         id_seed=id_seed,
         negatives=negatives,
         max_history=max_history,
+        codes=codes,
     )[task]
     check_lengths(dataset)
     sequences = dataset.sequences.select(

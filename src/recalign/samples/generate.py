@@ -40,6 +40,8 @@ from recalign.samples.batch import Batch
 from recalign.samples.buffer import assemble
 from recalign.samples.context import build_contexts, check_family
 from recalign.samples.mixture import DEFAULT_PRESET, Mixture, MixtureConfig, resolve_mixture
+from recalign.samples.representation import is_semantic
+from recalign.samples.semantic import SEMANTIC_IDS_FILE, catalogue_codes, write_codes
 from recalign.samples.tasks import TASK_INDEX, TASKS, TaskContext, TaskRows, load_templates
 from recalign.samples.tasks.base import eval_cases, train_cases
 from recalign.samples.templates import TemplateSet
@@ -131,6 +133,9 @@ def _setup(
     if not isinstance(templates, TemplateSet):
         templates = load_templates([*cfg.templates, *(templates or [])])
     task_options, skipped = _active_tasks(mixture, dataset)
+    codes = None
+    if is_semantic(cfg.item_repr):
+        codes = catalogue_codes(dataset.item_texts.tolist(), cfg.semantic)
     contexts = build_contexts(
         dataset,
         task_options,
@@ -141,6 +146,9 @@ def _setup(
         max_history=cfg.max_history,
         family=family,
         separator=cfg.separator,
+        codes=codes,
+        # Cold-start items must not reach training at all, not even as negatives.
+        exclude_items=dataset.cold_items,
     )
     return mixture, task_options, contexts, skipped, templates
 
@@ -201,6 +209,11 @@ def generate_samples(
         pl.DataFrame({ITEM_ID: np.arange(1, len(reprs)), TEXT: reprs[1:]}).write_parquet(
             staging.path / ITEM_TEXTS_FILE
         )
+        if is_semantic(cfg.item_repr):
+            # The codes again (a cache hit): evaluation and serving read them from here;
+            # their settings are in `config` (the mixture's `semantic` block).
+            codes = catalogue_codes(dataset.item_texts.tolist(), cfg.semantic)
+            write_codes(staging.path / SEMANTIC_IDS_FILE, codes)
         resolved = mixture.to_dict()
         resolved["tasks"] = {k: v for k, v in resolved["tasks"].items() if k in contexts}
         domain = dataset.domain.to_dict()

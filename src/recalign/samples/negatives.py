@@ -24,10 +24,20 @@ class NegativeSampler:
     the accepted draws follow the sampling distribution restricted to unseen items.
     """
 
-    def __init__(self, num_items: int, weights: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        num_items: int,
+        weights: np.ndarray | None = None,
+        excluded: np.ndarray | None = None,
+    ) -> None:
         if num_items < 1:
             raise ConfigError("the catalogue is empty: no negatives to sample")
         self.num_items = num_items
+        # Items never drawn for anyone (cold-start items in training samples).
+        self._excluded = None
+        if excluded is not None and len(excluded):
+            self._excluded = np.zeros(num_items + 1, dtype=bool)
+            self._excluded[np.asarray(excluded, dtype=np.int64)] = True
         self._cdf = None
         self._weights = None
         if weights is not None:
@@ -72,6 +82,12 @@ class NegativeSampler:
         n = len(keys)
         if n == 0 or k == 0:
             return np.zeros((n, k), dtype=np.int64)
+        if self._excluded is not None:
+            excluded, own = self._excluded, seen
+
+            def seen(rows, items, own=own):
+                return own(rows, items) | excluded[items]
+
         width = k + 4 + k // 2  # most rows of a large catalogue reject nothing
         counters = t[:, None] * STRIDE + np.arange(width)
         draws = self.items(uniform(keys[:, None], Purpose.NEGATIVE, counters))
@@ -84,7 +100,7 @@ class NegativeSampler:
         out[full] = draws[full][(ok & (taken <= k))[full]].reshape(-1, k)
         for i in np.flatnonzero(~full).tolist():
             out[i] = self._slow_row(
-                keys[i], int(t[i]), lambda items, i=i: seen(i, items), k, distinct
+                keys[i], int(t[i]), lambda items, i=i, seen=seen: seen(i, items), k, distinct
             )
         return out
 
@@ -146,6 +162,7 @@ def make_sampler(
     train_items: list[list[int]] | None = None,
     *,
     counts: np.ndarray | None = None,
+    excluded: np.ndarray | None = None,
 ):
     """`uniform`, or `popularity` weighted by train-part counts (+1, so every item can appear).
 
@@ -153,7 +170,7 @@ def make_sampler(
     from the train parts `train_items`.
     """
     if kind == "uniform":
-        return NegativeSampler(num_items)
+        return NegativeSampler(num_items, excluded=excluded)
     if kind == "popularity":
         weights = np.ones(num_items, dtype=np.float64)
         if counts is not None:
@@ -161,5 +178,5 @@ def make_sampler(
         elif train_items:
             flat = np.fromiter((i for seq in train_items for i in seq), dtype=np.int64)
             weights += np.bincount(flat, minlength=num_items + 1)[1 : num_items + 1]
-        return NegativeSampler(num_items, weights)
+        return NegativeSampler(num_items, weights, excluded=excluded)
     raise ConfigError(f"unknown negative sampler {kind!r}; choose from {NEGATIVE_SAMPLERS}")

@@ -75,7 +75,8 @@ def describe_score(backend: Any) -> str:
 
 
 LLM_SCORE_MEANING = (
-    "the model's log-likelihood of the item's text after the history (the sum of its "
+    "the model's log-likelihood of the item's answer (its text, or its id or semantic id, "
+    "as the run shows items) after the history (the sum of its "
     "tokens' log-probabilities): at most 0, higher (closer to 0) is better"
 )
 

@@ -67,6 +67,7 @@ class LLMBackend:
         trie_cache_dir: str | Path | None = None,
         templates: Any = None,
         max_source_length: int | None = None,
+        codes: list[str] | None = None,
     ) -> None:
         from recalign.inference.trie import item_trie_for
         from recalign.samples.representation import item_representations
@@ -84,7 +85,7 @@ class LLMBackend:
         self.batch_size = batch_size
         self.can_rate = dataset.has_ratings if can_rate is None else can_rate
         # reprs[i]: the string shown for item i in prompts and answers (index 0 unused).
-        self.reprs = item_representations(dataset.item_texts, item_repr, seed=id_seed)
+        self.reprs = item_representations(dataset.item_texts, item_repr, id_seed, codes)
         item_ids = dataset.items.get_column(ITEM_ID).to_list()
         self.trie = item_trie_for(
             tokenizer, family, item_ids, [self.reprs[i] for i in item_ids], cache_dir=trie_cache_dir
@@ -116,6 +117,7 @@ class LLMBackend:
             can_rate="rating" in (prompt.tasks or ()),
             templates=prompt.load_templates() if prompt.templates else None,
             max_source_length=prompt.max_source_length,
+            codes=prompt.item_codes(len(dataset.item_texts) - 1),
         )
 
     # --- prompts ---------------------------------------------------------------------

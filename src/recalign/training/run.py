@@ -182,9 +182,18 @@ def _process_state() -> Any:
 
 
 def _load(
-    spec: str, cfg: TrainConfig, out: Path, dataset: Any, texts: list[str], tokenizer_path: Any
+    spec: str,
+    cfg: TrainConfig,
+    out: Path,
+    dataset: Any,
+    texts: list[str],
+    tokenizer_path: Any,
+    new_tokens: list[str] | None = None,
 ) -> Any:
-    """Load the model; tiny presets get their tokenizer from RUN_DIR/tokenizer once made."""
+    """Load the model; tiny presets get their tokenizer from RUN_DIR/tokenizer once made.
+
+    `new_tokens` (semantic ids) are added to the tokenizer and the model's embeddings.
+    """
     from recalign.models import TINY_PRESETS
     from recalign.models.loading import load_model
 
@@ -207,6 +216,8 @@ def _load(
                 vocab_size=cfg.vocab_size,
                 overrides=cfg.model_overrides,
             )
+        if new_tokens:
+            add_item_tokens(loaded, new_tokens)
         if state.is_main_process:
             loaded.tokenizer.save_pretrained(saved_tokenizer)
             if spec in TINY_PRESETS and cfg.lora.enabled and not (out / BASE_DIR).is_dir():
@@ -214,6 +225,34 @@ def _load(
                 loaded.model.save_pretrained(out / BASE_DIR)
                 loaded.tokenizer.save_pretrained(out / BASE_DIR)
     return loaded
+
+
+def add_item_tokens(loaded: Any, tokens: list[str]) -> int:
+    """Add `tokens` (whole-token item codes) to the tokenizer and resize the embeddings.
+
+    Idempotent: a resumed run's saved tokenizer already has them. Returns how many were new.
+    """
+    added = loaded.tokenizer.add_tokens(list(tokens))
+    if len(loaded.tokenizer) != loaded.model.get_input_embeddings().num_embeddings:
+        # mean_resizing: new rows start at the mean of the old ones, not at random.
+        loaded.model.resize_token_embeddings(len(loaded.tokenizer), mean_resizing=True)
+    logger.info("added %d item tokens (vocabulary %d)", added, len(loaded.tokenizer))
+    return int(added)
+
+
+def _semantic_tokens(samples: str | Path, manifest: Any) -> list[str] | None:
+    """The added tokens of semantic-id samples, else None."""
+    from recalign.samples.representation import is_semantic
+    from recalign.samples.semantic import SEMANTIC_IDS_FILE, code_tokens
+
+    if not is_semantic(str(manifest.item_repr)):
+        return None
+    import polars as pl
+
+    path = Path(samples) / SEMANTIC_IDS_FILE
+    if not path.is_file():
+        raise RecalignError(f"{path} is missing: regenerate the samples with semantic ids")
+    return code_tokens(pl.read_parquet(path).get_column("code").to_list())
 
 
 def _apply_lora(loaded: Any, cfg: TrainConfig) -> Any:
@@ -317,7 +356,14 @@ def train(
 
     texts = head_texts(train_split, train_rows, TOKENIZER_SAMPLE_TEXTS)
     set_seed(cfg.seed)  # the random init of tiny presets and LoRA weights is part of the run
-    loaded = _load(model, cfg, out, dataset, texts, tokenizer_path)
+    new_tokens = _semantic_tokens(samples, samples_manifest)
+    if new_tokens and cfg.lora.enabled:
+        logger.warning(
+            "LoRA with semantic ids: LoRA does not train embeddings, so the %d new code "
+            "tokens keep their initial (mean) embeddings; full fine-tuning learns them",
+            len(new_tokens),
+        )
+    loaded = _load(model, cfg, out, dataset, texts, tokenizer_path, new_tokens)
     del texts
     if samples_manifest.family != loaded.family:
         logger.warning(
@@ -388,13 +434,21 @@ def _prompt_record(samples: Any, cfg: TrainConfig, out: Path) -> Any:
     """How the run's prompts are built (the samples' settings, the trained tasks, the
     budget); the samples' template files are copied into the run."""
     from recalign.artifacts import PromptRecord
+    from recalign.samples.semantic import SEMANTIC_IDS_FILE
 
     m = samples.manifest
     for name in m.templates:
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(samples.path / name, out / name)
     tasks = [t for t in m.tasks if cfg.tasks is None or t in cfg.tasks]
+    semantic_ids = None
+    if (samples.path / SEMANTIC_IDS_FILE).is_file():
+        # The codes travel with the run, as its templates do: evaluation and serving
+        # render items with exactly the codes the model learnt.
+        semantic_ids = SEMANTIC_IDS_FILE
+        shutil.copyfile(samples.path / SEMANTIC_IDS_FILE, out / SEMANTIC_IDS_FILE)
     return PromptRecord(
+        semantic_ids=semantic_ids,
         item_repr=m.item_repr,
         max_history=m.max_history,
         id_seed=m.id_seed,
