@@ -147,7 +147,7 @@ def full_ranking(run_dir: Path) -> dict[str, dict[str, float]]:
         records = [r for r in read_predictions(directory) if users is None or r["user_id"] in users]
         metrics = compute_metrics(
             records,
-            protocol="full",
+            protocol=raw.get("protocol", "retrieval"),
             split="test",
             model=label,
             exclude_history=raw.get("exclude_history"),
