@@ -215,7 +215,7 @@ def checked(config: RunConfig) -> RunConfig:
 # The built-in demo: every stage, protocol and baseline in minutes on a busy 2-core CPU,
 # in under 2 GB (bench/bench_demo.py, bench/RESULTS.md). Everything else keeps the
 # defaults above (the literature's, for real datasets).
-DEMO_STEPS, DEMO_BATCH = 800, 16
+DEMO_STEPS, DEMO_BATCH = 640, 16
 DEMO_CONFIG: dict[str, Any] = {
     "name": "demo",
     "data": {"name": "synthetic", "options": {"users": 2000, "items": 500}},
