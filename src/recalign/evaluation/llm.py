@@ -178,18 +178,13 @@ def evaluate_run(
     run.run.weights(options.which)  # a run without that model fails before any work
     dataset = load_prepared(run.data_dir)
     prompt = run.prompt
-    reprs = prompt.representations(dataset.item_texts)
-    item_ids = dataset.items.get_column(ITEM_ID).to_list()
-    _check_trained_catalogue(run.run, dataset, {i: reprs[i] for i in item_ids})
-    eval_samples = _eval_samples(dataset, prompt, options, len(item_ids))
+    catalogue = _Catalogue.of(dataset, prompt, options)
+    _check_trained_catalogue(run.run, dataset, catalogue.texts())
     loaded = load_run_model(run.run.path, which=options.which, device=device)
     info = describe_run(run.run, options.which)
     return _run_protocol(
         loaded,
-        dataset,
-        eval_samples,
-        reprs,
-        item_ids,
+        catalogue,
         out_dir,
         options,
         prompt,
@@ -256,9 +251,7 @@ def evaluate_model(
         )
     prompt = prompt or PromptSettings()
     dataset = load_prepared(data_dir)
-    reprs = prompt.representations(dataset.item_texts)
-    item_ids = dataset.items.get_column(ITEM_ID).to_list()
-    eval_samples = _eval_samples(dataset, prompt, options, len(item_ids))
+    catalogue = _Catalogue.of(dataset, prompt, options)
     spec = str(spec)
     if spec in TINY_PRESETS:
         import torch
@@ -276,10 +269,7 @@ def evaluate_model(
     info = {**describe_model(spec, loaded.family), **(facts or {})}
     return _run_protocol(
         loaded,
-        dataset,
-        eval_samples,
-        reprs,
-        item_ids,
+        catalogue,
         out_dir,
         options,
         prompt,
@@ -424,12 +414,29 @@ def _eval_samples(
     return samples
 
 
+@dataclass(frozen=True)
+class _Catalogue:
+    """What a protocol runs over: the dataset, its evaluation users' samples, and every
+    item as the prompts show it."""
+
+    dataset: Any
+    samples: pl.DataFrame
+    reprs: list[str]
+    item_ids: list[int]
+
+    @classmethod
+    def of(cls, dataset: Any, prompt: PromptSettings, options: EvalOptions) -> _Catalogue:
+        reprs = prompt.representations(dataset.item_texts)
+        item_ids = dataset.items.get_column(ITEM_ID).to_list()
+        return cls(dataset, _eval_samples(dataset, prompt, options, len(item_ids)), reprs, item_ids)
+
+    def texts(self) -> dict[int, str]:
+        return {i: self.reprs[i] for i in self.item_ids}
+
+
 def _run_protocol(
     loaded: Any,
-    dataset: Any,
-    samples: pl.DataFrame,
-    reprs: list[str],
-    item_ids: list[int],
+    catalogue: _Catalogue,
     out_dir: str | Path,
     options: EvalOptions,
     prompt: PromptSettings,
@@ -442,6 +449,8 @@ def _run_protocol(
     """Run the protocol on the prepared users and write the evaluation directory."""
     from recalign.evaluation.outputs import write_evaluation
 
+    dataset, samples = catalogue.dataset, catalogue.samples
+
     # Prompts are fitted to the budget asked for, else to the one the run trained with.
     budget = options.max_source_length or prompt.max_source_length
     options = options.model_copy(update={"max_source_length": budget})
@@ -449,7 +458,7 @@ def _run_protocol(
     bar = _progress(samples.height, show_progress, options.protocol)
     try:
         predictions = _RUNNERS[options.protocol](
-            loaded, dataset, samples, reprs, item_ids, options, bar.update
+            loaded, dataset, samples, catalogue.reprs, catalogue.item_ids, options, bar.update
         )
     finally:
         bar.close()
