@@ -19,3 +19,6 @@ TINY_OVERRIDES = {
         "num_key_value_heads": 2,
     },
 }
+
+# One encoder and one decoder layer: the smallest T5 a pipeline test trains in seconds.
+ONE_LAYER_T5 = {**TINY_OVERRIDES["seq2seq"], "num_layers": 1, "num_decoder_layers": 1}

@@ -8,6 +8,7 @@ import pytest
 
 from recalign.pipeline.config import parse_config
 from recalign.pipeline.run import StageFailed, run_pipeline
+from tests.tiny import ONE_LAYER_T5
 
 SMALL = {
     "name": "small",
@@ -19,14 +20,7 @@ SMALL = {
         "batch_size": 8,
         "max_eval_samples": 16,
         "vocab_size": 400,
-        "model_overrides": {
-            "d_model": 32,
-            "d_ff": 64,
-            "num_layers": 1,
-            "num_decoder_layers": 1,
-            "num_heads": 2,
-            "d_kv": 16,
-        },
+        "model_overrides": ONE_LAYER_T5,
     },
     "evaluation": {"max_users": 6, "num_beams": 10, "batch_size": 6},
     "baselines": {"models": ["pop", "sasrec", "global-mean"], "options": {"sasrec": {"epochs": 1}}},

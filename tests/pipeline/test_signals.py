@@ -11,6 +11,7 @@ import yaml
 from recalign.pipeline.config import parse_config
 from recalign.pipeline.run import run_pipeline
 from tests.signals import finish, start, wait_for_glob, wait_for_step
+from tests.tiny import ONE_LAYER_T5
 
 RUN = {
     "name": "signals",
@@ -23,14 +24,7 @@ RUN = {
         "batch_size": 8,
         "max_eval_samples": 16,
         "vocab_size": 400,
-        "model_overrides": {
-            "d_model": 32,
-            "d_ff": 64,
-            "num_layers": 1,
-            "num_decoder_layers": 1,
-            "num_heads": 2,
-            "d_kv": 16,
-        },
+        "model_overrides": ONE_LAYER_T5,
     },
     "evaluation": {"protocols": ["ranking"], "max_users": 4, "batch_size": 4},
     "baselines": {"models": ["pop"]},
