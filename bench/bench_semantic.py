@@ -105,7 +105,21 @@ def run_variant(data: Path, root: Path, repr_: str, preset: str, args) -> dict:
     }
 
 
-def run_baselines(data: Path, root: Path, names: list[str], users: set[int]) -> dict:
+def baseline_overrides(settings: list[str]) -> dict[str, dict[str, object]]:
+    """`--baseline-set sasrec.epochs=40` -> {"sasrec": {"epochs": 40}} (YAML scalars)."""
+    import yaml
+
+    out: dict[str, dict[str, object]] = {}
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        name, _, field = key.partition(".")
+        out.setdefault(name, {})[field] = yaml.safe_load(value)
+    return out
+
+
+def run_baselines(
+    data: Path, root: Path, names: list[str], users: set[int], overrides: dict
+) -> dict:
     from recalign.baselines.run import run_baseline
     from recalign.evaluation.outputs import compute_metrics, read_predictions
     from recalign.ranking import FULL_RANKING
@@ -113,7 +127,7 @@ def run_baselines(data: Path, root: Path, names: list[str], users: set[int]) -> 
     out = {}
     for name in names:
         start = time.perf_counter()
-        run_baseline(name, data, root / "baselines" / name)
+        run_baseline(name, data, root / "baselines" / name, overrides=overrides.get(name))
         records = [r for r in read_predictions(root / "baselines" / name) if r["user_id"] in users]
         from recalign.data.store import load_prepared
 
@@ -147,7 +161,8 @@ def compare(root: Path, data: Path, reprs: list[str], preset: str, args, tag: st
                 per_user(preds[repr_]), per_user(preds[reprs[0]]), k, seed=args.seed
             )
             paired[f"{repr_} - {reprs[0]} {k}"] = [round(mean, 4), round(low, 4), round(high, 4)]
-    baselines = run_baselines(data, root, [b for b in args.baselines.split(",") if b], users)
+    names = [b for b in args.baselines.split(",") if b]
+    baselines = run_baselines(data, root, names, users, baseline_overrides(args.baseline_set))
     return {"variants": variants, "paired": paired, "baselines": baselines}
 
 
@@ -188,6 +203,13 @@ def main() -> None:
     parser.add_argument("--max-source-length", type=int, default=192)
     parser.add_argument("--max-users", type=int, default=None)
     parser.add_argument("--baselines", default="pop,bprmf,sasrec")
+    parser.add_argument(
+        "--baseline-set",
+        action="append",
+        default=[],
+        metavar="NAME.KEY=VALUE",
+        help="a baseline setting, e.g. sasrec.epochs=40 (repeatable)",
+    )
     parser.add_argument("--embedder", default="all-minilm-l6-v2")
     parser.add_argument("--levels", type=int, default=3)
     parser.add_argument("--cold-items", type=float, default=0.05)
