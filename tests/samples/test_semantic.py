@@ -238,7 +238,9 @@ def test_codebook_round_trips_and_names_what_is_wrong(tmp_path):
     path = ids.codebook.save(tmp_path / semantic.SEMANTIC_CODEBOOK_FILE)
     loaded = semantic.Codebook.load(path)
     assert loaded.config == ids.codebook.config
-    assert all((a == b).all() for a, b in zip(loaded.centroids, ids.codebook.centroids))
+    assert all(
+        (a == b).all() for a, b in zip(loaded.centroids, ids.codebook.centroids, strict=True)
+    )
     with pytest.raises(RecalignError, match="regenerate the samples"):
         semantic.Codebook.load(tmp_path / "nowhere.npz")
     path.write_bytes(b"not a zip")
@@ -254,4 +256,7 @@ def test_cached_codes_come_back_with_their_codebook(monkeypatch, tmp_path):
     monkeypatch.setattr(semantic, "residual_kmeans", lambda *a: calls.append(a))
     again = semantic.fit_semantic_ids(TEXTS, cfg)  # from the cache: no k-means
     assert not calls and (again.codes == first.codes).all()
-    assert all((a == b).all() for a, b in zip(again.codebook.centroids, first.codebook.centroids))
+    assert all(
+        (a == b).all()
+        for a, b in zip(again.codebook.centroids, first.codebook.centroids, strict=True)
+    )
