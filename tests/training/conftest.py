@@ -13,7 +13,8 @@ import polars as pl
 import pytest
 
 from recalign.artifacts import SamplesManifest, staged_output
-from recalign.data.store import PreparedDataset, write_prepared
+from recalign.data.store import PreparedDataset
+from tests.factories import write_dataset
 
 COLOURS = ["red", "blue", "green", "black", "white", "pink"]
 NOUNS = ["lipstick", "shampoo", "nail polish", "face cream", "hair gel"]
@@ -37,18 +38,7 @@ def make_dataset(out: Path, *, users: int = 40, items: int = 24, seed: int = 0) 
         start = int(rng.integers(items))
         length = int(rng.integers(5, 9))
         sequences.append([(start + k) % items + 1 for k in range(length)])
-    return write_prepared(
-        out,
-        "synthetic",
-        pl.DataFrame({"user_id": list(range(1, users + 1)), "items": sequences}),
-        pl.DataFrame(
-            {
-                "item_id": list(range(1, items + 1)),
-                "source_id": [f"s{i}" for i in range(items)],
-                "text": texts,
-            }
-        ),
-    )
+    return write_dataset(out, sequences, texts, name="synthetic", source_prefix="s", source_start=0)
 
 
 def _retrieval_rows(dataset: PreparedDataset, split: str) -> list[dict]:
