@@ -23,17 +23,14 @@ WEIGHTS_FILE = "bprmf.npz"
 
 class BPRMF(Recommender):
     name = "bprmf"
+    config_class = BPRMFConfig
 
     def __init__(self, config: BPRMFConfig | None = None) -> None:
-        super().__init__(config or BPRMFConfig())
+        super().__init__(config)
         self.user_index: dict[int, int] = {}
         self.user_emb = np.zeros((0, 0), dtype=np.float32)
         self.item_emb = np.zeros((0, 0), dtype=np.float32)
         self.item_bias = np.zeros(0, dtype=np.float32)
-
-    @classmethod
-    def default_config(cls) -> BPRMFConfig:
-        return BPRMFConfig()
 
     def fit(self, dataset: PreparedDataset, valid_fn: ValidFn | None = None) -> FitReport:
         import torch

@@ -37,15 +37,12 @@ class _MeanRating(RatingPredictor):
     """Mean rating per key (user, item or nothing), global mean as the fallback."""
 
     key: ClassVar[str | None] = None
+    config_class = MeanConfig
 
     def __init__(self, config: MeanConfig | None = None) -> None:
-        super().__init__(config or MeanConfig())
+        super().__init__(config)
         self.global_mean = 0.0
         self.means: dict[int, float] = {}
-
-    @classmethod
-    def default_config(cls) -> MeanConfig:
-        return MeanConfig()
 
     def fit(self, dataset: PreparedDataset, valid_fn: ValidFn | None = None) -> FitReport:
         ratings = _require_ratings(dataset, self.name)
@@ -100,18 +97,15 @@ class BiasedMF(RatingPredictor):
     """mu + b_u + b_i + p_u . q_i, MSE with L2, early-stopped on valid RMSE."""
 
     name = "biased-mf"
+    config_class = RatingMFConfig
 
     def __init__(self, config: RatingMFConfig | None = None) -> None:
-        super().__init__(config or RatingMFConfig())
+        super().__init__(config)
         self.mu = 0.0
         self.bounds = (1.0, 5.0)
         self.user_index: dict[int, int] = {}
         self.item_index: dict[int, int] = {}
         self.arrays: dict[str, np.ndarray] = {}
-
-    @classmethod
-    def default_config(cls) -> RatingMFConfig:
-        return RatingMFConfig()
 
     def fit(self, dataset: PreparedDataset, valid_fn: ValidFn | None = None) -> FitReport:
         import torch

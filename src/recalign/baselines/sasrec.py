@@ -122,14 +122,11 @@ def _trim(batch: np.ndarray) -> np.ndarray:
 
 class SASRec(Recommender):
     name = "sasrec"
+    config_class = SASRecConfig
 
     def __init__(self, config: SASRecConfig | None = None) -> None:
-        super().__init__(config or SASRecConfig())
+        super().__init__(config)
         self.net: Any = None
-
-    @classmethod
-    def default_config(cls) -> SASRecConfig:
-        return SASRecConfig()
 
     # --- training ------------------------------------------------------------------
     def fit(self, dataset: PreparedDataset, valid_fn: ValidFn | None = None) -> FitReport:
