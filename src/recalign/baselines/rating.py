@@ -111,11 +111,10 @@ class BiasedMF(RatingPredictor):
         import torch
         from torch import nn
 
-        from recalign.baselines._torch import early_stopping_loop, resolve_device, seeded
+        from recalign.baselines._torch import early_stopping_loop, minibatch_epoch, training
         from recalign.baselines.evaluate import evaluate_rating
 
         cfg: RatingMFConfig = self.config
-        device = resolve_device(cfg.device)
         ratings = _require_ratings(dataset, self.name)
         values = ratings.get_column(RATING).to_numpy().astype(np.float32)
         self.mu = float(values.mean())
@@ -127,7 +126,7 @@ class BiasedMF(RatingPredictor):
         i_rows = ratings.get_column("item_id").to_numpy()
         rng = np.random.default_rng(cfg.seed)
 
-        with seeded(cfg.seed, cfg.num_threads):
+        with training(cfg) as device:
             net = nn.ModuleDict(
                 {
                     "p": nn.Embedding(len(users), cfg.dim),
@@ -143,38 +142,27 @@ class BiasedMF(RatingPredictor):
             optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
             self.fitted = True
 
+            def batch_loss(sel: np.ndarray) -> torch.Tensor:
+                u = torch.from_numpy(u_rows[sel]).to(device)
+                i = torch.from_numpy(i_rows[sel]).to(device)
+                r = torch.from_numpy(values[sel]).to(device)
+                p, q = net["p"](u), net["q"](i)
+                pred = self.mu + net["bu"](u)[:, 0] + net["bi"](i)[:, 0] + (p * q).sum(-1)
+                reg = cfg.reg * ((p.pow(2).sum(-1) + q.pow(2).sum(-1)).mean())
+                return torch.nn.functional.mse_loss(pred, r) + reg
+
             def run_epoch(epoch: int) -> float:
                 order = rng.permutation(len(values))
-                total, batches = 0.0, 0
-                for start in range(0, len(order), cfg.batch_size):
-                    sel = order[start : start + cfg.batch_size]
-                    u = torch.from_numpy(u_rows[sel]).to(device)
-                    i = torch.from_numpy(i_rows[sel]).to(device)
-                    r = torch.from_numpy(values[sel]).to(device)
-                    p, q = net["p"](u), net["q"](i)
-                    pred = self.mu + net["bu"](u)[:, 0] + net["bi"](i)[:, 0] + (p * q).sum(-1)
-                    reg = cfg.reg * ((p.pow(2).sum(-1) + q.pow(2).sum(-1)).mean())
-                    loss = torch.nn.functional.mse_loss(pred, r) + reg
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    total += float(loss.detach())
-                    batches += 1
+                loss = minibatch_epoch(optimizer, order, cfg.batch_size, batch_loss)
                 self._take_weights(net)
-                return total / max(batches, 1)
+                return loss
 
             def evaluate() -> float:
                 # Early stopping maximises, so hand it the negative valid RMSE.
                 return -evaluate_rating(self, dataset, split="valid")[1]["rmse"]
 
             report = early_stopping_loop(
-                epochs=cfg.epochs,
-                run_epoch=run_epoch,
-                module=net,
-                evaluate=evaluate,
-                eval_every=cfg.eval_every,
-                patience=cfg.patience,
-                label="biased-mf",
+                cfg, run_epoch=run_epoch, module=net, evaluate=evaluate, label="biased-mf"
             )
             self._take_weights(net)
         return report
