@@ -37,7 +37,7 @@ from recalign.artifacts import (
     staged_output,
 )
 from recalign.constants import SPLITS
-from recalign.data.store import PreparedDataset, write_prepared
+from recalign.data.store import DatasetRecord, PreparedDataset, write_prepared
 from tests.tiny import TINY_OVERRIDES
 
 
@@ -52,11 +52,12 @@ def write_dataset(
     source_prefix: str = "S",
     source_start: int = 1,
     item_columns: dict[str, list] | None = None,
-    **options: Any,
+    **record: Any,
 ) -> PreparedDataset:
     """A prepared dataset: user i + 1 has `sequences[i]` (and `ratings[i]`), item j + 1 the
     text `texts[j]` and the source id `f"{source_prefix}{j + source_start}"`, plus any
-    `item_columns`. `options` go to `write_prepared` (e.g. `domain`)."""
+    `item_columns`. `record`: what its manifest records (`DatasetRecord`'s fields, e.g.
+    `domain`)."""
     frame: dict[str, Any] = {
         "user_id": list(range(1, len(sequences) + 1)),
         "items": [list(s) for s in sequences],
@@ -73,7 +74,8 @@ def write_dataset(
             **(item_columns or {}),
         }
     )
-    return write_prepared(out, name, pl.DataFrame(frame, schema=schema), items, **options)
+    sequences = pl.DataFrame(frame, schema=schema)
+    return write_prepared(out, name, sequences, items, DatasetRecord(**record))
 
 
 # --- source files, in the formats the readers accept -------------------------------------
