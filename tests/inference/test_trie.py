@@ -42,6 +42,22 @@ def test_admits_exactly_the_items(seqs):
 
 
 @settings(max_examples=60, deadline=None)
+@given(catalogues, st.data())
+def test_adding_items_equals_building_the_whole_catalogue(seqs, data):
+    """Items added to a built trie (a server taking new items) give the same table as a
+    trie built over all of them; the answers read back are the ones put in."""
+    split = data.draw(st.integers(1, len(seqs)))
+    ids = list(range(10, 10 + len(seqs)))
+    first = build_trie(seqs[:split], ids[:split], EOS)
+    assert [tuple(a) for a in first.answer_ids()] == list(seqs[:split])
+    grown = first.with_items(seqs[split:], ids[split:])
+    whole = build_trie(seqs, ids, EOS)
+    for name in ("child_ptr", "child_token", "child_node", "parent", "node_item", "item_leaf"):
+        assert (getattr(grown, name) == getattr(whole, name)).all(), name
+    assert first.num_items == split  # the first trie is left as it was
+
+
+@settings(max_examples=60, deadline=None)
 @given(catalogues, st.lists(st.integers(1, 8), min_size=1, max_size=8))
 def test_never_admits_a_non_item(seqs, probe):
     trie = build_trie(seqs, list(range(1, len(seqs) + 1)), EOS)

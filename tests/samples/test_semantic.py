@@ -37,15 +37,15 @@ def _points(n: int = 80, dim: int = 8, seed: int = 0) -> np.ndarray:
 
 def test_residual_kmeans_is_deterministic_and_seeded():
     x = _points()
-    first = residual_kmeans(x, levels=3, codebook_size=4, seed=1)
-    assert (first == residual_kmeans(x, levels=3, codebook_size=4, seed=1)).all()
+    first, _ = residual_kmeans(x, levels=3, codebook_size=4, seed=1)
+    assert (first == residual_kmeans(x, levels=3, codebook_size=4, seed=1)[0]).all()
     assert first.shape == (80, 3) and first.max() < 4
-    assert not (first == residual_kmeans(x, levels=3, codebook_size=4, seed=7)).all()
+    assert not (first == residual_kmeans(x, levels=3, codebook_size=4, seed=7)[0]).all()
 
 
 def test_codebook_shrinks_to_the_distinct_points():
     x = np.repeat(_points(3), 5, axis=0)  # 3 distinct points, 15 rows
-    codes = residual_kmeans(x, levels=2, codebook_size=256)
+    codes, _ = residual_kmeans(x, levels=2, codebook_size=256)
     assert len(np.unique(codes[:, 0])) == 3
     assert (codes[:, 1] == 0).all()  # nothing left to separate after level 1
 
@@ -206,3 +206,52 @@ def test_generate_with_semantic_ids(tmp_path, monkeypatch):
     # MLM keeps working on item text, not on codes
     mlm = train.filter(pl.col("task") == "mlm")
     assert mlm.height > 0 and not mlm.get_column("input").str.contains("<a_").any()
+
+
+# --- the codebook: codes for texts the catalogue did not have -------------------------
+def _fitted():
+    cfg = SemanticConfig(levels=2, codebook_size=3, embedder="hashing")
+    return semantic.fit_semantic_ids(TEXTS, cfg, embedder=hashing_embedder(), cache=False)
+
+
+def test_the_codebook_gives_the_catalogue_its_own_codes_back():
+    """Nearest centroids, level by level, are what k-means assigned the catalogue."""
+    ids = _fitted()
+    base = ids.codebook.base_codes(TEXTS, hashing_embedder())
+    assert (base == ids.codes[:, :-1]).all()
+
+
+def test_new_texts_continue_their_prefix_and_stay_unique():
+    ids = _fitted()
+    existing = ids.strings()
+    twin = TEXTS[4]  # the same text again: the same prefix, the prefix's next number
+    new = ids.codebook.assign([twin, twin, "violet lamp 99"], existing, hashing_embedder())
+    prefix = existing[4][: existing[4].rindex("<")]
+    used = sum(code.startswith(prefix) for code in existing)
+    assert new[0] == f"{prefix}<c_{used}>" and new[1] == f"{prefix}<c_{used + 1}>"
+    assert len(set(new) | set(existing)) == len(existing) + 3
+    assert all(len(CODE_TOKEN.findall(code)) == 3 for code in new)
+
+
+def test_codebook_round_trips_and_names_what_is_wrong(tmp_path):
+    ids = _fitted()
+    path = ids.codebook.save(tmp_path / semantic.SEMANTIC_CODEBOOK_FILE)
+    loaded = semantic.Codebook.load(path)
+    assert loaded.config == ids.codebook.config
+    assert all((a == b).all() for a, b in zip(loaded.centroids, ids.codebook.centroids))
+    with pytest.raises(RecalignError, match="regenerate the samples"):
+        semantic.Codebook.load(tmp_path / "nowhere.npz")
+    path.write_bytes(b"not a zip")
+    with pytest.raises(RecalignError, match="not a readable codebook"):
+        semantic.Codebook.load(path)
+
+
+def test_cached_codes_come_back_with_their_codebook(monkeypatch, tmp_path):
+    monkeypatch.setenv("RECALIGN_CACHE", str(tmp_path / "cache"))
+    cfg = SemanticConfig(levels=2, codebook_size=3, embedder="hashing")
+    first = semantic.fit_semantic_ids(TEXTS, cfg)
+    calls = []
+    monkeypatch.setattr(semantic, "residual_kmeans", lambda *a: calls.append(a))
+    again = semantic.fit_semantic_ids(TEXTS, cfg)  # from the cache: no k-means
+    assert not calls and (again.codes == first.codes).all()
+    assert all((a == b).all() for a, b in zip(again.codebook.centroids, first.codebook.centroids))

@@ -151,6 +151,7 @@ class SamplesManifest(Manifest):
         "test.parquet",
         "item_texts.parquet",
         "semantic_ids.parquet",  # item_repr semantic / semantic+title
+        "semantic_codebook.npz",  # their centroids: codes for items added later
         "templates",
     )
 

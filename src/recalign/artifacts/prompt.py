@@ -101,6 +101,19 @@ class PromptSettings:
             )
         return read_codes(self.codes_file, num_items)
 
+    def codebook(self) -> Any:
+        """The `Codebook` beside the semantic ids (codes for new items); a `RecalignError`
+        saying how to get one when the run has none."""
+        from recalign.errors import RecalignError
+        from recalign.samples.representation import is_semantic
+        from recalign.samples.semantic import SEMANTIC_CODEBOOK_FILE, Codebook
+
+        if not is_semantic(self.item_repr) or self.codes_file is None:
+            raise RecalignError(
+                f"item representation {self.item_repr!r} has no semantic-id codebook"
+            )
+        return Codebook.load(Path(self.codes_file).with_name(SEMANTIC_CODEBOOK_FILE))
+
     def representations(self, item_texts: Any) -> list[str]:
         """The string each item id is shown as (index 0 unused) under these settings."""
         from recalign.samples.representation import item_representations

@@ -180,6 +180,13 @@ def serve(
     keep_alive: int = field_option(ServeCapacity, "keep_alive_s", "--keep-alive"),
     max_connections: int = field_option(ServeCapacity, "max_connections", "--max-connections"),
     max_fuzzy_texts: int = field_option(ServeLimits, "max_fuzzy_texts", "--max-fuzzy-texts"),
+    new_items: Path | None = typer.Option(
+        None,
+        "--new-items",
+        help="Items to add at start, one text per line (an LLM run shown titles or "
+        "semantic ids): recommendable without retraining.",
+    ),
+    max_new_items: int = field_option(ServeLimits, "max_new_items", "--max-new-items"),
 ) -> None:
     """Serve a run over HTTP: /recommend, /rank, /rate, /items, /health, a page at /."""
     from recalign.serving import Recommender
@@ -196,7 +203,13 @@ def serve(
         max_candidates=max_candidates,
         max_body_bytes=max_body_bytes,
         max_fuzzy_texts=max_fuzzy_texts,
+        max_new_items=max_new_items,
     )
+    if new_items is not None:
+        from recalign.serving.bulk import read_item_texts
+
+        added = rec.add_items(read_item_texts(new_items, limits.max_text_length))
+        typer.echo(f"added {len(added)} new item(s) from {new_items}", err=True)
     if not _is_loopback(host):
         logger.warning("binding %s: the API is reachable from other machines (no auth)", host)
     web = create_app(

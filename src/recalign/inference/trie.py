@@ -112,6 +112,30 @@ class ItemTrie:
             return int(self.child_node[pos])
         return -1
 
+    def answer_ids(self) -> list[list[int]]:
+        """Each item's answer token ids (aligned with `item_ids`), read back from the table."""
+        # Node n (n >= 1) is reached by the edge child_node[n - 1] == n: its token.
+        token_of = [-1, *self.child_token.tolist()]
+        parent = self.parent.tolist()
+        out = []
+        for leaf in self.item_leaf.tolist():
+            path = []
+            node = leaf
+            while node > 0:
+                path.append(token_of[node])
+                node = parent[node]
+            out.append(path[::-1])
+        return out
+
+    def with_items(self, sequences: Sequence[Sequence[int]], item_ids: Sequence[int]) -> ItemTrie:
+        """A new trie holding these items and the new ones (the table is rebuilt whole:
+        a CSR layout has no room to insert into; this one is left as it is)."""
+        return build_trie(
+            [*self.answer_ids(), *sequences],
+            [*self.item_ids.tolist(), *(int(i) for i in item_ids)],
+            self.eos_token_id,
+        )
+
     def walk(self, tokens: Sequence[int]) -> int:
         """The node a token prefix leads to from the root, or -1 if it is not a prefix."""
         node = 0

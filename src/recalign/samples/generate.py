@@ -41,7 +41,13 @@ from recalign.samples.buffer import assemble
 from recalign.samples.context import build_contexts, check_family
 from recalign.samples.mixture import DEFAULT_PRESET, Mixture, MixtureConfig, resolve_mixture
 from recalign.samples.representation import is_semantic
-from recalign.samples.semantic import SEMANTIC_IDS_FILE, catalogue_codes, write_codes
+from recalign.samples.semantic import (
+    SEMANTIC_CODEBOOK_FILE,
+    SEMANTIC_IDS_FILE,
+    catalogue_codes,
+    catalogue_semantic_ids,
+    write_codes,
+)
 from recalign.samples.tasks import TASK_INDEX, TASKS, TaskContext, TaskRows, load_templates
 from recalign.samples.tasks.base import eval_cases, train_cases
 from recalign.samples.templates import TemplateSet
@@ -211,9 +217,11 @@ def generate_samples(
         )
         if is_semantic(cfg.item_repr):
             # The codes again (a cache hit): evaluation and serving read them from here;
-            # their settings are in `config` (the mixture's `semantic` block).
-            codes = catalogue_codes(dataset.item_texts.tolist(), cfg.semantic)
-            write_codes(staging.path / SEMANTIC_IDS_FILE, codes)
+            # their settings are in `config` (the mixture's `semantic` block), and the
+            # codebook gives items added later their codes.
+            semantic_ids = catalogue_semantic_ids(dataset.item_texts.tolist(), cfg.semantic)
+            write_codes(staging.path / SEMANTIC_IDS_FILE, ["", *semantic_ids.strings()])
+            semantic_ids.codebook.save(staging.path / SEMANTIC_CODEBOOK_FILE)
         resolved = mixture.to_dict()
         resolved["tasks"] = {k: v for k, v in resolved["tasks"].items() if k in contexts}
         domain = dataset.domain.to_dict()

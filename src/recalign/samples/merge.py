@@ -24,7 +24,7 @@ from recalign.artifacts.dirs import ITEM_TEXTS_FILE
 from recalign.constants import SPLITS
 from recalign.errors import ConfigError
 from recalign.fileio import parquet_errors, parquet_file
-from recalign.samples.semantic import SEMANTIC_IDS_FILE
+from recalign.samples.semantic import SEMANTIC_CODEBOOK_FILE, SEMANTIC_IDS_FILE
 
 # What every shard of one generation must agree on.
 SHARED_KEYS = (
@@ -113,8 +113,9 @@ def merge_samples(
             writers.close(ok)
         first = shards[0]
         shutil.copyfile(first.item_texts, staging.path / ITEM_TEXTS_FILE)
-        if (first.path / SEMANTIC_IDS_FILE).is_file():  # the same codes in every shard
-            shutil.copyfile(first.path / SEMANTIC_IDS_FILE, staging.path / SEMANTIC_IDS_FILE)
+        for name in (SEMANTIC_IDS_FILE, SEMANTIC_CODEBOOK_FILE):  # the same in every shard
+            if (first.path / name).is_file():
+                shutil.copyfile(first.path / name, staging.path / name)
         for name in first.manifest.templates:
             (staging.path / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(first.path / name, staging.path / name)

@@ -21,8 +21,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +41,7 @@ logger = logging.getLogger(__name__)
 Embedder = Callable[[Sequence[str]], Any]
 
 SEMANTIC_IDS_FILE = "semantic_ids.parquet"  # item_id -> code, in a samples directory
+SEMANTIC_CODEBOOK_FILE = "semantic_codebook.npz"  # the centroids, beside the codes
 LEVEL_LETTERS = "abcdefgh"
 CODE_TOKEN = re.compile(r"<([a-h])_(\d+)>")
 MINILM = "all-minilm-l6-v2"
@@ -148,11 +151,13 @@ def get_embedder(config: SemanticConfig) -> Embedder:
 # --- quantisation --------------------------------------------------------------------
 def residual_kmeans(
     embeddings: np.ndarray, levels: int, codebook_size: int, seed: int = 0
-) -> np.ndarray:
-    """(n, levels) int codes: level l is k-means of what levels < l leave unexplained.
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(n, levels) int codes and each level's centroids: level l is k-means of what
+    levels < l leave unexplained.
 
     A level has at most `codebook_size` clusters and never more than the distinct points
-    it quantises (a small catalogue gets a smaller codebook).
+    it quantises (a small catalogue gets a smaller codebook). When nothing is left to
+    separate, the remaining levels are 0 and have no centroids.
     """
     import numpy as np
     from sklearn.cluster import KMeans
@@ -160,6 +165,7 @@ def residual_kmeans(
     residual = np.asarray(embeddings, dtype=np.float64)
     n = len(residual)
     codes = np.zeros((n, levels), dtype=np.int64)
+    centroids: list[np.ndarray] = []
     for level in range(levels):
         distinct = len(np.unique(residual.round(9), axis=0))
         k = min(codebook_size, distinct)
@@ -167,16 +173,39 @@ def residual_kmeans(
             break  # nothing left to separate: the remaining levels stay 0
         kmeans = KMeans(n_clusters=k, n_init=1, random_state=seed + level, max_iter=100)
         codes[:, level] = kmeans.fit_predict(residual)
+        centroids.append(kmeans.cluster_centers_)
         residual = residual - kmeans.cluster_centers_[codes[:, level]]
+    return codes, centroids
+
+
+def nearest_codes(
+    embeddings: np.ndarray, centroids: Sequence[np.ndarray], levels: int
+) -> np.ndarray:
+    """(n, levels) codes of new embeddings under fitted centroids: at each level the
+    nearest centroid to what the earlier levels leave (as k-means assigned the
+    catalogue); levels without centroids are 0."""
+    import numpy as np
+
+    residual = np.asarray(embeddings, dtype=np.float64)
+    codes = np.zeros((len(residual), levels), dtype=np.int64)
+    for level, centers in enumerate(centroids):
+        # |x - c|^2 = |x|^2 - 2 x.c + |c|^2; |x|^2 does not change the argmin.
+        distances = (centers**2).sum(axis=1)[None, :] - 2.0 * residual @ centers.T
+        codes[:, level] = distances.argmin(axis=1)
+        residual = residual - centers[codes[:, level]]
     return codes
 
 
-def make_unique(codes: np.ndarray) -> np.ndarray:
-    """`codes` plus a last column numbering the rows that share a prefix (in row order)."""
+def make_unique(codes: np.ndarray, taken: dict[tuple[int, ...], int] | None = None) -> np.ndarray:
+    """`codes` plus a last column numbering the rows that share a prefix (in row order).
+
+    `taken` counts the numbers each prefix already uses (updated in place), so codes for
+    new items continue after the catalogue's: a prefix with 3 items gives the next one 3.
+    """
     import numpy as np
 
     last = np.zeros(len(codes), dtype=np.int64)
-    seen: dict[tuple[int, ...], int] = {}
+    seen: dict[tuple[int, ...], int] = {} if taken is None else taken
     for row, prefix in enumerate(map(tuple, codes.tolist())):
         last[row] = seen.get(prefix, 0)
         seen[prefix] = last[row] + 1
@@ -187,6 +216,11 @@ def code_string(code: Sequence[int]) -> str:
     return "".join(f"<{LEVEL_LETTERS[level]}_{int(v)}>" for level, v in enumerate(code))
 
 
+def parse_code(code: str) -> tuple[int, ...]:
+    """`<a_12><b_7><c_3>` -> (12, 7, 3)."""
+    return tuple(int(m.group(2)) for m in CODE_TOKEN.finditer(code))
+
+
 def code_tokens(codes: Sequence[str]) -> list[str]:
     """The distinct tokens the codes use, in level then number order."""
     found = {
@@ -195,36 +229,115 @@ def code_tokens(codes: Sequence[str]) -> list[str]:
     return sorted(found, key=found.__getitem__)
 
 
+# --- the codebook: how new texts get codes ----------------------------------------
+@dataclass(frozen=True)
+class Codebook:
+    """The fitted centroids of each k-means level, and the settings they were made with.
+
+    Saved beside the codes (`SEMANTIC_CODEBOOK_FILE`), so that a text the catalogue did
+    not have gets a code the model can read: its nearest centroid at every level, then
+    the next free number of its prefix (`assign`). Without retraining, the model knows
+    every level's tokens; only the last level may need a token it never saw.
+    """
+
+    centroids: tuple[np.ndarray, ...]
+    config: SemanticConfig
+
+    def save(self, path: str | Path) -> Path:
+        import numpy as np
+
+        path = Path(path)
+        arrays = {f"level_{i}": c for i, c in enumerate(self.centroids)}
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "wb") as handle:  # np.savez on a path would append ".npz"
+            np.savez(handle, config=np.array(self.config.model_dump_json()), **arrays)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Codebook:
+        import numpy as np
+
+        path = Path(path)
+        try:
+            with np.load(path) as data:
+                config = SemanticConfig.model_validate_json(str(data["config"]))
+                levels = sorted(k for k in data.files if k.startswith("level_"))
+                centroids = tuple(data[f"level_{i}"] for i in range(len(levels)))
+        except FileNotFoundError:
+            raise RecalignError(
+                f"{path} is missing: semantic ids for new items need the codebook the "
+                "catalogue was quantised with (regenerate the samples and retrain to get one)"
+            ) from None
+        except (OSError, ValueError, KeyError) as error:
+            raise RecalignError(f"{path} is not a readable codebook: {error}") from None
+        return cls(centroids, config)
+
+    def base_codes(self, texts: Sequence[str], embedder: Embedder | None = None) -> np.ndarray:
+        """(n, levels) codes of `texts` before the unique last level."""
+        import numpy as np
+
+        vectors = np.asarray((embedder or get_embedder(self.config))(list(texts)), dtype=np.float32)
+        return nearest_codes(vectors, self.centroids, self.config.levels)
+
+    def assign(
+        self, texts: Sequence[str], existing: Sequence[str], embedder: Embedder | None = None
+    ) -> list[str]:
+        """Codes for new `texts`, unique among `existing` codes (and among themselves)."""
+        taken: dict[tuple[int, ...], int] = {}
+        for code in existing:
+            parsed = parse_code(code)
+            if parsed:
+                prefix = parsed[:-1]
+                taken[prefix] = max(taken.get(prefix, 0), parsed[-1] + 1)
+        codes = make_unique(self.base_codes(texts, embedder), taken)
+        return [code_string(row) for row in codes.tolist()]
+
+
+@dataclass(frozen=True)
+class SemanticIds:
+    """A catalogue's codes (n, levels + 1), unique, and the codebook that made them."""
+
+    codes: np.ndarray
+    codebook: Codebook
+
+    def strings(self) -> list[str]:
+        return [code_string(row) for row in self.codes.tolist()]
+
+
 # --- the catalogue's codes, cached ---------------------------------------------------
 def _texts_hash(texts: Sequence[str], *parts: object) -> str:
     digest = hashlib.sha256(json.dumps([list(texts), *map(str, parts)]).encode())
     return digest.hexdigest()[:24]
 
 
-def _cached_array(path: Path, compute: Callable[[], np.ndarray]) -> np.ndarray:
+def _cached_arrays(path: Path, compute: Callable[[], dict[str, np.ndarray]]) -> dict:
+    """`compute()`'s arrays, kept in the .npz file `path` (written atomically)."""
     import numpy as np
 
     if path.is_file():
         try:
-            return np.load(path)
-        except (OSError, ValueError):
+            with np.load(path) as data:
+                return {key: data[key] for key in data.files}
+        except (OSError, ValueError, EOFError):
             logger.warning("ignoring an unreadable cache file %s", path)
     value = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{id(value)}.npy")
-    np.save(tmp, value)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{id(value)}.tmp")
+    with open(tmp, "wb") as handle:
+        np.savez(handle, **value)
     tmp.replace(path)  # atomic: two processes computing the same codes never clash
     return value
 
 
-def semantic_codes(
+def fit_semantic_ids(
     texts: Sequence[str],
     config: SemanticConfig | None = None,
     *,
     embedder: Embedder | None = None,
     cache: bool = True,
-) -> list[str]:
-    """One unique code string per text, in the texts' order.
+) -> SemanticIds:
+    """One unique code per text (in the texts' order) and the codebook behind them.
 
     `embedder` replaces the one `config.embedder` names (its name still keys the cache,
     so pass `cache=False` with an ad-hoc embedder).
@@ -236,9 +349,9 @@ def semantic_codes(
     config = config or SemanticConfig()
     texts = [str(t) for t in texts]
     if not texts:
-        return []
+        raise RecalignError("semantic ids need at least one item text")
 
-    def embed() -> np.ndarray:
+    def embed() -> dict[str, np.ndarray]:
         fn = embedder or get_embedder(config)
         logger.info("embedding %d item texts with %s", len(texts), config.embedder)
         vectors = np.asarray(fn(texts), dtype=np.float32)
@@ -246,32 +359,53 @@ def semantic_codes(
             raise RecalignError(
                 f"the embedder returned shape {vectors.shape} for {len(texts)} texts"
             )
-        return vectors
+        return {"embeddings": vectors}
 
-    def quantise() -> np.ndarray:
+    def quantise() -> dict[str, np.ndarray]:
         if cache:
             key = _texts_hash(texts, config.embedder)
-            vectors = _cached_array(cache_dir("embeddings", f"{key}.npy"), embed)
+            vectors = _cached_arrays(cache_dir("embeddings", f"{key}.npz"), embed)["embeddings"]
         else:
-            vectors = embed()
-        base = residual_kmeans(vectors, config.levels, config.codebook_size, config.seed)
-        return make_unique(base)
+            vectors = embed()["embeddings"]
+        base, centroids = residual_kmeans(vectors, config.levels, config.codebook_size, config.seed)
+        return {"codes": make_unique(base), **{f"level_{i}": c for i, c in enumerate(centroids)}}
 
     if cache:
         settings = config.model_dump(exclude={"batch_size"})
-        path = cache_dir("semantic-ids", f"{_texts_hash(texts, settings)}.npy")
-        codes = _cached_array(path, quantise)
+        path = cache_dir("semantic-ids", f"{_texts_hash(texts, settings)}.npz")
+        arrays = _cached_arrays(path, quantise)
     else:
-        codes = quantise()
-    return [code_string(row) for row in codes.tolist()]
+        arrays = quantise()
+    levels = sum(1 for key in arrays if key.startswith("level_"))
+    centroids = tuple(arrays[f"level_{i}"] for i in range(levels))
+    return SemanticIds(arrays["codes"], Codebook(centroids, config))
+
+
+def semantic_codes(
+    texts: Sequence[str],
+    config: SemanticConfig | None = None,
+    *,
+    embedder: Embedder | None = None,
+    cache: bool = True,
+) -> list[str]:
+    """One unique code string per text, in the texts' order (`fit_semantic_ids`)."""
+    if len(texts) == 0:
+        return []
+    return fit_semantic_ids(texts, config, embedder=embedder, cache=cache).strings()
+
+
+def catalogue_semantic_ids(
+    item_texts: Sequence[str], config: SemanticConfig | None = None, **kwargs: Any
+) -> SemanticIds:
+    """`fit_semantic_ids` of a dataset's `item_texts` (index 0 unused there, left out here)."""
+    return fit_semantic_ids([str(t) for t in list(item_texts)[1:]], config, **kwargs)
 
 
 def catalogue_codes(
-    item_texts: Sequence[str], config: SemanticConfig | None = None, **kwargs: object
+    item_texts: Sequence[str], config: SemanticConfig | None = None, **kwargs: Any
 ) -> list[str]:
-    """`semantic_codes` of a dataset's `item_texts` (index 0 unused, as there)."""
-    texts = [str(t) for t in list(item_texts)[1:]]
-    return ["", *semantic_codes(texts, config, **kwargs)]  # type: ignore[arg-type]
+    """The code of each item id of a dataset's `item_texts` (index 0 unused, as there)."""
+    return ["", *catalogue_semantic_ids(item_texts, config, **kwargs).strings()]
 
 
 def write_codes(path: str | Path, codes: Sequence[str]) -> Path:

@@ -2,6 +2,9 @@
 
     GET  /health                  model, what its scores mean, catalogue size, limits, batching
     GET  /items?query=&limit=     title search (substring, then fuzzy)
+    POST /items                   {"items": [{"text": ...}]} -> new items, recommendable
+                                  at once (an LLM run shown titles or semantic ids; off
+                                  unless `max_new_items` > 0)
     POST /recommend               {"history": [...], "k": 10} -> top-k with scores
     POST /rank                    {"history": [...], "candidates": [...]} -> candidates ranked
     POST /rate                    {"history": [...], "item": ...} -> predicted rating
@@ -264,6 +267,14 @@ def create_app(
     class RankRequest(_Request):
         candidates: Annotated[list[ItemRef], Field(min_length=1, max_length=limits.max_candidates)]
 
+    class NewItemText(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        text: item_text
+
+    class AddItemsRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        items: Annotated[list[NewItemText], Field(min_length=1, max_length=limits.max_history)]
+
     class RateRequest(_Request):
         item: ItemRef
         ratings: (
@@ -393,6 +404,35 @@ def create_app(
         return await run_in_threadpool(
             lambda: recommender.resolve(entries, fuzzy=fuzzy, field=field, budget=budget)
         )
+
+    preloaded = recommender.added  # items the operator added at start do not count
+
+    @app.post(
+        "/items",
+        summary="Add items by their text, recommendable at once",
+        status_code=201,
+        responses={
+            403: {"description": "This server does not take new items"},
+            **_SHED_RESPONSES,
+        },
+    )
+    async def add_items(body: AddItemsRequest) -> Any:
+        if limits.max_new_items == 0:
+            return _error(
+                403,
+                "this server does not take new items (its operator starts it with "
+                "--max-new-items N to allow N)",
+            )
+        with gate.admit():
+            texts = [item.text for item in body.items]
+            added = await run_in_threadpool(
+                lambda: recommender.add_items(texts, up_to=preloaded + limits.max_new_items)
+            )
+        return {
+            "items": [item.to_dict() for item in added],
+            "num_items": len(recommender.catalog),
+            "new_items_left": preloaded + limits.max_new_items - recommender.added,
+        }
 
     @app.post("/recommend", summary="Top-k items after a history", responses=_SHED_RESPONSES)
     async def recommend(body: RecommendRequest) -> dict[str, Any]:

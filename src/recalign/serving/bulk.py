@@ -1,4 +1,5 @@
-"""Recommendations for a file of users (`recalign recommend --users FILE --out FILE`).
+"""Recommendations for a file of users (`recalign recommend --users FILE --out FILE`),
+and new items from a file (`recalign serve --new-items FILE`).
 
 The file holds JSON lines `{"user_id": ..., "history": [item ids or texts]}`; every user
 becomes one record `{"user_id", "items": [ids], "texts": [...], "scores": [...]}`.
@@ -77,3 +78,44 @@ def recommend_users(
                 "texts": [r.text for r in items],
                 "scores": [r.score for r in items],
             }
+
+
+def read_item_texts(path: Path, max_length: int) -> list[str]:
+    """The new items of a text file: one item text per line, blank lines skipped.
+
+    Every problem names the file and line: not UTF-8, a text over `max_length`
+    characters, the same text (ignoring case and spacing) on two lines.
+    """
+    if not path.is_file():
+        raise RecalignError(f"{path} does not exist (expected one item text per line)")
+    texts: list[str] = []
+    first_line: dict[str, int] = {}
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataFormatError(
+                    f"not UTF-8 text (byte {error.start})", path=path, line=number
+                ) from None
+            text = " ".join(line.split())
+            if not text:
+                continue
+            if len(text) > max_length:
+                raise DataFormatError(
+                    f"an item text of {len(text)} characters (at most {max_length})",
+                    path=path,
+                    line=number,
+                )
+            key = text.casefold()
+            if key in first_line:
+                raise DataFormatError(
+                    f"the same item text as line {first_line[key]}: {text[:80]!r}",
+                    path=path,
+                    line=number,
+                )
+            first_line[key] = number
+            texts.append(text)
+    if not texts:
+        raise DataFormatError("no item texts (one per line)", path=path)
+    return texts

@@ -25,6 +25,11 @@ class ServeLimits(BaseModel):
     max_fuzzy_texts: int = Field(
         64, ge=0, description="texts one request may resolve by fuzzy search (~1 ms each)"
     )
+    max_new_items: int = Field(
+        0,
+        ge=0,
+        description="items POST /items may add while serving, in all (0: it is refused)",
+    )
 
 
 class ServeCapacity(BaseModel):

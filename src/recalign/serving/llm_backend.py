@@ -20,9 +20,9 @@ the reader the evaluator uses too).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from recalign.serving.backends import (
     TopK,
     UnsupportedOperationError,
 )
+
+if TYPE_CHECKING:
+    from recalign.samples.semantic import Codebook
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +71,7 @@ class LLMBackend:
         templates: Any = None,
         max_source_length: int | None = None,
         codes: list[str] | None = None,
+        codebook: Callable[[], Codebook] | None = None,
     ) -> None:
         from recalign.inference.trie import item_trie_for
         from recalign.samples.representation import item_representations
@@ -86,6 +90,11 @@ class LLMBackend:
         self.can_rate = dataset.has_ratings if can_rate is None else can_rate
         # reprs[i]: the string shown for item i in prompts and answers (index 0 unused).
         self.reprs = item_representations(dataset.item_texts, item_repr, id_seed, codes)
+        self.item_repr = item_repr
+        self.codes = list(codes) if codes is not None else None
+        self._codebook_source = codebook  # read when the first new item needs a code
+        self._codebook: Codebook | None = None
+        self._embedder: Any = None
         item_ids = dataset.items.get_column(ITEM_ID).to_list()
         self.trie = item_trie_for(
             tokenizer, family, item_ids, [self.reprs[i] for i in item_ids], cache_dir=trie_cache_dir
@@ -118,6 +127,7 @@ class LLMBackend:
             templates=prompt.load_templates() if prompt.templates else None,
             max_source_length=prompt.max_source_length,
             codes=prompt.item_codes(len(dataset.item_texts) - 1),
+            codebook=prompt.codebook,
         )
 
     # --- prompts ---------------------------------------------------------------------
@@ -207,3 +217,73 @@ class LLMBackend:
         return np.asarray(
             predict_ratings(self.model, self.tokenizer, self.family, prompts), dtype=np.float64
         )
+
+    # --- items added while serving ----------------------------------------------------
+    def add_items(self, item_ids: Sequence[int], texts: Sequence[str]) -> list[str]:
+        """Make new items recommendable without retraining; returns how each is shown.
+
+        A title is shown as itself, so the trained model reads and writes it like any
+        other; a semantic id comes from the catalogue's codebook (`Codebook.assign`:
+        the nearest centroid at each level, so a new text shares its code's prefix with
+        the items its text is close to). Random id tokens carry nothing the model could
+        have learnt about a new item, so those runs refuse. Nothing changes unless every
+        item is added (the trie is rebuilt aside, then swapped in).
+        """
+        from recalign.models.tokenization import encode_answers
+        from recalign.samples.representation import is_semantic
+
+        if self.item_repr in ("id", "id+title"):
+            raise UnsupportedOperationError(
+                f"the model {self.name!r} shows items as id tokens ({self.item_repr!r}), "
+                "and a new item's id token means nothing to it: new items need a run "
+                "trained with item_repr title, semantic or semantic+title"
+            )
+        if len(item_ids) != len(texts):
+            raise ValueError("one text per new item id is needed")
+        if any(int(i) != self.num_items + 1 + n for n, i in enumerate(item_ids)):
+            raise ValueError(f"new item ids continue the catalogue: {self.num_items + 1}, ...")
+        codes = None
+        if is_semantic(self.item_repr):
+            codes = self._new_codes(texts)
+            shown = (
+                codes
+                if self.item_repr == "semantic"
+                else [f"{code} {text}" for code, text in zip(codes, texts, strict=True)]
+            )
+        else:
+            shown = [str(t) for t in texts]
+        trie = self.trie.with_items(encode_answers(self.tokenizer, self.family, shown), item_ids)
+        self.trie = trie
+        self.reprs.extend(shown)
+        if codes is not None and self.codes is not None:
+            self.codes.extend(codes)
+        self.num_items += len(shown)
+        return shown
+
+    def _new_codes(self, texts: Sequence[str]) -> list[str]:
+        """Semantic ids for new texts; tokens the model lacks are added (see below)."""
+        from recalign.samples.semantic import code_tokens, get_embedder
+
+        if self._codebook is None:
+            if self._codebook_source is None:
+                raise UnsupportedOperationError(
+                    f"the model {self.name!r} has no semantic-id codebook to give new items codes"
+                )
+            self._codebook = self._codebook_source()
+            self._embedder = get_embedder(self._codebook.config)
+        codes = self._codebook.assign(texts, self.codes or [], self._embedder)
+        vocab = self.tokenizer.get_vocab()
+        missing = [t for t in code_tokens(codes) if t not in vocab]
+        if missing:
+            # Only a last (uniqueness) level can run past what training saw: a prefix
+            # already holding as many items as the busiest one did. Its new token starts
+            # at the mean of the embeddings, as training's added tokens do.
+            logger.warning(
+                "adding %d code token(s) the model was not trained on (%s): items using "
+                "them are harder for it to produce",
+                len(missing),
+                ", ".join(missing[:5]),
+            )
+            self.tokenizer.add_tokens(missing)
+            self.model.resize_token_embeddings(len(self.tokenizer), mean_resizing=True)
+        return codes

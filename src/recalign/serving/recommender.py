@@ -31,7 +31,12 @@ import numpy as np
 from recalign.artifacts import BaselineDir, PipelineDir, RunDir, read_manifest
 from recalign.constants import MANIFEST_FILE
 from recalign.errors import IncompatibleArtifactError, RecalignError
-from recalign.serving.backends import Backend, describe_score, popularity_backend
+from recalign.serving.backends import (
+    Backend,
+    UnsupportedOperationError,
+    describe_score,
+    popularity_backend,
+)
 from recalign.serving.resolve import (
     FuzzyBudget,
     ItemCatalog,
@@ -55,6 +60,19 @@ class Recommendation:
     text: str
     score: float
     rank: int  # 1 = best
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An item added while serving: its new id, its text, and how the model is shown it
+    (the text itself, or a semantic id)."""
+
+    item_id: int
+    text: str
+    shown_as: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,6 +128,7 @@ class Recommender:
         self.backend = backend
         self.catalog = catalog
         self.info = dict(info or {})
+        self.added = 0  # items added while serving (`add_items`)
         self._lock = threading.Lock()
 
     # --- loading -------------------------------------------------------------------
@@ -306,6 +325,56 @@ class Recommender:
             values = self.backend.rate(histories, items, ratings)
         return [float(v) for v in np.asarray(values, dtype=np.float64)]
 
+    # --- items added while serving ---------------------------------------------------
+    def add_items(self, texts: Sequence[str], *, up_to: int | None = None) -> list[NewItem]:
+        """Add items by their text, recommendable at once without retraining.
+
+        For a language model shown titles or semantic ids (`LLMBackend.add_items`); a
+        baseline knows only the items it was fitted on, and says so. The items live as
+        long as this recommender (`recalign serve --new-items FILE` adds them again at
+        start). Texts must be new: equal to no catalogue text (ignoring case and
+        spacing) nor to each other. `up_to` caps the items added over this recommender's
+        life (a server's `max_new_items`).
+        """
+        cleaned = [" ".join(str(t).split()) for t in texts]
+        if not cleaned:
+            raise InvalidRequestError("no items to add")
+        empty = [n for n, t in enumerate(cleaned) if not t]
+        if empty:
+            raise InvalidRequestError(f"item texts must not be empty (entries {empty[:10]})")
+        add = getattr(self.backend, "add_items", None)
+        if add is None:
+            raise UnsupportedOperationError(
+                f"the model {self.backend.name!r} ({self.backend.kind}) scores only the items "
+                "it was fitted on; new items need a language-model run that shows items by "
+                "title or semantic id"
+            )
+        seen: dict[str, int] = {}
+        for n, text in enumerate(cleaned):
+            if text.casefold() in seen:
+                raise InvalidRequestError(
+                    f"entries {seen[text.casefold()]} and {n} have the same text {text!r}"
+                )
+            seen[text.casefold()] = n
+        with self._lock:
+            if up_to is not None and self.added + len(cleaned) > up_to:
+                raise InvalidRequestError(
+                    f"{len(cleaned)} new item(s) asked for, but only "
+                    f"{max(up_to - self.added, 0)} more may be added to this server"
+                )
+            catalog = self.catalog
+            known = {t: catalog.find_text(t) for t in cleaned}
+            taken = {t: i for t, i in known.items() if i is not None}
+            if taken:
+                shown = ", ".join(f"{t!r} (item {i})" for t, i in list(taken.items())[:5])
+                raise InvalidRequestError(f"already in the catalogue: {shown}")
+            ids = list(range(catalog.next_id, catalog.next_id + len(cleaned)))
+            shown_as = add(ids, cleaned)
+            self.catalog = catalog.with_items(ids, cleaned)
+            self.added += len(ids)
+        logger.info("added %d item(s): ids %d-%d", len(ids), ids[0], ids[-1])
+        return [NewItem(i, t, s) for i, t, s in zip(ids, cleaned, shown_as, strict=True)]
+
     def _check_ids(self, lists: Sequence[Sequence[int]], field: str = "history") -> None:
         unknown = sorted({int(i) for ids in lists for i in ids if int(i) not in self.catalog})
         if unknown:
@@ -317,6 +386,7 @@ class Recommender:
             "kind": self.backend.kind,
             "model": self.backend.name,
             "num_items": len(self.catalog),
+            "added_items": self.added,
             "can_rate": bool(self.backend.can_rate),
             "score": describe_score(self.backend),
             **self.info,

@@ -150,6 +150,22 @@ class ItemCatalog:
             dataset.items.get_column(TEXT).to_list(),
         )
 
+    def with_items(self, item_ids: Sequence[int], texts: Sequence[str]) -> ItemCatalog:
+        """A new catalogue with these items added (this one stays as it is, so a request
+        resolving against it meanwhile sees a whole catalogue, never half of one)."""
+        catalog = ItemCatalog([*self.item_ids.tolist(), *item_ids], [*self.texts, *texts])
+        catalog._lookups = self._lookups
+        return catalog
+
+    @property
+    def next_id(self) -> int:
+        """The id the next added item gets."""
+        return int(self.item_ids.max(initial=0)) + 1
+
+    def find_text(self, text: str) -> int | None:
+        """The item whose text is `text` up to case and spacing, else None."""
+        return self._by_text.get(text, self._by_norm.get(_normalise(text)))
+
     def __len__(self) -> int:
         return len(self.texts)
 

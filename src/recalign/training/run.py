@@ -434,7 +434,7 @@ def _prompt_record(samples: Any, cfg: TrainConfig, out: Path) -> Any:
     """How the run's prompts are built (the samples' settings, the trained tasks, the
     budget); the samples' template files are copied into the run."""
     from recalign.artifacts import PromptRecord
-    from recalign.samples.semantic import SEMANTIC_IDS_FILE
+    from recalign.samples.semantic import SEMANTIC_CODEBOOK_FILE, SEMANTIC_IDS_FILE
 
     m = samples.manifest
     for name in m.templates:
@@ -447,6 +447,8 @@ def _prompt_record(samples: Any, cfg: TrainConfig, out: Path) -> Any:
         # render items with exactly the codes the model learnt.
         semantic_ids = SEMANTIC_IDS_FILE
         shutil.copyfile(samples.path / SEMANTIC_IDS_FILE, out / SEMANTIC_IDS_FILE)
+        if (samples.path / SEMANTIC_CODEBOOK_FILE).is_file():  # samples older than it lack it
+            shutil.copyfile(samples.path / SEMANTIC_CODEBOOK_FILE, out / SEMANTIC_CODEBOOK_FILE)
     return PromptRecord(
         semantic_ids=semantic_ids,
         item_repr=m.item_repr,
