@@ -202,6 +202,10 @@ class Texts(NamedTuple):
         return cls(pieces, _lengths(values))
 
 
+# A task's placeholders -> their values, per case or constant (see `render`).
+Values = dict[str, Texts | list[bytes] | str | int]
+
+
 class Bounds(NamedTuple):
     """History bounds per row (see the module docstring); `valid[r]` False = null row."""
 
@@ -288,7 +292,7 @@ def _string_array(pieces: np.ndarray, lengths: np.ndarray) -> pa.Array:
 def render(
     templates: list[Template],
     choice: np.ndarray,
-    values: dict[str, Texts | list[bytes] | str | int],
+    values: Values,
     locate: str | None = None,
 ) -> Rendered:
     """Template ids, inputs and targets: each case rendered with its chosen template.
@@ -380,7 +384,7 @@ def _as_objects(values: list[bytes]) -> np.ndarray:
 def _render_with_jinja(
     templates: list[Template],
     choice: np.ndarray,
-    values: dict[str, Texts | list[bytes] | str | int],
+    values: Values,
     locate: str | None = None,
 ) -> Rendered:
     """User templates with Jinja logic: one render per case (slow, but any template).
@@ -487,7 +491,7 @@ def render_cases(
     cases: Cases,
     ctx: TaskContext,
     template: Template | None,
-    values: dict[str, Texts | list[bytes] | str | int],
+    values: Values,
     locate: str = "history",
 ) -> Rendered:
     """Each case rendered with `template`, else with one drawn from the context's; the
@@ -513,7 +517,7 @@ class NextItem:
         task: str,
         ctx: TaskContext,
         template: Template | None,
-        values: dict[str, Texts | list[bytes] | str | int],
+        values: Values,
         shown: Ragged,
         *,
         target_item: np.ndarray | None = None,
