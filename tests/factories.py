@@ -6,8 +6,8 @@ builds its data from.
   `write_ml100k`, `write_ml1m`, `write_recbole`);
 - artefact directories made without their stage, through the artefact writers so that
   readers verify them like real ones: `fake_samples` and `fake_run` (what `recalign
-  samples generate` and `recalign train` would record: a samples directory without
-  samples, a run holding a given model), `tiny_llm_run` (such a run with a tiny
+  samples generate` and `recalign train` would record: a samples directory holding
+  given rows or none, a run holding a given model), `tiny_llm_run` (such a run with a tiny
   random-init model), `fake_pipeline` (a `recalign run` manifest), and `reseal` (a
   directory changed by hand on purpose, recorded as it now is).
 
@@ -177,27 +177,41 @@ def fake_samples(
     preset: str = "rec-only",
     family: str = "seq2seq",
     counts: dict[str, int] | None = None,
+    splits: dict[str, pl.DataFrame] | None = None,
+    data_hash: str | None = None,
 ) -> Path:
-    """A samples directory of `data_dir` without samples: its manifest and catalogue
-    (`counts`: the training samples per task it says it holds)."""
+    """A samples directory of `data_dir`: its manifest and catalogue, and no samples
+    (`counts`: the training samples per task it says it holds), or the rows of `splits`
+    (split -> samples frame; those it lacks are empty). `data_hash`: record a dataset of
+    that content hash as its input instead (a samples directory of another dataset)."""
     from recalign.data import load_prepared
     from recalign.samples.buffer import SCHEMA
     from recalign.samples.representation import item_representations
 
     dataset = load_prepared(data_dir)
     out = Path(out)
+    counted = {split: dict(counts or {}) if split == "train" else {} for split in SPLITS}
     with staged_output(out, SamplesManifest) as staging:
         for split in SPLITS:
-            pq.write_table(SCHEMA.empty_table(), staging.path / f"{split}.parquet")
+            path = staging.path / f"{split}.parquet"
+            if splits is not None and split in splits:
+                splits[split].write_parquet(path)
+                tasks_of = splits[split].group_by("task").len().iter_rows()
+                counted[split] = {task: n for task, n in sorted(tasks_of)}
+            else:
+                pq.write_table(SCHEMA.empty_table(), path)
         reprs = item_representations(dataset.item_texts, item_repr, seed=id_seed)
         ids = dataset.items.get_column("item_id").to_list()
         pl.DataFrame({"item_id": ids, "text": [reprs[i] for i in ids]}).write_parquet(
             staging.path / "item_texts.parquet"
         )
+        record = dataset.record_for(out)
+        if data_hash is not None:
+            record = record.model_copy(update={"content_hash": data_hash})
         staging.commit(
             SamplesManifest(
                 dataset=dataset.name,
-                inputs={"dataset": dataset.record_for(out)},
+                inputs={"dataset": record},
                 preset=preset,
                 seed=0,
                 family=family,
@@ -208,11 +222,8 @@ def fake_samples(
                 users=dataset.num_users,
                 # As the samples stage does: no rating task without ratings.
                 tasks=[t for t in tasks if t != "rating" or dataset.has_ratings],
-                counts={split: dict(counts or {}) if split == "train" else {} for split in SPLITS},
-                totals={
-                    split: sum((counts or {}).values()) if split == "train" else 0
-                    for split in SPLITS
-                },
+                counts=counted,
+                totals={split: sum(counted[split].values()) for split in SPLITS},
             )
         )
     return out

@@ -12,9 +12,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recalign.artifacts import SamplesManifest, staged_output
 from recalign.data.store import PreparedDataset
-from tests.factories import write_dataset
+from tests.factories import fake_samples, write_dataset
 
 COLOURS = ["red", "blue", "green", "black", "white", "pink"]
 NOUNS = ["lipstick", "shampoo", "nail polish", "face cream", "hair gel"]
@@ -78,32 +77,6 @@ def make_samples(
 ) -> Path:
     """A samples directory of retrieval samples (its manifest says it was made from
     `dataset`, or from the dataset of content hash `data_hash`)."""
-    with staged_output(out, SamplesManifest) as staging:
-        counts = _write_splits(dataset, staging.path)
-        record = dataset.record_for(out)
-        if data_hash is not None:
-            record = record.model_copy(update={"content_hash": data_hash})
-        staging.commit(
-            SamplesManifest(
-                dataset=dataset.name,
-                inputs={"dataset": record},
-                preset="rec-only",
-                seed=0,
-                family=family,
-                item_repr="title",
-                id_seed=0,
-                max_history=5,
-                separator=", ",
-                users=dataset.num_users,
-                tasks=["retrieval"],
-                counts={split: {"retrieval": n} for split, n in counts.items()},
-                totals=counts,
-            )
-        )
-    return out
-
-
-def _write_splits(dataset: PreparedDataset, out: Path) -> dict[str, int]:
     schema = {
         "task": pl.String,
         "template": pl.String,
@@ -114,13 +87,20 @@ def _write_splits(dataset: PreparedDataset, out: Path) -> dict[str, int]:
         "candidates": pl.List(pl.Int64),
         "history_bounds": pl.List(pl.Int32),
     }
-    counts = {}
-    for split in ("train", "valid", "test"):
-        frame = pl.DataFrame(_retrieval_rows(dataset, split), schema=schema)
-        frame.write_parquet(out / f"{split}.parquet")
-        counts[split] = frame.height
-    dataset.items.select("item_id", "text").write_parquet(out / "item_texts.parquet")
-    return counts
+    splits = {
+        split: pl.DataFrame(_retrieval_rows(dataset, split), schema=schema)
+        for split in ("train", "valid", "test")
+    }
+    return fake_samples(
+        dataset.path,
+        out,
+        max_history=5,
+        separator=", ",
+        tasks=("retrieval",),
+        family=family,
+        splits=splits,
+        data_hash=data_hash,
+    )
 
 
 @pytest.fixture(scope="session")
