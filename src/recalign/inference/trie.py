@@ -112,8 +112,8 @@ class ItemTrie:
             return int(self.child_node[pos])
         return -1
 
-    def answer_ids(self) -> list[list[int]]:
-        """Each item's answer token ids (aligned with `item_ids`), read back from the table."""
+    @cached_property
+    def _answers(self) -> list[tuple[int, ...]]:
         # Node n (n >= 1) is reached by the edge child_node[n - 1] == n: its token.
         token_of = [-1, *self.child_token.tolist()]
         parent = self.parent.tolist()
@@ -124,17 +124,23 @@ class ItemTrie:
             while node > 0:
                 path.append(token_of[node])
                 node = parent[node]
-            out.append(path[::-1])
+            out.append(tuple(path[::-1]))
         return out
+
+    def answer_ids(self) -> list[list[int]]:
+        """Each item's answer token ids (aligned with `item_ids`), read back from the table."""
+        return [list(answer) for answer in self._answers]
 
     def with_items(self, sequences: Sequence[Sequence[int]], item_ids: Sequence[int]) -> ItemTrie:
         """A new trie holding these items and the new ones (the table is rebuilt whole:
-        a CSR layout has no room to insert into; this one is left as it is)."""
-        return build_trie(
-            [*self.answer_ids(), *sequences],
-            [*self.item_ids.tolist(), *(int(i) for i in item_ids)],
-            self.eos_token_id,
+        a CSR layout has no room to insert into; this one is left as it is). The answers
+        are kept with the new trie, so the next addition does not read them back."""
+        answers = [*self._answers, *(tuple(int(t) for t in s) for s in sequences)]
+        trie = build_trie(
+            answers, [*self.item_ids.tolist(), *(int(i) for i in item_ids)], self.eos_token_id
         )
+        trie.__dict__["_answers"] = answers  # what cached_property would have computed
+        return trie
 
     def walk(self, tokens: Sequence[int]) -> int:
         """The node a token prefix leads to from the root, or -1 if it is not a prefix."""

@@ -208,6 +208,7 @@ def _public_description(recommender: Recommender) -> dict[str, Any]:
             "dataset",
             "family",
             "num_items",
+            "added_items",
             "can_rate",
             "score",
             "served",
