@@ -21,7 +21,7 @@ from recalign.artifacts import (
     recorded_path,
 )
 from recalign.errors import ConfigError, IncompatibleArtifactError
-from tests.artifacts.helpers import fake_samples
+from tests.factories import fake_samples
 from tests.training.conftest import make_dataset
 
 

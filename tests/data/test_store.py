@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from recalign.constants import SEQUENCES_FILE
 from recalign.data.store import load_prepared, write_prepared
 from recalign.errors import DataFormatError
-from tests.artifacts.helpers import reseal
+from tests.factories import reseal
 
 USERS = 57
 

@@ -12,7 +12,7 @@ from recalign.cli.metrics import app
 from recalign.constants import METRICS_FILE
 from recalign.errors import IncompatibleArtifactError
 from recalign.evaluation.outputs import read_metrics, write_evaluation
-from tests.artifacts.helpers import reseal
+from tests.factories import reseal
 
 OPTIONS = {"protocol": "ranking", "split": "test", "model": "tiny-t5", "exclude_history": True}
 runner = CliRunner()

@@ -18,8 +18,8 @@ from recalign.evaluation.llm import EvalOptions, evaluate, evaluate_model, evalu
 from recalign.evaluation.outputs import read_predictions
 from recalign.evaluation.targets import describe_model, model_label, model_name
 from recalign.validation import validate
-from tests.artifacts.helpers import fake_pipeline, fake_samples
-from tests.inference.conftest import catalogue, make_run, write_dataset
+from tests.factories import fake_pipeline, fake_samples, tiny_llm_run
+from tests.inference.conftest import catalogue, write_fixture_data
 from tests.tiny import TINY_OVERRIDES
 
 pytest.importorskip("torch")
@@ -44,7 +44,7 @@ def texts() -> list[str]:
 
 @pytest.fixture
 def data_dir(tmp_path, texts) -> Path:
-    return write_dataset(tmp_path / "data", texts[:20])
+    return write_fixture_data(tmp_path / "data", texts[:20])
 
 
 def save_model(out: Path, data_dir: Path, family: str, *, chat: bool = False) -> Path:
@@ -69,8 +69,8 @@ def save_model(out: Path, data_dir: Path, family: str, *, chat: bool = False) ->
 def make_pipeline(root: Path, texts: list[str], **prompt) -> Path:
     """A `recalign run` directory: data/, samples/, train/ (its inputs recorded as
     ../samples and ../data)."""
-    data = write_dataset(root / "data", texts[:20])
-    make_run(root / "train", data, samples_dir=root / "samples", **prompt)
+    data = write_fixture_data(root / "data", texts[:20])
+    tiny_llm_run(root / "train", data, samples_dir=root / "samples", **prompt)
     return fake_pipeline(root, name="test")
 
 
@@ -108,7 +108,7 @@ def test_zero_shot_retrieval_of_a_chat_model(data_dir, tmp_path):
 def test_cli_zero_shot_with_prompt_flags(tmp_path, texts):
     """The shape of `recalign evaluate run MODEL --data D --protocol sampled --max-users 3`:
     99 negatives need a catalogue of more than 100 items."""
-    data = write_dataset(tmp_path / "big", texts)
+    data = write_fixture_data(tmp_path / "big", texts)
     model = save_model(tmp_path / "model", data, "seq2seq")
     args = ["run", str(model), "--data", str(data), "--protocol", "sampled", "--max-users", "3"]
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "e")])
@@ -200,7 +200,7 @@ def test_a_moved_pipeline_keeps_its_catalogue_check(tmp_path, texts, caplog):
     assert not caplog.records
     changed = list(texts[:20])
     changed[3] = "a completely different product"
-    other = write_dataset(tmp_path / "other", changed)
+    other = write_fixture_data(tmp_path / "other", changed)
     # The item-level message needs the run's samples: they were found in the moved tree.
     with pytest.raises(IncompatibleArtifactError, match=r"item 4 is 'a completely different"):
         evaluate(new, other, tmp_path / "ev2", EvalOptions(k=5, num_beams=5))

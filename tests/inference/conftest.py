@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pytest
 
-from tests.tiny import TINY_OVERRIDES
+from tests.factories import tiny_llm_run, write_dataset
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -135,56 +134,18 @@ SEQUENCES = [
 ]
 
 
-def write_dataset(out: Path, texts: list[str], *, ratings: bool = True) -> Path:
-    from recalign.data import write_prepared
-
-    columns = {"user_id": list(range(1, len(SEQUENCES) + 1)), "items": SEQUENCES}
-    schema = {"user_id": pl.Int64, "items": pl.List(pl.Int64)}
-    if ratings:
-        columns["ratings"] = [
-            [float(1 + (u + i) % 5) for i in seq] for u, seq in enumerate(SEQUENCES)
-        ]
-        schema["ratings"] = pl.List(pl.Float64)
-    sequences = pl.DataFrame(columns, schema=schema)
-    items = pl.DataFrame(
-        {
-            "item_id": list(range(1, len(texts) + 1)),
-            "source_id": [f"S{i}" for i in range(1, len(texts) + 1)],
-            "text": texts,
-        }
-    )
-    write_prepared(out, "fixture", sequences, items)
+def write_fixture_data(out: Path, texts: list[str], *, ratings: bool = True) -> Path:
+    """`SEQUENCES` over `texts` (with ratings 1..5 that vary by user and item)."""
+    scores = [[1 + (u + i) % 5 for i in seq] for u, seq in enumerate(SEQUENCES)]
+    write_dataset(out, SEQUENCES, texts, ratings=scores if ratings else None)
     return out
 
 
 @pytest.fixture
 def data_dir(tmp_path, texts) -> Path:
-    return write_dataset(tmp_path / "data", texts[:20])
-
-
-def make_run(
-    run_dir: Path,
-    data_dir: Path,
-    family: str = "seq2seq",
-    samples_dir: Path | None = None,
-    **prompt,
-) -> Path:
-    """A run directory with a tiny random-init model, made from samples (without samples:
-    their catalogue and prompt settings, `prompt`) in `samples_dir`, else `RUN-samples`."""
-    from recalign.data import load_prepared
-    from recalign.models.loading import build_tiny
-    from tests.artifacts.helpers import fake_run, fake_samples
-
-    torch.manual_seed(0)
-    dataset = load_prepared(data_dir)
-    preset = "tiny-t5" if family == "seq2seq" else "tiny-causal"
-    overrides = TINY_OVERRIDES[family]
-    loaded = build_tiny(preset, dataset=dataset, vocab_size=300, overrides=overrides)
-    samples = samples_dir or run_dir.parent / f"{run_dir.name}-samples"
-    fake_samples(data_dir, samples, family=family, **prompt)
-    return fake_run(run_dir, data_dir, samples, loaded, model={"source": preset, "preset": preset})
+    return write_fixture_data(tmp_path / "data", texts[:20])
 
 
 @pytest.fixture
 def run_dir(tmp_path, data_dir) -> Path:
-    return make_run(tmp_path / "run", data_dir)
+    return tiny_llm_run(tmp_path / "run", data_dir)

@@ -16,7 +16,8 @@ from recalign.errors import ConfigError, IncompatibleArtifactError, RecalignErro
 from recalign.evaluation.llm import EvalOptions, evaluate_run, sampled_candidate_lists
 from recalign.evaluation.outputs import metrics_from_predictions, read_predictions
 from recalign.validation import validate
-from tests.inference.conftest import make_run, write_dataset
+from tests.factories import tiny_llm_run
+from tests.inference.conftest import write_fixture_data
 
 pytest.importorskip("torch")
 
@@ -192,12 +193,12 @@ def test_run_dir_without_a_model(run_dir, data_dir, tmp_path):
 def test_catalogue_differs(run_dir, tmp_path, texts):
     changed = list(texts[:20])
     changed[3] = "a completely different product"
-    other = write_dataset(tmp_path / "other", changed)
+    other = write_fixture_data(tmp_path / "other", changed)
     with pytest.raises(
         IncompatibleArtifactError, match=r"item 4 is 'a completely different product'"
     ):
         evaluate_run(run_dir, other, tmp_path / "ev")
-    bigger = write_dataset(tmp_path / "bigger", texts[:21])
+    bigger = write_fixture_data(tmp_path / "bigger", texts[:21])
     with pytest.raises(IncompatibleArtifactError, match=r"item 21 .* is new"):
         evaluate_run(run_dir, bigger, tmp_path / "ev")
 
@@ -235,7 +236,7 @@ def test_cli_bad_input_is_a_clear_message(run_dir, data_dir, tmp_path):
 
 
 def test_causal_run(tmp_path, data_dir):
-    run = make_run(tmp_path / "causal", data_dir, "causal")
+    run = tiny_llm_run(tmp_path / "causal", data_dir, "causal")
     metrics = evaluate_run(run, data_dir, tmp_path / "ev", EvalOptions(k=5, num_beams=5))
     assert metrics["users"] == 6
     for record in read_predictions(tmp_path / "ev"):

@@ -15,13 +15,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import polars as pl
 import yaml
 
 from recalign.artifacts import PromptRecord, RunManifest, SamplesDir, seal
-from recalign.data import write_prepared
 from recalign.evaluation.outputs import write_evaluation
-from tests.artifacts.helpers import fake_pipeline, fake_samples
+from tests.factories import fake_pipeline, fake_samples, write_dataset
 
 HAIR = ["Red Shampoo", "Red Conditioner", "Red Hair Mask", "Blue Shampoo", "Blue Conditioner",
         "Blue Hair Mask"]  # fmt: skip
@@ -48,23 +46,16 @@ def others(user: int, n: int = 5) -> list[int]:
 
 
 def _data(run: Path) -> str:
-    sequences = pl.DataFrame(
-        {
-            "user_id": USERS,
-            "items": [sequence(u) for u in USERS],
-            "ratings": [[4.0] * 5 for _ in USERS],
-        }
+    dataset = write_dataset(
+        run / "data",
+        [sequence(u) for u in USERS],
+        HAIR + SHAVE,
+        ratings=[[4.0] * 5 for _ in USERS],
+        name="fixture-shop",
+        source_prefix="s",
+        item_columns={"text_source": ["title"] * 12, "disambiguated": [False] * 12},
     )
-    items = pl.DataFrame(
-        {
-            "item_id": list(range(1, 13)),
-            "source_id": [f"s{i}" for i in range(1, 13)],
-            "text": HAIR + SHAVE,
-            "text_source": ["title"] * 12,
-            "disambiguated": [False] * 12,
-        }
-    )
-    return write_prepared(run / "data", "fixture-shop", sequences, items).data_hash
+    return dataset.data_hash
 
 
 def _ranking(users, rank_of) -> list[dict]:

@@ -8,7 +8,7 @@ import pytest
 from recalign.artifacts import read_manifest
 from recalign.report.collect import BASELINE, LLM, read_evaluation
 from recalign.report.labels import collect_run, model_label
-from tests.artifacts.helpers import reseal
+from tests.factories import reseal
 
 from .fixture import LLM_LABEL, make_run
 

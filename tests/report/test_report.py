@@ -12,7 +12,7 @@ from recalign.artifacts import EvaluationManifest, seal
 from recalign.data import write_prepared
 from recalign.report import build_report
 from recalign.report.build import format_value
-from tests.artifacts.helpers import reseal
+from tests.factories import reseal
 
 from .fixture import LLM_LABEL, make_run
 

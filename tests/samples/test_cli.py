@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from recalign.artifacts import PromptRecord, RunManifest, seal
 from recalign.cli.samples import app
 from recalign.errors import ConfigError
-from tests.artifacts.helpers import reseal
+from tests.factories import reseal
 
 
 def test_generate_show_export(tiny, tmp_path):

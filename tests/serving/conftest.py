@@ -5,13 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pytest
 
-from recalign.data import write_prepared
 from recalign.serving import ItemCatalog, Recommender
-from tests.artifacts.helpers import fake_pipeline
-from tests.tiny import TINY_OVERRIDES
+from tests.factories import fake_pipeline, write_dataset
 
 TEXTS = [
     "Red Velvet Lipstick",
@@ -40,18 +37,7 @@ SEQUENCES = [
 
 def make_data_dir(out: Path) -> Path:
     """Write the fixture's prepared dataset to `out`."""
-    sequences = pl.DataFrame(
-        {"user_id": list(range(1, len(SEQUENCES) + 1)), "items": SEQUENCES},
-        schema={"user_id": pl.Int64, "items": pl.List(pl.Int64)},
-    )
-    items = pl.DataFrame(
-        {
-            "item_id": list(range(1, len(TEXTS) + 1)),
-            "source_id": [f"S{i}" for i in range(1, len(TEXTS) + 1)],
-            "text": TEXTS,
-        }
-    )
-    write_prepared(out, "fixture", sequences, items)
+    write_dataset(out, SEQUENCES, TEXTS)
     return out
 
 
@@ -101,23 +87,6 @@ class FakeLLMBackend:
 def fake_rec() -> Recommender:
     catalog = ItemCatalog(list(range(1, len(TEXTS) + 1)), TEXTS)
     return Recommender(FakeLLMBackend(len(TEXTS)), catalog)
-
-
-def make_llm_run(run_dir: Path, data_dir: Path, family: str = "seq2seq", seed: int = 0) -> Path:
-    """A run directory holding a tiny random-init model (no training: serving only reads it)."""
-    import torch
-
-    from recalign.data import load_prepared
-    from recalign.models.loading import build_tiny
-    from tests.artifacts.helpers import fake_run, fake_samples
-
-    torch.manual_seed(seed)
-    dataset = load_prepared(data_dir)
-    preset = "tiny-t5" if family == "seq2seq" else "tiny-causal"
-    overrides = TINY_OVERRIDES[family]
-    loaded = build_tiny(preset, dataset=dataset, vocab_size=300, overrides=overrides)
-    samples = fake_samples(data_dir, run_dir.parent / f"{run_dir.name}-samples", family=family)
-    return fake_run(run_dir, data_dir, samples, loaded, model={"source": preset, "preset": preset})
 
 
 def make_pipeline_dir(root: Path, baselines: tuple[str, ...] = ("pop",)) -> Path:

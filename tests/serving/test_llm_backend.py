@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from recalign.data import load_prepared  # noqa: E402
 from recalign.serving import Recommender  # noqa: E402
 from recalign.serving.app import create_app  # noqa: E402
-from tests.serving.conftest import TEXTS, make_llm_run  # noqa: E402
+from tests.factories import tiny_llm_run  # noqa: E402
+from tests.serving.conftest import TEXTS  # noqa: E402
 from tests.tolerances import BATCH_ATOL, BATCH_RTOL, assert_same_ranking  # noqa: E402
 
 
@@ -28,7 +29,7 @@ def _trie_cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def t5_run(tmp_path, data_dir):
-    return make_llm_run(tmp_path / "t5-run", data_dir, "seq2seq")
+    return tiny_llm_run(tmp_path / "t5-run", data_dir, "seq2seq")
 
 
 def test_load_reports_the_model(t5_run):
@@ -136,7 +137,7 @@ def test_http_serves_the_llm_lists(t5_run):
 
 
 def test_causal_run(tmp_path, data_dir):
-    rec = Recommender.load(make_llm_run(tmp_path / "causal-run", data_dir, "causal"))
+    rec = Recommender.load(tiny_llm_run(tmp_path / "causal-run", data_dir, "causal"))
     got = rec.recommend([4, 5], k=6)
     assert len(set(got.item_ids)) == 6 and not {4, 5} & set(got.item_ids)
     assert all(1 <= i <= len(TEXTS) for i in got.item_ids)

@@ -32,7 +32,8 @@ from recalign.serving.limits import ServeLimits  # noqa: E402
 from recalign.serving.recommender import InvalidRequestError  # noqa: E402
 from recalign.training.config import make_config  # noqa: E402
 from recalign.training.run import train  # noqa: E402
-from tests.serving.conftest import TEXTS, make_llm_run  # noqa: E402
+from tests.factories import tiny_llm_run  # noqa: E402
+from tests.serving.conftest import TEXTS  # noqa: E402
 from tests.tiny import TINY_OVERRIDES  # noqa: E402
 
 NEW = ["Cherry Lip Gloss", "Peach Blush Powder"]
@@ -45,7 +46,7 @@ def _cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def title_rec(tmp_path, data_dir):
-    return Recommender.load(make_llm_run(tmp_path / "t5-run", data_dir, "seq2seq"))
+    return Recommender.load(tiny_llm_run(tmp_path / "t5-run", data_dir, "seq2seq"))
 
 
 def _whole_trie(backend):
@@ -194,7 +195,7 @@ def test_serve_adds_the_file_before_it_listens(tmp_path, data_dir, monkeypatch):
     monkeypatch.setattr(
         server, "run_server", lambda web, *a, **k: seen.update(rec=web.state.recommender)
     )
-    run = make_llm_run(tmp_path / "t5-run", data_dir, "seq2seq")
+    run = tiny_llm_run(tmp_path / "t5-run", data_dir, "seq2seq")
     items = tmp_path / "new.txt"
     items.write_text("\n".join(NEW) + "\n", encoding="utf-8")
     result = CliRunner().invoke(cli_app, ["serve", str(run), "--new-items", str(items)])

@@ -11,7 +11,7 @@ from recalign.artifacts import InputRecord, PromptRecord, RunManifest, read_mani
 from recalign.errors import IncompatibleArtifactError, RecalignError
 from recalign.serving import InvalidRequestError, Recommender, UnknownItemsError
 from recalign.serving.backends import UnsupportedOperationError
-from tests.artifacts.helpers import fake_samples
+from tests.factories import fake_samples
 from tests.serving.conftest import TEXTS
 from tests.tolerances import assert_same_ranking
 
@@ -270,10 +270,11 @@ def test_model_on_a_single_run_is_refused(data_dir):
 def test_pipeline_serves_its_fine_tuned_model_by_default(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("recalign.baselines.run")
-    from tests.serving.conftest import make_llm_run, make_pipeline_dir
+    from tests.factories import tiny_llm_run
+    from tests.serving.conftest import make_pipeline_dir
 
     run = make_pipeline_dir(tmp_path / "run")
-    make_llm_run(run / "train", run / "data")
+    tiny_llm_run(run / "train", run / "data")
     served = Recommender.load(run)
     info = served.describe()
     assert (info["kind"], info["served"], info["models"]) == ("llm", "llm", ["llm", "pop"])

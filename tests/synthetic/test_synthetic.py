@@ -240,7 +240,7 @@ def test_generation_is_chunked(tmp_path, monkeypatch):
     assert [b.height for b in iter_synthetic_users(100, users=25, batch_size=10)] == [10, 10, 5]
     seen = {}
 
-    def spy(out_dir, name, batches, items, **kwargs):
+    def spy(out_dir, name, batches, items, *record, **kwargs):
         seen["lazy"] = isinstance(batches, types.GeneratorType)
         seen["sizes"] = [batch.height for batch in batches]
         return None

@@ -12,8 +12,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recalign.artifacts import SamplesManifest, staged_output
-from recalign.data.store import PreparedDataset, write_prepared
+from recalign.data.store import PreparedDataset
+from tests.factories import fake_samples, write_dataset
 
 COLOURS = ["red", "blue", "green", "black", "white", "pink"]
 NOUNS = ["lipstick", "shampoo", "nail polish", "face cream", "hair gel"]
@@ -37,18 +37,7 @@ def make_dataset(out: Path, *, users: int = 40, items: int = 24, seed: int = 0) 
         start = int(rng.integers(items))
         length = int(rng.integers(5, 9))
         sequences.append([(start + k) % items + 1 for k in range(length)])
-    return write_prepared(
-        out,
-        "synthetic",
-        pl.DataFrame({"user_id": list(range(1, users + 1)), "items": sequences}),
-        pl.DataFrame(
-            {
-                "item_id": list(range(1, items + 1)),
-                "source_id": [f"s{i}" for i in range(items)],
-                "text": texts,
-            }
-        ),
-    )
+    return write_dataset(out, sequences, texts, name="synthetic", source_prefix="s", source_start=0)
 
 
 def _retrieval_rows(dataset: PreparedDataset, split: str) -> list[dict]:
@@ -88,32 +77,6 @@ def make_samples(
 ) -> Path:
     """A samples directory of retrieval samples (its manifest says it was made from
     `dataset`, or from the dataset of content hash `data_hash`)."""
-    with staged_output(out, SamplesManifest) as staging:
-        counts = _write_splits(dataset, staging.path)
-        record = dataset.record_for(out)
-        if data_hash is not None:
-            record = record.model_copy(update={"content_hash": data_hash})
-        staging.commit(
-            SamplesManifest(
-                dataset=dataset.name,
-                inputs={"dataset": record},
-                preset="rec-only",
-                seed=0,
-                family=family,
-                item_repr="title",
-                id_seed=0,
-                max_history=5,
-                separator=", ",
-                users=dataset.num_users,
-                tasks=["retrieval"],
-                counts={split: {"retrieval": n} for split, n in counts.items()},
-                totals=counts,
-            )
-        )
-    return out
-
-
-def _write_splits(dataset: PreparedDataset, out: Path) -> dict[str, int]:
     schema = {
         "task": pl.String,
         "template": pl.String,
@@ -124,13 +87,20 @@ def _write_splits(dataset: PreparedDataset, out: Path) -> dict[str, int]:
         "candidates": pl.List(pl.Int64),
         "history_bounds": pl.List(pl.Int32),
     }
-    counts = {}
-    for split in ("train", "valid", "test"):
-        frame = pl.DataFrame(_retrieval_rows(dataset, split), schema=schema)
-        frame.write_parquet(out / f"{split}.parquet")
-        counts[split] = frame.height
-    dataset.items.select("item_id", "text").write_parquet(out / "item_texts.parquet")
-    return counts
+    splits = {
+        split: pl.DataFrame(_retrieval_rows(dataset, split), schema=schema)
+        for split in ("train", "valid", "test")
+    }
+    return fake_samples(
+        dataset.path,
+        out,
+        max_history=5,
+        separator=", ",
+        tasks=("retrieval",),
+        family=family,
+        splits=splits,
+        data_hash=data_hash,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -99,6 +99,12 @@ class Manifest(BaseModel):
         """The content hash of `files`: names and sha256s, sorted by name."""
         return digest_of((name, self.files[name].sha256) for name in sorted(self.files))
 
+    @property
+    def data_hash(self) -> str | None:
+        """The content hash of the dataset it was made from (its `dataset` input)."""
+        record = self.inputs.get("dataset")
+        return None if record is None else record.content_hash
+
 
 class DatasetManifest(Manifest):
     kind: Literal["dataset"] = "dataset"
@@ -155,11 +161,6 @@ class SamplesManifest(Manifest):
         "templates",
     )
 
-    @property
-    def data_hash(self) -> str | None:
-        record = self.inputs.get("dataset")
-        return None if record is None else record.content_hash
-
 
 class ModelManifest(Manifest):
     kind: Literal["model"] = "model"
@@ -212,11 +213,6 @@ class RunManifest(Manifest):
     # grows on resume, the data cache lives only while training.
     uncovered: ClassVar[tuple[str, ...]] = ("checkpoints", "train_log.jsonl", "data-cache")
 
-    @property
-    def data_hash(self) -> str | None:
-        record = self.inputs.get("dataset")
-        return None if record is None else record.content_hash
-
 
 class EvaluationManifest(Manifest):
     kind: Literal["evaluation"] = "evaluation"
@@ -243,11 +239,6 @@ class BaselineManifest(Manifest):
         "metrics.json",
         "config.yaml",
     )
-
-    @property
-    def data_hash(self) -> str | None:
-        record = self.inputs.get("dataset")
-        return None if record is None else record.content_hash
 
 
 class StageRecord(BaseModel):

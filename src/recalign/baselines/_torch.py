@@ -1,4 +1,5 @@
-"""Shared plumbing of the PyTorch baselines: seeding, devices, threads, early stopping.
+"""Shared plumbing of the PyTorch baselines: seeding, devices, threads, the minibatch
+epoch, early stopping.
 
 torch is imported lazily by the callers; this module is only imported from them.
 """
@@ -12,9 +13,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 
 from recalign.baselines.base import FitReport
+from recalign.baselines.config import TrainingConfig
 from recalign.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -50,21 +53,49 @@ def seeded(seed: int, num_threads: int | None = None) -> Iterator[None]:
         torch.set_num_threads(previous_threads)
 
 
+@contextmanager
+def training(cfg: TrainingConfig) -> Iterator[torch.device]:
+    """The device `cfg` asks for, with torch seeded by `cfg.seed` (and on `cfg.num_threads`
+    threads) inside: how every gradient-trained baseline fits."""
+    device = resolve_device(cfg.device)
+    with seeded(cfg.seed, cfg.num_threads):
+        yield device
+
+
+def minibatch_epoch(
+    optimizer: torch.optim.Optimizer,
+    order: np.ndarray,
+    batch_size: int,
+    batch_loss: Callable[[np.ndarray], torch.Tensor],
+) -> float:
+    """One pass over the rows `order`, `batch_size` at a time: an optimiser step on each
+    batch's `batch_loss(rows)`. Returns the mean batch loss."""
+    total, batches = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        loss = batch_loss(order[start : start + batch_size])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach())
+        batches += 1
+    return total / max(batches, 1)
+
+
 def early_stopping_loop(
+    cfg: TrainingConfig,
     *,
-    epochs: int,
     run_epoch: Callable[[int], float],
     module: torch.nn.Module,
     evaluate: Callable[[], float] | None,
-    eval_every: int,
-    patience: int,
     label: str,
 ) -> FitReport:
-    """Train for up to `epochs`; evaluate every `eval_every`; restore the best weights.
+    """Train for up to `cfg.epochs`; evaluate every `cfg.eval_every`, stop after
+    `cfg.patience` evaluations without improvement; restore the best weights.
 
     `run_epoch(epoch)` returns the mean training loss. Without `evaluate` the model
     trains for all epochs and keeps its last weights.
     """
+    epochs, eval_every, patience = cfg.epochs, cfg.eval_every, cfg.patience
     report = FitReport()
     best_state: dict[str, Any] | None = None
     bad_evals = 0

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel
 
 from recalign.data.store import PreparedDataset
 from recalign.errors import IncompatibleArtifactError, RecalignError
@@ -63,9 +64,10 @@ class Baseline(ABC):
 
     name: ClassVar[str]
     kind: ClassVar[str]  # "ranking" or "rating"
+    config_class: ClassVar[type[BaseModel]]  # its options (`recalign.baselines.config`)
 
-    def __init__(self, config: Any) -> None:
-        self.config = config
+    def __init__(self, config: Any = None) -> None:
+        self.config = config or self.config_class()
         self.fitted = False
 
     @abstractmethod
@@ -88,14 +90,10 @@ class Baseline(ABC):
             raise IncompatibleArtifactError(
                 f"{path} holds a {meta.get('name')!r} model, not {cls.name!r}"
             )
-        model = cls(type(cls.default_config())(**meta["config"]))
+        model = cls(cls.config_class(**meta["config"]))
         model._load_state(path, meta)
         model.fitted = True
         return model
-
-    @classmethod
-    @abstractmethod
-    def default_config(cls) -> Any: ...
 
     @abstractmethod
     def _save_state(self, out: Path) -> dict[str, Any]:

@@ -23,26 +23,22 @@ WEIGHTS_FILE = "bprmf.npz"
 
 class BPRMF(Recommender):
     name = "bprmf"
+    config_class = BPRMFConfig
 
     def __init__(self, config: BPRMFConfig | None = None) -> None:
-        super().__init__(config or BPRMFConfig())
+        super().__init__(config)
         self.user_index: dict[int, int] = {}
         self.user_emb = np.zeros((0, 0), dtype=np.float32)
         self.item_emb = np.zeros((0, 0), dtype=np.float32)
         self.item_bias = np.zeros(0, dtype=np.float32)
 
-    @classmethod
-    def default_config(cls) -> BPRMFConfig:
-        return BPRMFConfig()
-
     def fit(self, dataset: PreparedDataset, valid_fn: ValidFn | None = None) -> FitReport:
         import torch
         from torch import nn
 
-        from recalign.baselines._torch import early_stopping_loop, resolve_device, seeded
+        from recalign.baselines._torch import early_stopping_loop, minibatch_epoch, training
 
         cfg: BPRMFConfig = self.config
-        device = resolve_device(cfg.device)
         users, items = train_pairs(dataset)
         self.num_items = dataset.num_items
         known = np.unique(dataset.sequences.get_column("user_id").to_numpy())
@@ -50,7 +46,7 @@ class BPRMF(Recommender):
         rows = np.array([self.user_index[int(u)] for u in users], dtype=np.int64)
         rng = np.random.default_rng(cfg.seed)
 
-        with seeded(cfg.seed, cfg.num_threads):
+        with training(cfg) as device:
             net = nn.ModuleDict(
                 {
                     "user": nn.Embedding(len(known), cfg.dim),
@@ -67,31 +63,25 @@ class BPRMF(Recommender):
             def run_epoch(epoch: int) -> float:
                 order = rng.permutation(len(rows))
                 negatives = rng.integers(1, self.num_items + 1, size=len(rows))
-                total, batches = 0.0, 0
-                for start in range(0, len(order), cfg.batch_size):
-                    sel = order[start : start + cfg.batch_size]
+
+                def batch_loss(sel: np.ndarray) -> torch.Tensor:
                     u = torch.from_numpy(rows[sel]).to(device)
                     i = torch.from_numpy(items[sel]).to(device)
                     j = torch.from_numpy(negatives[sel]).to(device)
                     pu, qi, qj = net["user"](u), net["item"](i), net["item"](j)
                     diff = (pu * (qi - qj)).sum(-1) + (net["bias"](i) - net["bias"](j)).squeeze(-1)
                     reg = cfg.reg * (pu.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / len(sel)
-                    loss = -torch.nn.functional.logsigmoid(diff).mean() + reg
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    total += float(loss.detach())
-                    batches += 1
+                    return -torch.nn.functional.logsigmoid(diff).mean() + reg
+
+                loss = minibatch_epoch(optimizer, order, cfg.batch_size, batch_loss)
                 self._take_weights(net)
-                return total / max(batches, 1)
+                return loss
 
             report = early_stopping_loop(
-                epochs=cfg.epochs,
+                cfg,
                 run_epoch=run_epoch,
                 module=net,
                 evaluate=None if valid_fn is None else (lambda: valid_fn(self)),
-                eval_every=cfg.eval_every,
-                patience=cfg.patience,
                 label="bprmf",
             )
             self._take_weights(net)  # the restored best weights

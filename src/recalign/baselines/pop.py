@@ -18,15 +18,12 @@ STATE_FILE = "counts.npy"
 
 class Popularity(Recommender):
     name = "pop"
+    config_class = PopConfig
     score_meaning = "the item's number of interactions in the training data; higher is more popular"
 
     def __init__(self, config: PopConfig | None = None) -> None:
-        super().__init__(config or PopConfig())
+        super().__init__(config)
         self.counts = np.zeros(1, dtype=np.float32)
-
-    @classmethod
-    def default_config(cls) -> PopConfig:
-        return PopConfig()
 
     def fit(self, dataset: PreparedDataset, valid_fn: ValidFn | None = None) -> FitReport:
         _, items = train_pairs(dataset)

@@ -37,15 +37,12 @@ class _MeanRating(RatingPredictor):
     """Mean rating per key (user, item or nothing), global mean as the fallback."""
 
     key: ClassVar[str | None] = None
+    config_class = MeanConfig
 
     def __init__(self, config: MeanConfig | None = None) -> None:
-        super().__init__(config or MeanConfig())
+        super().__init__(config)
         self.global_mean = 0.0
         self.means: dict[int, float] = {}
-
-    @classmethod
-    def default_config(cls) -> MeanConfig:
-        return MeanConfig()
 
     def fit(self, dataset: PreparedDataset, valid_fn: ValidFn | None = None) -> FitReport:
         ratings = _require_ratings(dataset, self.name)
@@ -100,28 +97,24 @@ class BiasedMF(RatingPredictor):
     """mu + b_u + b_i + p_u . q_i, MSE with L2, early-stopped on valid RMSE."""
 
     name = "biased-mf"
+    config_class = RatingMFConfig
 
     def __init__(self, config: RatingMFConfig | None = None) -> None:
-        super().__init__(config or RatingMFConfig())
+        super().__init__(config)
         self.mu = 0.0
         self.bounds = (1.0, 5.0)
         self.user_index: dict[int, int] = {}
         self.item_index: dict[int, int] = {}
         self.arrays: dict[str, np.ndarray] = {}
 
-    @classmethod
-    def default_config(cls) -> RatingMFConfig:
-        return RatingMFConfig()
-
     def fit(self, dataset: PreparedDataset, valid_fn: ValidFn | None = None) -> FitReport:
         import torch
         from torch import nn
 
-        from recalign.baselines._torch import early_stopping_loop, resolve_device, seeded
+        from recalign.baselines._torch import early_stopping_loop, minibatch_epoch, training
         from recalign.baselines.evaluate import evaluate_rating
 
         cfg: RatingMFConfig = self.config
-        device = resolve_device(cfg.device)
         ratings = _require_ratings(dataset, self.name)
         values = ratings.get_column(RATING).to_numpy().astype(np.float32)
         self.mu = float(values.mean())
@@ -133,7 +126,7 @@ class BiasedMF(RatingPredictor):
         i_rows = ratings.get_column("item_id").to_numpy()
         rng = np.random.default_rng(cfg.seed)
 
-        with seeded(cfg.seed, cfg.num_threads):
+        with training(cfg) as device:
             net = nn.ModuleDict(
                 {
                     "p": nn.Embedding(len(users), cfg.dim),
@@ -149,38 +142,27 @@ class BiasedMF(RatingPredictor):
             optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr)
             self.fitted = True
 
+            def batch_loss(sel: np.ndarray) -> torch.Tensor:
+                u = torch.from_numpy(u_rows[sel]).to(device)
+                i = torch.from_numpy(i_rows[sel]).to(device)
+                r = torch.from_numpy(values[sel]).to(device)
+                p, q = net["p"](u), net["q"](i)
+                pred = self.mu + net["bu"](u)[:, 0] + net["bi"](i)[:, 0] + (p * q).sum(-1)
+                reg = cfg.reg * ((p.pow(2).sum(-1) + q.pow(2).sum(-1)).mean())
+                return torch.nn.functional.mse_loss(pred, r) + reg
+
             def run_epoch(epoch: int) -> float:
                 order = rng.permutation(len(values))
-                total, batches = 0.0, 0
-                for start in range(0, len(order), cfg.batch_size):
-                    sel = order[start : start + cfg.batch_size]
-                    u = torch.from_numpy(u_rows[sel]).to(device)
-                    i = torch.from_numpy(i_rows[sel]).to(device)
-                    r = torch.from_numpy(values[sel]).to(device)
-                    p, q = net["p"](u), net["q"](i)
-                    pred = self.mu + net["bu"](u)[:, 0] + net["bi"](i)[:, 0] + (p * q).sum(-1)
-                    reg = cfg.reg * ((p.pow(2).sum(-1) + q.pow(2).sum(-1)).mean())
-                    loss = torch.nn.functional.mse_loss(pred, r) + reg
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    total += float(loss.detach())
-                    batches += 1
+                loss = minibatch_epoch(optimizer, order, cfg.batch_size, batch_loss)
                 self._take_weights(net)
-                return total / max(batches, 1)
+                return loss
 
             def evaluate() -> float:
                 # Early stopping maximises, so hand it the negative valid RMSE.
                 return -evaluate_rating(self, dataset, split="valid")[1]["rmse"]
 
             report = early_stopping_loop(
-                epochs=cfg.epochs,
-                run_epoch=run_epoch,
-                module=net,
-                evaluate=evaluate,
-                eval_every=cfg.eval_every,
-                patience=cfg.patience,
-                label="biased-mf",
+                cfg, run_epoch=run_epoch, module=net, evaluate=evaluate, label="biased-mf"
             )
             self._take_weights(net)
         return report

@@ -34,7 +34,7 @@ class BaselineSpec:
     @property
     def config_model(self) -> type[BaseModel]:
         """The pydantic model of this baseline's options (`recalign.baselines.config`)."""
-        return type(self.cls.default_config())
+        return self.cls.config_class
 
 
 BASELINES: dict[str, BaselineSpec] = {

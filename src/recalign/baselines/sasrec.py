@@ -122,23 +122,19 @@ def _trim(batch: np.ndarray) -> np.ndarray:
 
 class SASRec(Recommender):
     name = "sasrec"
+    config_class = SASRecConfig
 
     def __init__(self, config: SASRecConfig | None = None) -> None:
-        super().__init__(config or SASRecConfig())
+        super().__init__(config)
         self.net: Any = None
-
-    @classmethod
-    def default_config(cls) -> SASRecConfig:
-        return SASRecConfig()
 
     # --- training ------------------------------------------------------------------
     def fit(self, dataset: PreparedDataset, valid_fn: ValidFn | None = None) -> FitReport:
         import torch
 
-        from recalign.baselines._torch import early_stopping_loop, resolve_device, seeded
+        from recalign.baselines._torch import early_stopping_loop, minibatch_epoch, training
 
         cfg: SASRecConfig = self.config
-        device = resolve_device(cfg.device)
         self.num_items = dataset.num_items
         _, sequences = train_sequences(dataset)
         # Input = train items but the last; target at each position = the next item.
@@ -147,35 +143,27 @@ class SASRec(Recommender):
         targets = _left_pad([s[1:] for s in usable], cfg.max_len)
         rng = np.random.default_rng(cfg.seed)
 
-        with seeded(cfg.seed, cfg.num_threads):
+        with training(cfg) as device:
             self.net = _build_network(self.num_items, cfg).to(device)
             self.fitted = True
             optimizer = torch.optim.Adam(
                 self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay
             )
 
+            def batch_loss(rows: np.ndarray) -> torch.Tensor:
+                seq_np = _trim(inputs[rows])
+                pos_np = targets[rows][:, -seq_np.shape[1] :]
+                return self._loss(seq_np, pos_np, rng, device)
+
             def run_epoch(epoch: int) -> float:
                 order = rng.permutation(len(inputs))
-                total, batches = 0.0, 0
-                for start in range(0, len(order), cfg.batch_size):
-                    rows = order[start : start + cfg.batch_size]
-                    seq_np = _trim(inputs[rows])
-                    pos_np = targets[rows][:, -seq_np.shape[1] :]
-                    loss = self._loss(seq_np, pos_np, rng, device)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    total += float(loss.detach())
-                    batches += 1
-                return total / max(batches, 1)
+                return minibatch_epoch(optimizer, order, cfg.batch_size, batch_loss)
 
             report = early_stopping_loop(
-                epochs=cfg.epochs,
+                cfg,
                 run_epoch=run_epoch,
                 module=self.net,
                 evaluate=None if valid_fn is None else (lambda: valid_fn(self)),
-                eval_every=cfg.eval_every,
-                patience=cfg.patience,
                 label=f"sasrec-{cfg.loss}",
             )
         return report

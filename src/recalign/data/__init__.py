@@ -2,9 +2,10 @@
 
 from recalign.data.prepare import prepare_dataset
 from recalign.data.split import LeaveOneOut, leave_one_out, split_sequence
-from recalign.data.store import PreparedDataset, load_prepared, write_prepared
+from recalign.data.store import DatasetRecord, PreparedDataset, load_prepared, write_prepared
 
 __all__ = [
+    "DatasetRecord",
     "LeaveOneOut",
     "PreparedDataset",
     "leave_one_out",

@@ -87,7 +87,7 @@ def hold_out_cold(sequences: pl.DataFrame, cold: np.ndarray) -> tuple[pl.DataFra
 def mark_cold(path: Any, fraction: float, seed: int = 0) -> Any:
     """Rewrite the prepared dataset at `path` with a cold item set; returns it re-read."""
     from recalign.data.domain import domain_of_manifest
-    from recalign.data.store import load_prepared, write_prepared
+    from recalign.data.store import DatasetRecord, load_prepared, write_prepared
 
     dataset = load_prepared(path)
     cold = choose_cold(dataset.items.get_column(ITEM_ID).to_numpy(), fraction, seed)
@@ -113,9 +113,11 @@ def mark_cold(path: Any, fraction: float, seed: int = 0) -> Any:
         dataset.name,
         sequences,
         items,
-        source=manifest.get("source") or {},
-        options={**(manifest.get("options") or {}), "cold_items": fraction, "cold_seed": seed},
-        input_files=inputs,
-        report={**(manifest.get("report") or {}), "cold": report},
-        domain=domain_of_manifest(manifest),
+        DatasetRecord(
+            source=manifest.get("source") or {},
+            options={**(manifest.get("options") or {}), "cold_items": fraction, "cold_seed": seed},
+            input_files=inputs,
+            report={**(manifest.get("report") or {}), "cold": report},
+            domain=domain_of_manifest(manifest),
+        ),
     )

@@ -49,7 +49,7 @@ from recalign.data.readers.base import (
     SourceData,
 )
 from recalign.data.registry import DatasetSpec, get_spec
-from recalign.data.store import PreparedDataset, write_prepared
+from recalign.data.store import DatasetRecord, PreparedDataset, write_prepared
 from recalign.data.text import (
     CUT_CHARS,
     CUT_WORDS,
@@ -346,15 +346,17 @@ def _prepare(name: str, out: Path, source: str | Path | None, options: dict[str,
         name,
         prepared.sequences,
         prepared.items,
-        source=source_record,
-        options={
-            **text_options,
-            "kcore": kcore,
-            "disambiguators": list(text_options["disambiguators"]),
-        },
-        input_files=dict(data.files),
-        report=prepared.report,
-        domain=data.domain,
+        DatasetRecord(
+            source=source_record,
+            options={
+                **text_options,
+                "kcore": kcore,
+                "disambiguators": list(text_options["disambiguators"]),
+            },
+            input_files=dict(data.files),
+            report=prepared.report,
+            domain=data.domain,
+        ),
     )
 
 

@@ -61,6 +61,21 @@ def _amazon(key: str, category: str, label: str, published: dict[str, int]) -> D
     )
 
 
+def _movielens(size: str, files: str, published: dict[str, int]) -> DatasetSpec:
+    """A GroupLens release: one zip, read in its own layout (`files`) or RecBole's."""
+    url = f"{_GROUPLENS}/ml-{size}.zip"
+    return DatasetSpec(
+        name=f"movielens-{size}",
+        description=f"MovieLens {size.upper()} ratings with timestamps (GroupLens)",
+        origin=url,
+        expected_files=(files, "RecBole *.inter + *.item"),
+        reader=read_movielens,
+        downloads=(RemoteFile(url, unzip=True),),
+        download_subdir=f"ml-{size}",
+        published=published,
+    )
+
+
 DATASETS: dict[str, DatasetSpec] = {
     "synthetic": DatasetSpec(
         name="synthetic",
@@ -82,25 +97,11 @@ DATASETS: dict[str, DatasetSpec] = {
         "Sports & Outdoors",
         {"users": 35598, "items": 18357, "interactions": 296337},
     ),
-    "movielens-100k": DatasetSpec(
-        name="movielens-100k",
-        description="MovieLens 100K ratings with timestamps (GroupLens)",
-        origin=f"{_GROUPLENS}/ml-100k.zip",
-        expected_files=("u.data + u.item", "RecBole *.inter + *.item"),
-        reader=read_movielens,
-        downloads=(RemoteFile(f"{_GROUPLENS}/ml-100k.zip", unzip=True),),
-        download_subdir="ml-100k",
-        published={"users": 943, "items": 1682, "interactions": 100000},
+    "movielens-100k": _movielens(
+        "100k", "u.data + u.item", {"users": 943, "items": 1682, "interactions": 100000}
     ),
-    "movielens-1m": DatasetSpec(
-        name="movielens-1m",
-        description="MovieLens 1M ratings with timestamps (GroupLens)",
-        origin=f"{_GROUPLENS}/ml-1m.zip",
-        expected_files=("ratings.dat + movies.dat", "RecBole *.inter + *.item"),
-        reader=read_movielens,
-        downloads=(RemoteFile(f"{_GROUPLENS}/ml-1m.zip", unzip=True),),
-        download_subdir="ml-1m",
-        published={"users": 6040, "items": 3706, "interactions": 1000209},
+    "movielens-1m": _movielens(
+        "1m", "ratings.dat + movies.dat", {"users": 6040, "items": 3706, "interactions": 1000209}
     ),
     "custom": DatasetSpec(
         name="custom",

@@ -269,17 +269,36 @@ def validate_tables(
             )
 
 
+@dataclass(frozen=True)
+class DatasetRecord:
+    """What a prepared dataset's manifest says besides its files and stats: where it came
+    from (`source`, the raw `input_files`, recorded with their hashes), how it was
+    prepared (`options`, `report`) and what its items are (`domain`)."""
+
+    source: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    input_files: Mapping[str, str | Path] = field(default_factory=dict)
+    report: Mapping[str, Any] = field(default_factory=dict)
+    domain: Domain = NEUTRAL
+
+    def manifest(self, name: str, stats: dict[str, Any]) -> DatasetManifest:
+        return DatasetManifest(
+            name=name,
+            source=dict(self.source),
+            options=dict(self.options),
+            input_files={key: _source_file(path) for key, path in self.input_files.items()},
+            report=dict(self.report),
+            domain=self.domain.to_dict(),
+            stats=stats,
+        )
+
+
 def write_prepared(
     out_dir: str | Path,
     name: str,
     sequences: pl.DataFrame,
     items: pl.DataFrame,
-    *,
-    source: Mapping[str, Any] | None = None,
-    options: Mapping[str, Any] | None = None,
-    input_files: Mapping[str, str | Path] | None = None,
-    report: Mapping[str, Any] | None = None,
-    domain: Domain = NEUTRAL,
+    record: DatasetRecord | None = None,
 ) -> PreparedDataset:
     """Validate and write a prepared dataset; returns it re-read from disk."""
     validate_tables(sequences, items)
@@ -287,17 +306,7 @@ def write_prepared(
     with staged_output(out, DatasetManifest) as staging:
         sequences = sequences.sort(USER_ID)
         sequences.write_parquet(staging.path / SEQUENCES_FILE, statistics=False)
-        _finish_prepared(
-            staging,
-            name,
-            sequences,
-            items,
-            source=source,
-            options=options,
-            input_files=input_files,
-            report=report,
-            domain=domain,
-        )
+        _finish_prepared(staging, name, sequences, items, record or DatasetRecord())
     return load_prepared(out)
 
 
@@ -372,13 +381,9 @@ def write_prepared_streaming(
     name: str,
     sequence_batches: Iterable[pl.DataFrame],
     items: pl.DataFrame,
+    record: DatasetRecord | None = None,
     *,
-    source: Mapping[str, Any] | None = None,
-    options: Mapping[str, Any] | None = None,
-    input_files: Mapping[str, str | Path] | None = None,
-    report: Mapping[str, Any] | None = None,
     load: bool = True,
-    domain: Domain = NEUTRAL,
 ) -> PreparedDataset | None:
     """`write_prepared` for sequences that arrive in batches (memory flat in the users).
 
@@ -415,17 +420,7 @@ def write_prepared_streaming(
             raise RecalignError(
                 f"no sequences to write for dataset {name!r}: every batch was empty"
             )
-        _finish_prepared(
-            staging,
-            name,
-            pl.scan_parquet(path),
-            items,
-            source=source,
-            options=options,
-            input_files=input_files,
-            report=report,
-            domain=domain,
-        )
+        _finish_prepared(staging, name, pl.scan_parquet(path), items, record or DatasetRecord())
     return load_prepared(out) if load else None
 
 
@@ -434,12 +429,7 @@ def _finish_prepared(
     name: str,
     sequences: pl.DataFrame | pl.LazyFrame,
     items: pl.DataFrame,
-    *,
-    source: Mapping[str, Any] | None,
-    options: Mapping[str, Any] | None,
-    input_files: Mapping[str, str | Path] | None,
-    report: Mapping[str, Any] | None,
-    domain: Domain,
+    record: DatasetRecord,
 ) -> None:
     """Write items and stats next to an already written sequences file, then commit the
     directory (its manifest last)."""
@@ -448,17 +438,7 @@ def _finish_prepared(
     items.write_parquet(out / ITEMS_FILE, statistics=False)
     stats = compute_stats(sequences, items)
     write_json(out / STATS_FILE, stats)
-    staging.commit(
-        DatasetManifest(
-            name=name,
-            source=dict(source or {}),
-            options=dict(options or {}),
-            input_files={key: _source_file(path) for key, path in (input_files or {}).items()},
-            report=dict(report or {}),
-            domain=domain.to_dict(),
-            stats=stats,
-        )
-    )
+    staging.commit(record.manifest(name, stats))
 
 
 def _source_file(path: str | Path) -> SourceFile:

@@ -51,7 +51,7 @@ from recalign.constants import (
     USER_ID,
 )
 from recalign.data.domain import DOMAINS
-from recalign.data.store import PreparedDataset, write_prepared_streaming
+from recalign.data.store import DatasetRecord, PreparedDataset, write_prepared_streaming
 from recalign.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -421,8 +421,10 @@ def write_synthetic(
         "synthetic",
         iter_synthetic_users(catalogue, users, seed, batch_size),
         catalogue.items,
-        source={"kind": "synthetic", "generator": __name__},
-        options=options,
+        DatasetRecord(
+            source={"kind": "synthetic", "generator": __name__},
+            options=options,
+            domain=DOMAINS["products"],
+        ),
         load=load,
-        domain=DOMAINS["products"],
     )

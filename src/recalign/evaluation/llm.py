@@ -170,15 +170,14 @@ def evaluate_run(
     model was trained on is refused. Returns the metrics.json dict.
     """
     from recalign.data.store import load_prepared
-    from recalign.evaluation.targets import describe_run, model_label
+    from recalign.evaluation.targets import describe_run
     from recalign.models.loading import load_run_model
 
     options = options or EvalOptions()
     run = _open_run(run_dir, data_dir)
     run.run.weights(options.which)  # a run without that model fails before any work
     dataset = load_prepared(run.data_dir)
-    prompt = run.prompt
-    catalogue = _Catalogue.of(dataset, prompt, options)
+    catalogue = _Catalogue.of(dataset, run.prompt, options)
     _check_trained_catalogue(run.run, dataset, catalogue.texts())
     loaded = load_run_model(run.run.path, which=options.which, device=device)
     info = describe_run(run.run, options.which)
@@ -187,9 +186,8 @@ def evaluate_run(
         catalogue,
         out_dir,
         options,
-        prompt,
-        model=model_label(info),
-        extra={"model_info": info, "run_dir": str(run.run.path)},
+        info,
+        extra={"run_dir": str(run.run.path)},
         inputs={"run": run.run.record_for(out_dir)},
         show_progress=show_progress,
     )
@@ -240,7 +238,7 @@ def evaluate_model(
     to what the manifest records. Returns metrics.json.
     """
     from recalign.data.store import load_prepared
-    from recalign.evaluation.targets import describe_model, model_label
+    from recalign.evaluation.targets import describe_model
     from recalign.models import TINY_PRESETS
     from recalign.models.loading import load_model
 
@@ -272,9 +270,7 @@ def evaluate_model(
         catalogue,
         out_dir,
         options,
-        prompt,
-        model=model_label(info),
-        extra={"model_info": info},
+        info,
         inputs={**_model_input(spec, out_dir), **(inputs or {})},
         show_progress=show_progress,
     )
@@ -416,19 +412,21 @@ def _eval_samples(
 
 @dataclass(frozen=True)
 class _Catalogue:
-    """What a protocol runs over: the dataset, its evaluation users' samples, and every
-    item as the prompts show it."""
+    """What a protocol runs over: the dataset, its evaluation users' samples, every item
+    as the prompts show it, and the prompt settings all of them were built with."""
 
     dataset: Any
     samples: pl.DataFrame
     reprs: list[str]
     item_ids: list[int]
+    prompt: PromptSettings
 
     @classmethod
     def of(cls, dataset: Any, prompt: PromptSettings, options: EvalOptions) -> _Catalogue:
         reprs = prompt.representations(dataset.item_texts)
         item_ids = dataset.items.get_column(ITEM_ID).to_list()
-        return cls(dataset, _eval_samples(dataset, prompt, options, len(item_ids)), reprs, item_ids)
+        samples = _eval_samples(dataset, prompt, options, len(item_ids))
+        return cls(dataset, samples, reprs, item_ids, prompt)
 
     def texts(self) -> dict[int, str]:
         return {i: self.reprs[i] for i in self.item_ids}
@@ -439,17 +437,18 @@ def _run_protocol(
     catalogue: _Catalogue,
     out_dir: str | Path,
     options: EvalOptions,
-    prompt: PromptSettings,
+    info: dict[str, Any],
     *,
-    model: str,
-    extra: dict[str, Any],
     inputs: dict[str, InputRecord],
     show_progress: bool,
+    extra: dict[str, Any] | None = None,
 ) -> dict:
-    """Run the protocol on the prepared users and write the evaluation directory."""
+    """Run the protocol on the prepared users and write the evaluation directory of the
+    model `info` describes (`recalign.evaluation.targets`)."""
     from recalign.evaluation.outputs import write_evaluation
+    from recalign.evaluation.targets import model_label
 
-    dataset, samples = catalogue.dataset, catalogue.samples
+    dataset, samples, prompt = catalogue.dataset, catalogue.samples, catalogue.prompt
 
     # Prompts are fitted to the budget asked for, else to the one the run trained with.
     budget = options.max_source_length or prompt.max_source_length
@@ -465,7 +464,8 @@ def _run_protocol(
     seconds = time.perf_counter() - started
     extra = {
         "options": options.model_dump(exclude={"shard", "num_shards"}),
-        **extra,
+        "model_info": info,
+        **(extra or {}),
         "prompt": prompt.to_dict(),
         "dataset": dataset.name,
         "data_hash": dataset.data_hash,
@@ -481,7 +481,7 @@ def _run_protocol(
         predictions,
         protocol=options.protocol,
         split=options.split,
-        model=model,
+        model=model_label(info),
         exclude_history=get_protocol(options.protocol).recorded_history(options.exclude_history),
         template=str(samples.get_column("template")[0]),
         extra=extra,

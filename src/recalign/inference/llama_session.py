@@ -84,8 +84,7 @@ class LlamaSession:
         import torch
         from transformers import DynamicCache
 
-        ids, mask = pad_rows(prompts, self.pad_token_id, left=True)
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        ids, mask = pad_rows(prompts, self.pad_token_id, left=True, device=self.device)
         out = self.model(
             input_ids=ids,
             attention_mask=mask,

@@ -41,8 +41,7 @@ def score_candidates(
         raise ConfigError("a candidate answer has no tokens")
     session = open_session(model, family, tokenizer)
     lengths = torch.as_tensor([len(c) for c in candidates])
-    targets, mask = pad_rows(candidates, session.pad_token_id, left=False)
-    targets, mask = targets.to(session.device), mask.to(session.device)
+    targets, mask = pad_rows(candidates, session.pad_token_id, left=False, device=session.device)
     with torch.inference_mode():
         first = _log_softmax(session.start([list(prompt)]))[0]  # (V,)
         total = first[targets[:, 0]].double()

@@ -42,8 +42,7 @@ class Seq2SeqSession:
         import torch
         from transformers import DynamicCache, EncoderDecoderCache
 
-        ids, mask = pad_rows(prompts, self.pad_token_id, left=False)
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        ids, mask = pad_rows(prompts, self.pad_token_id, left=False, device=self.device)
         self.hidden = self.model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
         self.mask = mask
         self.cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
@@ -85,8 +84,7 @@ class CausalSession:
     def start(self, prompts: Sequence[Sequence[int]]) -> Any:
         from transformers import DynamicCache
 
-        ids, mask = pad_rows(prompts, self.pad_token_id, left=True)
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        ids, mask = pad_rows(prompts, self.pad_token_id, left=True, device=self.device)
         out = self.model(
             input_ids=ids,
             attention_mask=mask,
@@ -157,8 +155,7 @@ class T5Session:
     def start(self, prompts: Sequence[Sequence[int]]) -> Any:
         import torch
 
-        ids, mask = pad_rows(prompts, self.pad_token_id, left=False)
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        ids, mask = pad_rows(prompts, self.pad_token_id, left=False, device=self.device)
         hidden = self.model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
         self.cross_k = [self._heads(b.layer[1].EncDecAttention.k(hidden)) for b in self.blocks]
         self.cross_v = [self._heads(b.layer[1].EncDecAttention.v(hidden)) for b in self.blocks]

@@ -9,8 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def pad_rows(rows: Sequence[Sequence[int]], pad_id: int, *, left: bool) -> tuple[Any, Any]:
-    """Token rows as one (ids, attention mask) pair of long tensors, padded left or right."""
+def pad_rows(
+    rows: Sequence[Sequence[int]], pad_id: int, *, left: bool, device: Any = None
+) -> tuple[Any, Any]:
+    """Token rows as one (ids, attention mask) pair of long tensors, padded left or right
+    (built on the CPU, then moved to `device` when one is given)."""
     import torch
 
     width = max(1, max(len(r) for r in rows))
@@ -22,6 +25,8 @@ def pad_rows(rows: Sequence[Sequence[int]], pad_id: int, *, left: bool) -> tuple
         span = slice(width - len(row), width) if left else slice(0, len(row))
         ids[i, span] = torch.as_tensor(list(row), dtype=torch.long)
         mask[i, span] = 1
+    if device is not None:
+        ids, mask = ids.to(device), mask.to(device)
     return ids, mask
 
 

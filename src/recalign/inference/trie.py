@@ -27,6 +27,8 @@ from recalign.errors import DataFormatError
 logger = logging.getLogger(__name__)
 
 TRIE_FORMAT = 1  # bump when the on-disk layout changes: old cache files are then ignored
+# The tables a cache file holds besides its format and EOS id: ItemTrie's array fields.
+_ARRAYS = ("child_ptr", "child_token", "child_node", "parent", "node_item", "item_ids", "item_leaf")
 
 
 @dataclass(frozen=True)
@@ -207,13 +209,7 @@ class ItemTrie:
             tmp,
             format=np.int64(TRIE_FORMAT),
             eos_token_id=np.int64(self.eos_token_id),
-            child_ptr=self.child_ptr,
-            child_token=self.child_token,
-            child_node=self.child_node,
-            parent=self.parent,
-            node_item=self.node_item,
-            item_ids=self.item_ids,
-            item_leaf=self.item_leaf,
+            **{key: getattr(self, key) for key in _ARRAYS},
         )
         os.replace(tmp, path)  # atomic: a killed process never leaves half a cache file
 
@@ -223,19 +219,7 @@ class ItemTrie:
             if int(data["format"]) != TRIE_FORMAT:
                 raise ValueError(f"trie cache {path} has format {int(data['format'])}")
             return cls(
-                eos_token_id=int(data["eos_token_id"]),
-                **{
-                    key: data[key]
-                    for key in (
-                        "child_ptr",
-                        "child_token",
-                        "child_node",
-                        "parent",
-                        "node_item",
-                        "item_ids",
-                        "item_leaf",
-                    )
-                },
+                eos_token_id=int(data["eos_token_id"]), **{key: data[key] for key in _ARRAYS}
             )
 
 

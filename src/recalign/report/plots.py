@@ -19,6 +19,16 @@ def _pyplot():
     return plt
 
 
+def _save(plt: Any, fig: Any, ax: Any, title: str, path: Path) -> Path:
+    """Title and legend the figure's one plot, write it to `path` and free it."""
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def bar_chart(evaluations: Sequence[Evaluation], path: Path, keys=("ndcg@10", "hit@10")) -> Path:
     """Grouped bars of `keys` per model, with the bootstrap intervals as error bars."""
     plt = _pyplot()
@@ -39,12 +49,7 @@ def bar_chart(evaluations: Sequence[Evaluation], path: Path, keys=("ndcg@10", "h
     ax.set_xticks(range(len(models)))
     ax.set_xticklabels(models, fontsize=8)
     ax.set_ylabel("score (95% bootstrap interval)")
-    ax.set_title("Full ranking over the catalogue")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, "Full ranking over the catalogue", path)
 
 
 def training_curves(records: Sequence[dict[str, Any]], path: Path) -> Path | None:
@@ -61,9 +66,4 @@ def training_curves(records: Sequence[dict[str, Any]], path: Path) -> Path | Non
         ax.plot(*zip(*valid, strict=True), marker="o", label="validation loss")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.set_title("Training")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, ax, "Training", path)

@@ -10,7 +10,7 @@ history bounds, so a served prompt is fitted to the model's budget like an evalu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -220,25 +220,7 @@ def _joined(elements: list[bytes], separator: bytes) -> Joined:
     return Joined([separator.join(elements)], start, start + sizes)
 
 
-def render_prompt(
-    task: str,
-    history_texts: list[str],
-    *,
-    template: str = "default",
-    candidates: list[str] | None = None,
-    item: str | None = None,
-    ratings: list[float] | None = None,
-    templates: TemplateSet | None = None,
-    domain: Domain = NEUTRAL,
-) -> str:
-    """The input prompt for an arbitrary history of item strings (`build_prompt`'s text)."""
-    return build_prompt(
-        task,
-        history_texts,
-        template=template,
-        candidates=candidates,
-        item=item,
-        ratings=ratings,
-        templates=templates,
-        domain=domain,
-    ).text
+def render_prompt(task: str, history_texts: list[str], **options: Any) -> str:
+    """The input prompt for an arbitrary history of item strings: `build_prompt`'s text
+    (it takes `build_prompt`'s keywords)."""
+    return build_prompt(task, history_texts, **options).text

@@ -46,6 +46,7 @@ _GENRES_100K = (
     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
     "Romance", "Sci-Fi", "Thriller", "War", "Western",
 )  # fmt: skip
+_INTER_NAMES = ["user", "item", "rating", "timestamp"]
 _INTER_DTYPES = {"user": pl.Int64, "item": pl.Int64, "rating": pl.Float64, "timestamp": pl.Int64}
 _TITLE_YEAR = r"^(.*?)\s*\((\d{4})\)\s*$"
 
@@ -91,59 +92,44 @@ def _items(table: pl.DataFrame, path: Path) -> pl.DataFrame:
     )
 
 
+def _read_fields(
+    path: Path, sep: str, names: list[str], dtypes: dict, encoding: str = "latin-1"
+) -> pl.DataFrame:
+    """A GroupLens file: one record a line, `sep`-separated fields (`names`)."""
+    text = read_text(path, encoding=encoding)
+    return split_fields(lines_frame(text), path, sep=sep, names=names, dtypes=dtypes)
+
+
+def _grouplens(
+    ratings: pl.DataFrame, ratings_path: Path, movies: pl.DataFrame, movies_path: Path
+) -> SourceData:
+    """A GroupLens release's ratings, and its movies with "Title (Year)" in `raw_title`."""
+    return SourceData(
+        domain=DOMAINS["movies"],
+        interactions=_interactions(ratings, ratings_path),
+        items=_items(_split_title_year(movies, "raw_title"), movies_path),
+        files={"ratings": ratings_path, "items": movies_path},
+        log_file=ratings_path,
+    )
+
+
 def read_grouplens_100k(directory: Path) -> SourceData:
     data_path, item_path = directory / "u.data", directory / "u.item"
-    names = ["user", "item", "rating", "timestamp"]
-    ratings = split_fields(
-        lines_frame(read_text(data_path)), data_path, sep="\t", names=names, dtypes=_INTER_DTYPES
-    )
+    ratings = _read_fields(data_path, "\t", _INTER_NAMES, _INTER_DTYPES, encoding="utf-8")
     item_names = ["item", "raw_title", "release_date", "video_date", "url", *_GENRES_100K]
-    items = split_fields(
-        lines_frame(read_text(item_path, encoding="latin-1")),
-        item_path,
-        sep="|",
-        names=item_names,
-        dtypes={"item": pl.Int64},
-    )
+    items = _read_fields(item_path, "|", item_names, {"item": pl.Int64})
     genres = pl.concat_list(
         [pl.when(pl.col(g) == "1").then(pl.lit(g)).otherwise(None) for g in _GENRES_100K]
     ).list.drop_nulls()
-    items = _split_title_year(items.with_columns(genres.alias(CATEGORIES)), "raw_title")
-    return SourceData(
-        domain=DOMAINS["movies"],
-        interactions=_interactions(ratings, data_path),
-        items=_items(items, item_path),
-        files={"ratings": data_path, "items": item_path},
-        log_file=data_path,
-    )
+    return _grouplens(ratings, data_path, items.with_columns(genres.alias(CATEGORIES)), item_path)
 
 
 def read_grouplens_1m(directory: Path) -> SourceData:
     ratings_path, movies_path = directory / "ratings.dat", directory / "movies.dat"
-    ratings = split_fields(
-        lines_frame(read_text(ratings_path, encoding="latin-1")),
-        ratings_path,
-        sep="::",
-        names=["user", "item", "rating", "timestamp"],
-        dtypes=_INTER_DTYPES,
-    )
-    movies = split_fields(
-        lines_frame(read_text(movies_path, encoding="latin-1")),
-        movies_path,
-        sep="::",
-        names=["item", "raw_title", "genres"],
-        dtypes={"item": pl.Int64},
-    )
-    movies = _split_title_year(
-        movies.with_columns(pl.col("genres").str.split("|").alias(CATEGORIES)), "raw_title"
-    )
-    return SourceData(
-        domain=DOMAINS["movies"],
-        interactions=_interactions(ratings, ratings_path),
-        items=_items(movies, movies_path),
-        files={"ratings": ratings_path, "items": movies_path},
-        log_file=ratings_path,
-    )
+    ratings = _read_fields(ratings_path, "::", _INTER_NAMES, _INTER_DTYPES)
+    movies = _read_fields(movies_path, "::", ["item", "raw_title", "genres"], {"item": pl.Int64})
+    movies = movies.with_columns(pl.col("genres").str.split("|").alias(CATEGORIES))
+    return _grouplens(ratings, ratings_path, movies, movies_path)
 
 
 def read_atomic(path: Path) -> pl.DataFrame:

@@ -202,6 +202,10 @@ class Texts(NamedTuple):
         return cls(pieces, _lengths(values))
 
 
+# A task's placeholders -> their values, per case or constant (see `render`).
+Values = dict[str, Texts | list[bytes] | str | int]
+
+
 class Bounds(NamedTuple):
     """History bounds per row (see the module docstring); `valid[r]` False = null row."""
 
@@ -288,7 +292,7 @@ def _string_array(pieces: np.ndarray, lengths: np.ndarray) -> pa.Array:
 def render(
     templates: list[Template],
     choice: np.ndarray,
-    values: dict[str, Texts | list[bytes] | str | int],
+    values: Values,
     locate: str | None = None,
 ) -> Rendered:
     """Template ids, inputs and targets: each case rendered with its chosen template.
@@ -380,7 +384,7 @@ def _as_objects(values: list[bytes]) -> np.ndarray:
 def _render_with_jinja(
     templates: list[Template],
     choice: np.ndarray,
-    values: dict[str, Texts | list[bytes] | str | int],
+    values: Values,
     locate: str | None = None,
 ) -> Rendered:
     """User templates with Jinja logic: one render per case (slow, but any template).
@@ -483,16 +487,60 @@ def histories(joined: Joined, rows: np.ndarray, first: np.ndarray, stop: np.ndar
     ]
 
 
+def render_cases(
+    cases: Cases,
+    ctx: TaskContext,
+    template: Template | None,
+    values: Values,
+    locate: str = "history",
+) -> Rendered:
+    """Each case rendered with `template`, else with one drawn from the context's; the
+    domain words join `values`, and `offset` says where `locate` is (see `render`)."""
+    templates, choice = choose_templates(cases, ctx, template)
+    return render(templates, choice, {**values, **ctx.words}, locate=locate)
+
+
+@dataclass(frozen=True)
+class NextItem:
+    """What retrieval, ranking, rating and BPR share: each case's target (flat index), the
+    flat index of its first history item, its history as the prompt shows it, and the
+    joined items it is a slice of (all of it droppable)."""
+
+    cases: Cases
+    target: np.ndarray
+    first: np.ndarray
+    history: list[bytes]
+    joined: Joined
+
+    def rows(
+        self,
+        task: str,
+        ctx: TaskContext,
+        template: Template | None,
+        values: Values,
+        shown: Ragged,
+        *,
+        target_item: np.ndarray | None = None,
+        candidates: Ragged | None = None,
+    ) -> TaskRows:
+        """The task's rows: `values` and the history rendered, the whole history droppable."""
+        rendered = render_cases(self.cases, ctx, template, {"history": self.history, **values})
+        bounds = whole_history(self.joined, self.first, self.target, rendered.offset)
+        return rendered.rows(
+            task, self.cases, shown, bounds, target_item=target_item, candidates=candidates
+        )
+
+
 def next_item_cases(
-    batch: Batch, cases: Cases, ctx: TaskContext
-) -> tuple[np.ndarray, np.ndarray, list[bytes], Joined]:
-    """What retrieval, ranking and BPR share: each case's target (flat index), the flat
-    index of its first history item, its history as the prompt shows it, and the joined
-    items it is a slice of (for `whole_history`)."""
+    batch: Batch, cases: Cases, ctx: TaskContext, joined: Joined | None = None
+) -> NextItem:
+    """Each case's next-item history, a slice of `joined` (default: the user's items as
+    the prompt shows them)."""
     target = cases.target_flat(batch)
     first = cases.window_start(batch, ctx.max_history)
-    joined = ctx.joined_reprs(batch)
-    return target, first, histories(joined, cases.rows, first, target), joined
+    if joined is None:
+        joined = ctx.joined_reprs(batch)
+    return NextItem(cases, target, first, histories(joined, cases.rows, first, target), joined)
 
 
 def format_rating(value: float) -> str:

@@ -11,11 +11,8 @@ from recalign.samples.tasks.base import (
     TaskContext,
     TaskRows,
     TaskSpec,
-    choose_templates,
     item_texts,
     next_item_cases,
-    render,
-    whole_history,
 )
 from recalign.samples.templates import Template
 
@@ -25,8 +22,8 @@ NAME = "bpr"
 def build(
     batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
 ) -> TaskRows:
-    target, first, history, joined = next_item_cases(batch, cases, ctx)
-    positive = batch.items[target]
+    case = next_item_cases(batch, cases, ctx)
+    positive = batch.items[case.target]
     ctx.sampler.check(batch.distinct_counts()[cases.rows], 1)
     negative = ctx.sampler.sample(
         cases.keys,
@@ -39,18 +36,13 @@ def build(
     pair = np.where(
         swap[:, None], np.stack([negative, positive], 1), np.stack([positive, negative], 1)
     )
-    templates, choice = choose_templates(cases, ctx, template)
     values = {
-        "history": history,
         "item_a": item_texts(ctx, pair[:, 0]),
         "item_b": item_texts(ctx, pair[:, 1]),
         "target": item_texts(ctx, positive),
-        **ctx.words,
     }
-    rendered = render(templates, choice, values, locate="history")
-    shown = concat_rows(ranges(batch.items, first, target), matrix_rows(pair))
-    bounds = whole_history(joined, first, target, rendered.offset)
-    return rendered.rows(NAME, cases, shown, bounds, target_item=positive)
+    shown = concat_rows(ranges(batch.items, case.first, case.target), matrix_rows(pair))
+    return case.rows(NAME, ctx, template, values, shown, target_item=positive)
 
 
 SPEC = TaskSpec(

@@ -13,9 +13,8 @@ from recalign.samples.tasks.base import (
     TaskOptions,
     TaskRows,
     TaskSpec,
-    choose_templates,
     history_bounds,
-    render,
+    render_cases,
 )
 from recalign.samples.templates import Template
 
@@ -116,14 +115,8 @@ def build(
         pieces.append(text[cursor : end[last]])
         shown_texts.append(b"".join(pieces))
         hidden_texts.append(sep.join([reprs[items[m]] for m in slots]))
-    templates, choice = choose_templates(cases, ctx, template)
-    values = {
-        "history": shown_texts,
-        "mask": opts.mask_token,
-        "target": hidden_texts,
-        **ctx.words,
-    }
-    rendered = render(templates, choice, values, locate="history")
+    values = {"history": shown_texts, "mask": opts.mask_token, "target": hidden_texts}
+    rendered = render_cases(cases, ctx, template, values)
     firsts = np.cumsum(count) - count
     single = batch.items[np.asarray(masked, dtype=np.int64)[firsts]] if len(cases) else firsts
     target_item = np.where(count == 1, single, NULL_ITEM)

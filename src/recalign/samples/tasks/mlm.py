@@ -25,9 +25,8 @@ from recalign.samples.tasks.base import (
     TaskOptions,
     TaskRows,
     TaskSpec,
-    choose_templates,
     history_bounds,
-    render,
+    render_cases,
 )
 from recalign.samples.templates import Template
 
@@ -163,10 +162,8 @@ def build(
         inp, tgt = assemble(texts[row], start[a], end[last], spans, family, mask, sep)
         shown_texts.append(inp)
         answers.append(tgt)
-    templates, choice = choose_templates(cases, ctx, template)
-    values = {"text": shown_texts, "target": answers, **ctx.words}
     # The masked titles are MLM's history: the oldest unmasked ones may be dropped.
-    rendered = render(templates, choice, values, locate="text")
+    rendered = render_cases(cases, ctx, template, {"text": shown_texts, "target": answers}, "text")
     shown = ranges(batch.items, first, target + 1)
     bounds = history_bounds(joined, first, held, joined.start[held], rendered.offset)
     return rendered.rows(NAME, cases, shown, bounds)  # the target is words, not an item

@@ -12,12 +12,9 @@ from recalign.samples.tasks.base import (
     TaskOptions,
     TaskRows,
     TaskSpec,
-    choose_templates,
     item_lists,
     item_texts,
     next_item_cases,
-    render,
-    whole_history,
 )
 from recalign.samples.templates import Template
 
@@ -47,22 +44,17 @@ def candidates(batch: Batch, cases: Cases, ctx: TaskContext, positives: np.ndarr
 def build(
     batch: Batch, cases: Cases, ctx: TaskContext, template: Template | None = None
 ) -> TaskRows:
-    target, first, history, joined = next_item_cases(batch, cases, ctx)
-    items = batch.items[target]
+    case = next_item_cases(batch, cases, ctx)
+    items = batch.items[case.target]
     matrix = candidates(batch, cases, ctx, items)
-    templates, choice = choose_templates(cases, ctx, template)
     values = {
-        "history": history,
         "candidates": item_lists(ctx, matrix),
         "num_candidates": ctx.options.num_candidates,
         "target": item_texts(ctx, items),
-        **ctx.words,
     }
-    rendered = render(templates, choice, values, locate="history")
     listed = matrix_rows(matrix)
-    shown = concat_rows(ranges(batch.items, first, target), listed)
-    bounds = whole_history(joined, first, target, rendered.offset)
-    return rendered.rows(NAME, cases, shown, bounds, target_item=items, candidates=listed)
+    shown = concat_rows(ranges(batch.items, case.first, case.target), listed)
+    return case.rows(NAME, ctx, template, values, shown, target_item=items, candidates=listed)
 
 
 SPEC = TaskSpec(

@@ -9,12 +9,9 @@ from recalign.samples.tasks.base import (
     TaskContext,
     TaskRows,
     TaskSpec,
-    choose_templates,
     format_rating,
-    histories,
     item_texts,
-    render,
-    whole_history,
+    next_item_cases,
 )
 from recalign.samples.templates import Template
 
@@ -33,8 +30,6 @@ def build(
 ) -> TaskRows:
     if batch.ratings is None:
         raise ValueError("the rating task needs ratings")
-    target = cases.target_flat(batch)
-    first = cases.window_start(batch, ctx.max_history)
     reprs, pattern = ctx.repr_bytes, RATED.encode("utf-8").replace(b"{}", b"%s")
     joined = batch.joined(
         f"rated:{id(ctx.reprs)}",
@@ -44,17 +39,13 @@ def build(
         ],
         ctx.sep,
     )
-    templates, choice = choose_templates(cases, ctx, template)
+    case = next_item_cases(batch, cases, ctx, joined)
     values = {
-        "history": histories(joined, cases.rows, first, target),
-        "item": item_texts(ctx, batch.items[target]),
-        "target": _rating_texts(batch.ratings[target]),
-        **ctx.words,
+        "item": item_texts(ctx, batch.items[case.target]),
+        "target": _rating_texts(batch.ratings[case.target]),
     }
-    rendered = render(templates, choice, values, locate="history")
-    bounds = whole_history(joined, first, target, rendered.offset)
-    shown = ranges(batch.items, first, target + 1)
-    return rendered.rows(NAME, cases, shown, bounds)  # the target is a rating, not an item
+    shown = ranges(batch.items, case.first, case.target + 1)
+    return case.rows(NAME, ctx, template, values, shown)  # the target is a rating, not an item
 
 
 SPEC = TaskSpec(
