@@ -214,3 +214,84 @@ def test_pipeline_runs_semantic_ids_on_cold_items(tmp_path):
     assert metrics["by_group"]["cold"]["users"] >= 1
     pop = json.loads((tmp_path / "pipe" / "baselines" / "pop" / "metrics.json").read_text())
     assert pop["by_group"]["cold"]["users"] == metrics["by_group"]["cold"]["users"]
+
+
+def test_lora_trains_the_code_embeddings_and_they_reload(tmp_path, hashing_default):
+    """LoRA freezes the embeddings, but the rows of the added code tokens are trained
+    (peft trainable tokens), saved with the adapter, and read back by evaluation."""
+    import torch
+
+    from recalign.models.loading import load_model, load_run_model
+
+    data, samples, run = tmp_path / "shop", tmp_path / "samples", tmp_path / "trained"
+    _invoke("data", "prepare", "synthetic", "--out", data, "--num-users", "40", "--num-items", "60")
+    _invoke("samples", "generate", data, "--out", samples, "--item-repr", "semantic")
+    config = make_config(
+        {
+            "max_steps": 6,
+            "batch_size": 8,
+            "eval_steps": 6,
+            "max_eval_samples": 16,
+            "vocab_size": 300,
+            "model_overrides": TINY_OVERRIDES["seq2seq"],
+            "lora": {"enabled": True, "r": 4},
+            "learning_rate": 1e-2,
+        }
+    )
+    train(data, samples, "tiny-t5", run, config=config, progress=False)
+    codes = pl.read_parquet(samples / semantic.SEMANTIC_IDS_FILE).get_column("code").to_list()
+    loaded = load_run_model(run)
+    ids = loaded.tokenizer.convert_tokens_to_ids(semantic.code_tokens(codes))
+    tokens = torch.tensor([ids])
+    trained = loaded.model.get_input_embeddings()(tokens).detach()
+    base_model = load_model(str(run / "base")).model
+    base = base_model.get_input_embeddings()(tokens).detach()
+    assert not torch.allclose(trained, base)  # the code rows moved from their mean init
+    others = torch.tensor([[i for i in range(20) if i not in ids]])
+    # every other row is the frozen base's
+    assert torch.equal(
+        loaded.model.get_input_embeddings()(others), base_model.get_input_embeddings()(others)
+    )
+    out = tmp_path / "eval"
+    _invoke("evaluate", run, "--data", data, "--protocol", "retrieval", "--out", out, "--k", "5")
+    assert json.loads((out / "metrics.json").read_text())["users"] == 40
+
+
+def test_lora_on_a_pretrained_model_with_semantic_ids_serves(tmp_path, hashing_default):
+    """A pretrained base has no code tokens: the run's adapter holds their rows, and
+    loading the run gives the base room for them before applying it."""
+    from recalign.models.loading import build_tiny
+    from recalign.serving import Recommender
+
+    data, samples, run = tmp_path / "shop", tmp_path / "samples", tmp_path / "trained"
+    _invoke("data", "prepare", "synthetic", "--out", data, "--num-users", "40", "--num-items", "60")
+    _invoke("samples", "generate", data, "--out", samples, "--item-repr", "semantic")
+    pretrained = tmp_path / "pretrained"
+    base = build_tiny(
+        "tiny-t5", dataset=load_prepared(data), vocab_size=300, overrides=TINY_OVERRIDES["seq2seq"]
+    )
+    base.model.save_pretrained(pretrained)
+    base.tokenizer.save_pretrained(pretrained)
+    config = make_config(
+        {
+            "max_steps": 2,
+            "batch_size": 8,
+            "eval_steps": 2,
+            "max_eval_samples": 8,
+            "model_overrides": TINY_OVERRIDES["seq2seq"],
+            "lora": {"enabled": True, "r": 4},
+        }
+    )
+    train(data, samples, str(pretrained), run, config=config, progress=False)
+    rec = Recommender.load(run)
+    top = rec.recommend([1, 2], k=5).item_ids
+    assert len(top) == 5 and set(top) <= set(range(1, 61))
+    # A new item whose prefix is taken needs a code token the adapter never saw: the
+    # adapter is merged into the weights so that the embeddings can grow.
+    vocabulary = len(rec.backend.tokenizer)
+    rec.add_items([rec.catalog.text(7) + " refill"])
+    rec.add_items([rec.catalog.text(7) + " travel size", rec.catalog.text(7) + " gift set"])
+    assert len(rec.backend.tokenizer) > vocabulary
+    assert rec.backend.model.get_input_embeddings().num_embeddings == len(rec.backend.tokenizer)
+    every = rec.recommend([1], k=63, exclude_history=False).item_ids
+    assert sorted(every) == list(range(1, 64))

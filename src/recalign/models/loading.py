@@ -215,6 +215,11 @@ def _load_adapter(path: Path, *, dtype: Any, base: str | Path | None = None) -> 
     if not base_source:
         raise RecalignError(f"{path} is a LoRA adapter without a known base model")
     base_loaded = load_model(base_source, dtype=dtype, tokenizer_path=path)
+    vocabulary = len(base_loaded.tokenizer)
+    if vocabulary > base_loaded.model.get_input_embeddings().num_embeddings:
+        # Tokens the run added (semantic-id codes) are missing from a pretrained base; the
+        # adapter holds their trained rows (peft trainable tokens), which replace these.
+        base_loaded.model.resize_token_embeddings(vocabulary, mean_resizing=False)
     with peft_checkpointing_warning_silenced():
         model = PeftModel.from_pretrained(base_loaded.model, str(path))
     spec = {"source": str(path), "adapter": True, "base": base_source}

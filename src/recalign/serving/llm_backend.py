@@ -284,6 +284,11 @@ class LLMBackend:
                 len(missing),
                 ", ".join(missing[:5]),
             )
+            if hasattr(self.model, "merge_and_unload"):
+                # A LoRA run's embeddings sit inside peft's wrappers, which cannot grow:
+                # merge the adapter into the weights (the same function, up to rounding).
+                logger.info("merging the LoRA adapter into the model to add code tokens")
+                self.model = self.model.merge_and_unload()
             self.tokenizer.add_tokens(missing)
             self.model.resize_token_embeddings(len(self.tokenizer), mean_resizing=True)
         return codes

@@ -255,17 +255,26 @@ def _semantic_tokens(samples: str | Path, manifest: Any) -> list[str] | None:
     return code_tokens(pl.read_parquet(path).get_column("code").to_list())
 
 
-def _apply_lora(loaded: Any, cfg: TrainConfig) -> Any:
+def _apply_lora(loaded: Any, cfg: TrainConfig, new_tokens: list[str] | None = None) -> Any:
+    """`loaded.model` with LoRA adapters; the embedding rows of `new_tokens` (tokens the
+    run added, e.g. semantic-id codes) are trained too, as peft's trainable tokens: a
+    frozen embedding would leave every code at the mean it started from."""
     from peft import LoraConfig, TaskType, get_peft_model
 
     model_type = loaded.model.config.model_type
     targets = cfg.lora.target_modules or LORA_TARGETS.get(model_type)
+    token_ids = (
+        sorted(set(loaded.tokenizer.convert_tokens_to_ids(list(new_tokens))))
+        if new_tokens
+        else None
+    )
     peft_config = LoraConfig(
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
         lora_dropout=cfg.lora.dropout,
         target_modules=targets,  # None: peft's own table for this architecture
         task_type=TaskType.SEQ_2_SEQ_LM if loaded.family == "seq2seq" else TaskType.CAUSAL_LM,
+        trainable_token_indices=token_ids,
     )
     from recalign.models.loading import peft_checkpointing_warning_silenced
 
@@ -357,12 +366,6 @@ def train(
     texts = head_texts(train_split, train_rows, TOKENIZER_SAMPLE_TEXTS)
     set_seed(cfg.seed)  # the random init of tiny presets and LoRA weights is part of the run
     new_tokens = _semantic_tokens(samples, samples_manifest)
-    if new_tokens and cfg.lora.enabled:
-        logger.warning(
-            "LoRA with semantic ids: LoRA does not train embeddings, so the %d new code "
-            "tokens keep their initial (mean) embeddings; full fine-tuning learns them",
-            len(new_tokens),
-        )
     loaded = _load(model, cfg, out, dataset, texts, tokenizer_path, new_tokens)
     del texts
     if samples_manifest.family != loaded.family:
@@ -373,7 +376,7 @@ def train(
             loaded.family,
         )
     if cfg.lora.enabled:
-        loaded.model = _apply_lora(loaded, cfg)
+        loaded.model = _apply_lora(loaded, cfg, new_tokens)
 
     lengths = Lengths(cfg.max_source_length, cfg.max_target_length, cfg.truncation_side)
     # Each process streams its own copy: nothing to coordinate, and it is deleted at the end.
