@@ -11,10 +11,11 @@ CLI and the HTTP API never care which model a run holds. Entries of a history ma
 item ids or texts; texts are resolved exactly or by a fuzzy title search, and every
 result reports how each entry matched.
 
-Thread-safety: the catalogue is read-only; backend calls are serialised by a lock,
-because a torch model shares its buffers (and CPU threads) between callers anyway —
-concurrency comes from *batching* callers (see `recalign.serving.app`), not from
-running the model twice at once.
+Thread-safety: a catalogue is never changed in place (adding items swaps in a new one,
+under the lock); backend calls are serialised by a lock, because a torch model shares
+its buffers (and CPU threads) between callers anyway — concurrency comes from
+*batching* callers (see `recalign.serving.app`), not from running the model twice at
+once.
 """
 
 from __future__ import annotations

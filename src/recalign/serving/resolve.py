@@ -117,7 +117,8 @@ def _normalise(text: str) -> str:
 
 
 class ItemCatalog:
-    """Item ids <-> texts of one prepared dataset, read-only and so safe to share across threads."""
+    """Item ids <-> texts of one prepared dataset, read-only and so safe to share across
+    threads (`with_items` makes a new one)."""
 
     def __init__(self, item_ids: Sequence[int], texts: Sequence[str]) -> None:
         if len(item_ids) != len(texts):
