@@ -275,3 +275,38 @@ def test_baselines_are_also_scored_on_the_llms_users(tmp_path):
     _predictions(run / "eval2" / "retrieval", [(1, 4, [4]), (2, 4, [4]), (3, 3, [3])])
     _seal(run / "eval2")
     assert on_same_users(find_evaluations(run / "eval2"), baselines) == []
+
+
+def test_a_cold_start_table_when_the_data_has_cold_items(tmp_path):
+    """Warm and cold test cases side by side, for the LLM and every baseline row (the
+    same-users re-scoring keeps the split)."""
+    from recalign.evaluation.outputs import compute_metrics
+
+    run = tmp_path / "run"
+    _dataset(run / "data")
+    llm = [(1, 4, [4, 3]), (2, 4, [1, 2]), (3, 3, [4, 3])]
+    pop = [(1, 4, [1, 2]), (2, 4, [1, 2]), (3, 3, [3, 1]), (4, 2, [2, 1])]
+    for directory, model, protocol, rows in (
+        (run / "eval" / "retrieval", "tiny-t5", "retrieval", llm),
+        (run / "baselines" / "pop", "pop", "retrieval", pop),
+    ):
+        directory.mkdir(parents=True)
+        _predictions(directory, rows)
+        records = [json.loads(line) for line in (directory / "predictions.jsonl").open()]
+        metrics = compute_metrics(
+            records, protocol=protocol, split="test", model=model, exclude_history=True,
+            cold_items=[4],
+        )  # fmt: skip
+        (directory / "metrics.json").write_text(json.dumps(metrics))
+    _seal(run)
+    md = build_report(run)[0].read_text()
+    section = _section(md, "### Cold-start items")
+    assert "Cold items: 1, held out of training" in section
+    assert _table_models(section) == ["tiny-t5", "popularity, same users", "popularity"]
+    rows = {r.split(" | ")[0].removeprefix("| "): r for r in section.splitlines()[4:]}
+    # the LLM: user 3 is warm (hit at rank 2), users 1 and 2 are cold (1 hit at rank 1)
+    assert (
+        rows["tiny-t5"].startswith("| tiny-t5 | 1 | 0.6309") and "| 2 | 0.5000" in (rows["tiny-t5"])
+    )
+    assert "| 2 | 0.0000" in rows["popularity, same users"]  # pop never ranks a cold item
+    assert "| 2 | 0.0000" in rows["popularity"] and rows["popularity"].count("| 2 |") == 2

@@ -25,6 +25,7 @@ from recalign.report.blocks import (
     to_html,
     to_markdown,
 )
+from recalign.report.cold import cold_start_blocks
 from recalign.report.collect import RunEvaluations, read_stats, read_train_log, unreadable_lines
 from recalign.report.examples import example_blocks
 from recalign.report.labels import collect_run
@@ -149,6 +150,7 @@ def result_blocks(run: RunEvaluations, groups: Sequence[ResultGroup], figures: P
             "the tables' below explains every column."
         ),
         *results_tables(groups),
+        *cold_start_blocks(groups),
         *_chart(groups, figures),
         Heading("How to read the tables", 2),
         Bullets(metric_legend(groups)),

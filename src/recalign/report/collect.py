@@ -179,6 +179,7 @@ def on_same_users(llm: Sequence[Evaluation], baselines: Sequence[Evaluation]) ->
             n_boot=int(bootstrap.get("resamples", 1000)),
             seed=int(bootstrap.get("seed", 0)),
             ci=float(bootstrap.get("confidence", 0.95)),
+            cold_items=(evaluation.raw.get("by_group") or {}).get("cold_items"),
         )
         rows.append(
             Evaluation(
