@@ -114,6 +114,7 @@ class ItemTrie:
 
     @cached_property
     def _answers(self) -> list[tuple[int, ...]]:
+        """Each item's answer token ids (aligned with `item_ids`), read back from the table."""
         # Node n (n >= 1) is reached by the edge child_node[n - 1] == n: its token.
         token_of = [-1, *self.child_token.tolist()]
         parent = self.parent.tolist()
@@ -126,10 +127,6 @@ class ItemTrie:
                 node = parent[node]
             out.append(tuple(path[::-1]))
         return out
-
-    def answer_ids(self) -> list[list[int]]:
-        """Each item's answer token ids (aligned with `item_ids`), read back from the table."""
-        return [list(answer) for answer in self._answers]
 
     def with_items(self, sequences: Sequence[Sequence[int]], item_ids: Sequence[int]) -> ItemTrie:
         """A new trie holding these items and the new ones (the table is rebuilt whole:
