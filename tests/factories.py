@@ -300,6 +300,23 @@ def tiny_llm_run(
     return fake_run(run_dir, data_dir, samples, loaded, model={"source": preset, "preset": preset})
 
 
+def bare_run(
+    run_dir: str | Path, *, family: str = "seq2seq", max_source_length: int = 64, **fields: Any
+) -> Path:
+    """A training run's manifest alone (title prompts, the retrieval task), for code that
+    reads or refuses a run before it loads any weights; `fields` go to the manifest."""
+    prompt = PromptRecord(
+        item_repr="title",
+        max_history=20,
+        id_seed=0,
+        separator="; ",
+        tasks=["retrieval"],
+        max_source_length=max_source_length,
+    )
+    seal(run_dir, RunManifest(model={"source": "tiny-t5"}, family=family, prompt=prompt, **fields))
+    return Path(run_dir)
+
+
 def fake_pipeline(root: str | Path, name: str = "fixture", **fields: Any) -> Path:
     """The manifest of a `recalign run` directory (`fields`: its config, stages)."""
     seal(root, PipelineManifest(name=name, **fields))

@@ -4,10 +4,9 @@ import json
 
 from typer.testing import CliRunner
 
-from recalign.artifacts import PromptRecord, RunManifest, seal
 from recalign.cli.samples import app
 from recalign.errors import ConfigError
-from tests.factories import reseal
+from tests.factories import bare_run, reseal
 
 
 def test_generate_show_export(tiny, tmp_path):
@@ -146,16 +145,7 @@ def _run_dir_with_tokenizer(tmp_path, family="seq2seq"):
     run = tmp_path / "run"
     corpus = [item_text(i) for i in range(1, 41)] + ["A user has interacted with these items"]
     train_tokenizer(corpus * 3, vocab_size=200, family=family).save_pretrained(run / "tokenizer")
-    prompt = PromptRecord(
-        item_repr="title",
-        max_history=20,
-        id_seed=0,
-        separator="; ",
-        tasks=["retrieval"],
-        max_source_length=40,
-    )
-    seal(run, RunManifest(model={"source": "tiny-t5"}, family=family, prompt=prompt))
-    return run
+    return bare_run(run, family=family, max_source_length=40)
 
 
 def test_inspect_counts_what_fitting_does(tiny, tmp_path):

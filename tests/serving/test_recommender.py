@@ -7,11 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from recalign.artifacts import InputRecord, PromptRecord, RunManifest, read_manifest, seal
+from recalign.artifacts import InputRecord, read_manifest
 from recalign.errors import IncompatibleArtifactError, RecalignError
 from recalign.serving import InvalidRequestError, Recommender, UnknownItemsError
 from recalign.serving.backends import UnsupportedOperationError
-from tests.factories import fake_samples
+from tests.factories import bare_run, fake_samples
 from tests.serving.conftest import TEXTS
 from tests.tolerances import assert_same_ranking
 
@@ -110,19 +110,8 @@ def test_load_unknown_kind(tmp_path, data_dir):
 
 def _run(run_dir, **fields):
     """A training run's manifest (no weights: these runs are refused before loading)."""
-    prompt = PromptRecord(
-        item_repr="title",
-        max_history=20,
-        id_seed=0,
-        separator="; ",
-        tasks=["retrieval"],
-        max_source_length=64,
-    )
     run_dir.mkdir(parents=True)
-    seal(
-        run_dir, RunManifest(model={"source": "tiny-t5"}, family="seq2seq", prompt=prompt, **fields)
-    )
-    return run_dir
+    return bare_run(run_dir, **fields)
 
 
 def _dataset_input(path, content_hash):
